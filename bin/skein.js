@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// The `skein` executable: picks a subcommand and hands it the rest of the arguments. Each subcommand lives
+// with the process it starts (proxy/cli.ts, ...); this file only knows their names.
+const COMMANDS = {
+  proxy: ['../proxy/cli.ts', 'Start the sidecar proxy (config file or --listen/--upstream quick form).'],
+  mesh: ['../proxy/mesh.ts', 'Start a local mesh: a sample service behind inbound and outbound proxies.'],
+  config: ['../src/config/cli.ts', 'Validate a config file, or print the config JSON Schema.'],
+};
+
+const HELP = `Usage: skein <command> [options]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, [, what]]) => `  ${name.padEnd(8)} ${what}`)
+  .join('\n')}
+
+Run \`skein <command> --help\` for a command's options.`;
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(`skein needs Node.js 24 or newer (this is ${process.version}); run it through npm (npx skein, npm start), which uses the pinned Node 24.\n`);
+  process.exit(1);
+}
+
+const [name, ...rest] = process.argv.slice(2);
+if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(name === undefined ? 1 : 0);
+}
+const entry = COMMANDS[name];
+if (entry === undefined) {
+  process.stderr.write(`skein: unknown command '${name}'\n\n${HELP}\n`);
+  process.exit(1);
+}
+const mod = await import(new URL(entry[0], import.meta.url).href);
+const code = await mod.main(rest);
+if (code >= 0) process.exitCode = code;

@@ -1,0 +1,191 @@
+// A cluster at run time: its discovery source, the current endpoints with their connection pools, and the
+// load balancer that picks among them. Endpoint changes rebuild the balancer's tables, keep the pools of
+// endpoints that stay, and let requests in flight to removed endpoints finish.
+import type { ClusterConfig, HashPolicyConfig } from '../src/config/schema.ts';
+import { createDiscoverySource } from '../src/discovery/registry.ts';
+import type { DiscoveredEndpoint, DiscoverySource } from '../src/discovery/types.ts';
+import { createLoadBalancer } from '../src/lb/registry.ts';
+import type { LbEndpoint, LoadBalancer, PickContext } from '../src/lb/types.ts';
+import { H1Pool } from './upstream/h1-pool.ts';
+import { H2Pool } from './upstream/h2-pool.ts';
+import type { EndpointPool, PoolOptions } from './upstream/types.ts';
+
+export type UpstreamProtocol = 'http1' | 'http2';
+
+export class Endpoint implements LbEndpoint {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  weight: number;
+  labels: Readonly<Record<string, string>>;
+  active = 0;
+  requestsTotal = 0;
+  failuresTotal = 0;
+  private h1: H1Pool | null = null;
+  private h2: H2Pool | null = null;
+  private readonly poolOptions: PoolOptions;
+
+  constructor(d: DiscoveredEndpoint, poolOptions: Omit<PoolOptions, 'host' | 'port'>) {
+    this.host = d.host;
+    this.port = d.port;
+    this.id = endpointId(d.host, d.port);
+    this.weight = d.weight;
+    this.labels = d.labels;
+    this.poolOptions = { ...poolOptions, host: d.host, port: d.port };
+  }
+
+  pool(protocol: UpstreamProtocol): EndpointPool {
+    if (protocol === 'http1') return (this.h1 ??= new H1Pool(this.poolOptions));
+    return (this.h2 ??= new H2Pool(this.poolOptions));
+  }
+
+  get connectionCount(): number {
+    return (this.h1?.connectionCount ?? 0) + (this.h2?.connectionCount ?? 0);
+  }
+
+  close(): void {
+    this.h1?.close();
+    this.h2?.close();
+  }
+}
+
+export function endpointId(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Where a consistent-hash key comes from, read off the request by the proxy. */
+export interface HashKeySource {
+  header(name: string): string | undefined;
+  readonly remoteAddress: string;
+}
+
+function compileHashKey(policy: HashPolicyConfig | undefined): ((req: HashKeySource) => string | undefined) | null {
+  if (policy === undefined) return null;
+  if ('header' in policy) {
+    const name = policy.header;
+    return (req) => req.header(name);
+  }
+  if ('cookie' in policy) {
+    const prefix = `${policy.cookie}=`;
+    return (req) => {
+      const cookie = req.header('cookie');
+      if (cookie === undefined) return undefined;
+      for (const part of cookie.split(';')) {
+        const p = part.trim();
+        if (p.startsWith(prefix)) return p.slice(prefix.length);
+      }
+      return undefined;
+    };
+  }
+  return (req) => req.remoteAddress;
+}
+
+export interface ClusterLog {
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export class Cluster {
+  readonly name: string;
+  readonly service: string;
+  readonly config: ClusterConfig;
+  readonly key: string;
+  readonly protocol: ClusterConfig['protocol'];
+  private endpoints: Endpoint[] = [];
+  private readonly byId = new Map<string, Endpoint>();
+  private readonly lb: LoadBalancer;
+  private readonly discovery: DiscoverySource;
+  private readonly hashKey: ((req: HashKeySource) => string | undefined) | null;
+  private readonly pickCtx: PickContext = { hashKey: undefined };
+  private readonly poolOptions: Omit<PoolOptions, 'host' | 'port'>;
+  lastDiscoveryError: string | null = null;
+
+  constructor(config: ClusterConfig, key: string, opts: { baseDir: string; log: ClusterLog }) {
+    this.config = config;
+    this.key = key;
+    this.name = config.name;
+    this.service = config.service ?? config.name;
+    this.protocol = config.protocol;
+    this.lb = createLoadBalancer(config.lb.policy, { tableSize: config.lb.tableSize });
+    this.hashKey = config.lb.policy === 'consistent-hash' ? compileHashKey(config.lb.hash) : null;
+    this.poolOptions = {
+      connectTimeoutMs: config.timeouts.connectMs,
+      idleTimeoutMs: config.timeouts.idleMs,
+      maxIdle: config.maxIdlePerEndpoint,
+    };
+    this.discovery = createDiscoverySource(config.discovery, { baseDir: opts.baseDir });
+    this.discovery.start({
+      onEndpoints: (list) => {
+        this.lastDiscoveryError = null;
+        this.setEndpoints(list);
+      },
+      onError: (err) => {
+        this.lastDiscoveryError = err.message;
+        opts.log.warn('discovery failed; keeping the previous endpoints', { cluster: this.name, error: err.message });
+      },
+    });
+  }
+
+  get requestTimeoutMs(): number {
+    return this.config.timeouts.requestMs;
+  }
+
+  private setEndpoints(list: readonly DiscoveredEndpoint[]): void {
+    const next: Endpoint[] = [];
+    const seen = new Set<string>();
+    for (const d of list) {
+      const id = endpointId(d.host, d.port);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      let ep = this.byId.get(id);
+      if (ep === undefined) {
+        ep = new Endpoint(d, this.poolOptions);
+        this.byId.set(id, ep);
+      } else {
+        ep.weight = d.weight;
+        ep.labels = d.labels;
+      }
+      next.push(ep);
+    }
+    for (const [id, ep] of this.byId) {
+      if (!seen.has(id)) {
+        this.byId.delete(id);
+        ep.close(); // idle connections now; busy ones finish their request first
+      }
+    }
+    this.endpoints = next;
+    this.lb.update(next);
+  }
+
+  /** The LB pick for one request; undefined when the cluster has no endpoint. */
+  pick(req: HashKeySource): Endpoint | undefined {
+    const ctx = this.pickCtx;
+    ctx.hashKey = this.hashKey === null ? undefined : this.hashKey(req);
+    return this.lb.pick(ctx) as Endpoint | undefined;
+  }
+
+  describe(): object {
+    return {
+      name: this.name,
+      service: this.service,
+      protocol: this.protocol,
+      lb: this.config.lb.policy,
+      discovery: this.config.discovery.type,
+      discoveryError: this.lastDiscoveryError,
+      endpoints: this.endpoints.map((e) => ({
+        address: e.id,
+        weight: e.weight,
+        labels: e.labels,
+        health: 'healthy',
+        activeRequests: e.active,
+        requestsTotal: e.requestsTotal,
+        failuresTotal: e.failuresTotal,
+        connections: e.connectionCount,
+      })),
+    };
+  }
+
+  close(): void {
+    this.discovery.close();
+    for (const ep of this.endpoints) ep.close();
+  }
+}

@@ -1,0 +1,70 @@
+// Response flags (Envoy's vocabulary) and the proxy's own replies. Every response Skein generates carries
+// a flag in `x-skein-flags`, the access log and metrics; a gRPC request gets a gRPC status, never HTML.
+
+export const FLAG = {
+  NoHealthyUpstream: 'UH',
+  UpstreamConnectFailure: 'UF',
+  UpstreamConnectionTermination: 'UC',
+  UpstreamTimeout: 'UT',
+  NoRoute: 'NR',
+  UpstreamProtocolError: 'UPE',
+  DownstreamDisconnect: 'DC',
+  DownstreamProtocolError: 'DPE',
+  RateLimited: 'RL',
+  Overflow: 'UO',
+  FaultInjected: 'FI',
+  RetryLimit: 'URX',
+} as const;
+export type ResponseFlag = (typeof FLAG)[keyof typeof FLAG];
+
+export const FLAG_HEADER = 'x-skein-flags';
+
+/** gRPC status codes used by the proxy (grpc/doc/statuscodes.md). */
+export const GRPC_STATUS = {
+  OK: 0,
+  CANCELLED: 1,
+  DEADLINE_EXCEEDED: 4,
+  UNIMPLEMENTED: 12,
+  RESOURCE_EXHAUSTED: 8,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
+
+export interface LocalReply {
+  readonly status: number;
+  readonly flag: ResponseFlag;
+  readonly message: string;
+  readonly grpcStatus: number;
+}
+
+const REPLIES: Record<ResponseFlag, LocalReply> = {
+  UH: { status: 503, flag: 'UH', message: 'no healthy upstream', grpcStatus: GRPC_STATUS.UNAVAILABLE },
+  UF: { status: 503, flag: 'UF', message: 'upstream connect error', grpcStatus: GRPC_STATUS.UNAVAILABLE },
+  UC: { status: 503, flag: 'UC', message: 'upstream connection terminated', grpcStatus: GRPC_STATUS.UNAVAILABLE },
+  UT: { status: 504, flag: 'UT', message: 'upstream request timeout', grpcStatus: GRPC_STATUS.DEADLINE_EXCEEDED },
+  NR: { status: 404, flag: 'NR', message: 'no route', grpcStatus: GRPC_STATUS.UNIMPLEMENTED },
+  UPE: { status: 502, flag: 'UPE', message: 'upstream protocol error', grpcStatus: GRPC_STATUS.INTERNAL },
+  DC: { status: 499, flag: 'DC', message: 'downstream disconnected', grpcStatus: GRPC_STATUS.CANCELLED },
+  DPE: { status: 400, flag: 'DPE', message: 'bad request', grpcStatus: GRPC_STATUS.INTERNAL },
+  RL: { status: 429, flag: 'RL', message: 'rate limited', grpcStatus: GRPC_STATUS.RESOURCE_EXHAUSTED },
+  UO: { status: 503, flag: 'UO', message: 'upstream overflow', grpcStatus: GRPC_STATUS.UNAVAILABLE },
+  FI: { status: 503, flag: 'FI', message: 'fault injected', grpcStatus: GRPC_STATUS.UNAVAILABLE },
+  URX: { status: 503, flag: 'URX', message: 'retry limit exceeded', grpcStatus: GRPC_STATUS.UNAVAILABLE },
+};
+
+export function localReply(flag: ResponseFlag): LocalReply {
+  return REPLIES[flag];
+}
+
+/** An upstream failure with the flag it maps to and whether the request may have reached the upstream. */
+export class UpstreamError extends Error {
+  readonly flag: ResponseFlag;
+  /** False when nothing was sent (connect failure): a retry stage may then retry any method. */
+  readonly requestSent: boolean;
+  constructor(flag: ResponseFlag, message: string, requestSent: boolean, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'UpstreamError';
+    this.flag = flag;
+    this.requestSent = requestSent;
+  }
+}

@@ -1,0 +1,66 @@
+// How request headers cross the proxy: hop-by-hop fields dropped, the mesh's own fields set (x-request-id,
+// x-forwarded-for/-proto, x-source-service, x-target-service) and the route's header edits applied.
+// The name → action table is built once; per header the hot path does one lowercase and one map lookup.
+import type { RequestContext } from './context.ts';
+import type { FlatHeaders } from './upstream/types.ts';
+
+export const H_DROP = 1;
+export const H_HOST = 2;
+export const H_XFF = 3;
+export const H_XFP = 4;
+export const H_REQUEST_ID = 5;
+export const H_CONTENT_LENGTH = 6;
+export const H_TRANSFER_ENCODING = 7;
+export const H_CONNECTION = 8;
+export const H_TE = 9;
+export const H_SOURCE = 10;
+export const H_TARGET = 11;
+
+/** Request header name (lowercase) → what to do with it instead of copying it as is. */
+export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
+  ['host', H_HOST],
+  ['connection', H_CONNECTION],
+  ['keep-alive', H_DROP],
+  ['proxy-connection', H_DROP],
+  ['transfer-encoding', H_TRANSFER_ENCODING],
+  ['te', H_TE],
+  ['trailer', H_DROP],
+  ['upgrade', H_DROP],
+  ['expect', H_DROP], // the downstream server already answered 100-continue
+  ['content-length', H_CONTENT_LENGTH],
+  ['x-forwarded-for', H_XFF],
+  ['x-forwarded-proto', H_XFP],
+  ['x-request-id', H_REQUEST_ID],
+  ['x-source-service', H_SOURCE],
+  ['x-target-service', H_TARGET],
+]);
+
+/** Fields gathered while copying, then written by pushMeshHeaders. */
+export interface GatheredHeaders {
+  xff: string | undefined;
+  xfp: string | undefined;
+  requestId: string | undefined;
+  source: string | undefined;
+}
+
+export function pushMeshHeaders(ctx: RequestContext, out: FlatHeaders, g: GatheredHeaders, scheme: string): void {
+  const l = ctx.listener;
+  out.push('x-forwarded-for', g.xff === undefined ? ctx.remoteAddress : `${g.xff}, ${ctx.remoteAddress}`);
+  out.push('x-forwarded-proto', g.xfp ?? scheme);
+  out.push('x-request-id', ctx.ensureRequestId(g.requestId));
+  // Outbound: this proxy vouches for its local service. Inbound: keep what the calling proxy said.
+  const source = l.outbound ? l.serviceName : (g.source ?? 'unknown');
+  out.push('x-source-service', source);
+  out.push('x-target-service', ctx.cluster!.service);
+  const set = ctx.route!.setHeaders;
+  for (let i = 0; i < set.length; i++) out.push(set[i][0], set[i][1]);
+}
+
+/** Names the route sets or removes: copying skips them. Empty set on most routes, so one size check. */
+export function routeOverrides(ctx: RequestContext, lower: string): boolean {
+  const route = ctx.route!;
+  if (route.removeHeaders.size !== 0 && route.removeHeaders.has(lower)) return true;
+  const set = route.setHeaders;
+  for (let i = 0; i < set.length; i++) if (set[i][0] === lower) return true;
+  return false;
+}

@@ -1,0 +1,214 @@
+// HTTP/2 downstream (h2c prior knowledge, or h2 by ALPN): one context per stream, gRPC included. Trailers
+// pass through, grpc-timeout becomes the request deadline, and a reset on either side cancels the other:
+// the client's RST_STREAM cancels the upstream stream, an upstream reset resets the client's stream.
+import http2 from 'node:http2';
+import type { Readable } from 'node:stream';
+import { parseGrpcTimeoutMs, RequestContext } from './context.ts';
+import { FLAG, FLAG_HEADER, GRPC_STATUS, type ResponseFlag, type UpstreamError } from './flags.ts';
+import {
+  type GatheredHeaders,
+  H_REQUEST_ID,
+  H_SOURCE,
+  H_TE,
+  H_XFF,
+  H_XFP,
+  pushMeshHeaders,
+  REQUEST_HEADER_ACTIONS,
+  routeOverrides,
+} from './headers.ts';
+import type { ListenerRuntime } from './listener.ts';
+import { handleRequest } from './pipeline.ts';
+import type { FlatHeaders } from './upstream/types.ts';
+
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+function flatToH2(status: number, headers: FlatHeaders): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = { ':status': status };
+  for (let i = 0; i < headers.length; i += 2) {
+    const k = headers[i].toLowerCase();
+    const prev = out[k];
+    if (prev === undefined) out[k] = headers[i + 1];
+    else if (Array.isArray(prev)) prev.push(headers[i + 1]);
+    else out[k] = [String(prev), headers[i + 1]];
+  }
+  return out;
+}
+
+export class Http2Context extends RequestContext {
+  readonly protocol = 'HTTP/2';
+  readonly stream: http2.ServerHttp2Stream;
+  readonly headers: http2.IncomingHttpHeaders;
+  private readonly endStream: boolean;
+  private trailers: http2.OutgoingHttpHeaders | null = null;
+  private drainHooked = false;
+  private responseIsGrpc = false;
+
+  constructor(listener: ListenerRuntime, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) {
+    super(listener);
+    this.stream = stream;
+    this.headers = headers;
+    this.endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    const url = headers[':path'] ?? '/';
+    this.url = url;
+    const q = url.indexOf('?');
+    this.path = q < 0 ? url : url.slice(0, q);
+    this.method = headers[':method'] ?? 'GET';
+    this.authority = headers[':authority'] ?? headers.host ?? '';
+    this.remoteAddress = stream.session?.socket?.remoteAddress ?? '';
+    const ct = headers['content-type'];
+    this.isGrpc = ct !== undefined && ct.startsWith('application/grpc');
+    if (this.isGrpc) {
+      const deadline = parseGrpcTimeoutMs(headers['grpc-timeout'] as string | undefined);
+      if (deadline !== undefined) this.timeoutMs = Math.max(1, deadline);
+    }
+    stream.once('close', this.onDownstreamClose);
+  }
+
+  header(name: string): string | undefined {
+    const v = this.headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  }
+
+  requestBody(): { body: Readable | null; contentLength: number } {
+    if (this.endStream) return { body: null, contentLength: 0 };
+    const cl = this.headers['content-length'];
+    return { body: this.stream, contentLength: cl === undefined ? -1 : Number(cl) };
+  }
+
+  upstreamHeaders(): FlatHeaders {
+    const out: FlatHeaders = [];
+    const g: GatheredHeaders = { xff: undefined, xfp: undefined, requestId: undefined, source: undefined };
+    const h = this.headers;
+    for (const name in h) {
+      if (name.charCodeAt(0) === 58 /* : */) continue;
+      const v = h[name];
+      if (v === undefined) continue;
+      const action = REQUEST_HEADER_ACTIONS.get(name);
+      if (action === undefined) {
+        if (routeOverrides(this, name)) continue;
+        if (Array.isArray(v)) for (const x of v) out.push(name, x);
+        else out.push(name, v);
+        continue;
+      }
+      const value = Array.isArray(v) ? v.join(', ') : v;
+      switch (action) {
+        case H_XFF:
+          g.xff = value;
+          break;
+        case H_XFP:
+          g.xfp = value;
+          break;
+        case H_REQUEST_ID:
+          g.requestId = value;
+          break;
+        case H_SOURCE:
+          g.source = value;
+          break;
+        case H_TE:
+          // gRPC needs "te: trailers" end to end; it is the only TE value HTTP/2 allows.
+          if (value === 'trailers') out.push('te', 'trailers');
+          break;
+      }
+    }
+    pushMeshHeaders(this, out, g, 'http');
+    return out;
+  }
+
+  replyLocal(status: number, flag: ResponseFlag, message: string, grpcStatus: number): void {
+    const stream = this.stream;
+    const requestId = this.requestId || this.ensureRequestId(this.header('x-request-id'));
+    if (stream.destroyed || stream.closed) {
+      this.finish(status, flag);
+      return;
+    }
+    if (!stream.headersSent) {
+      if (this.isGrpc) {
+        // Trailers-only gRPC response: HTTP 200 with the status in the headers.
+        stream.respond(
+          {
+            ':status': 200,
+            'content-type': 'application/grpc',
+            'grpc-status': String(grpcStatus),
+            'grpc-message': encodeURIComponent(message),
+            [FLAG_HEADER]: flag,
+            'x-request-id': requestId,
+          },
+          { endStream: true },
+        );
+      } else {
+        stream.respond({ ':status': status, 'content-type': 'text/plain', [FLAG_HEADER]: flag, 'x-request-id': requestId });
+        stream.end(`${message}\n`);
+      }
+    } else if (this.isGrpc && this.responseIsGrpc && !stream.writableEnded) {
+      this.trailers = { 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message), [FLAG_HEADER]: flag };
+      stream.end();
+    } else stream.close(NGHTTP2_CANCEL);
+    this.finish(this.isGrpc ? 200 : status, flag);
+  }
+
+  onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
+    this.status = status;
+    const out = flatToH2(status, headers);
+    const ct = out['content-type'];
+    this.responseIsGrpc = typeof ct === 'string' && ct.startsWith('application/grpc');
+    const waitForTrailers = !endStream && (this.responseIsGrpc || out.trailer !== undefined);
+    delete out.trailer;
+    if (waitForTrailers) this.stream.once('wantTrailers', this.sendTrailers);
+    this.stream.respond(out, { endStream, waitForTrailers });
+  }
+
+  private readonly sendTrailers = (): void => {
+    this.stream.sendTrailers(this.trailers ?? {});
+  };
+
+  onData(chunk: Buffer): boolean {
+    if (this.stream.write(chunk)) return true;
+    if (!this.drainHooked) {
+      this.drainHooked = true;
+      this.stream.on('drain', () => this.exchange?.resume());
+    }
+    return false;
+  }
+
+  onEnd(trailers: FlatHeaders | null): void {
+    this.exchange = null;
+    if (trailers !== null && trailers.length > 0) {
+      const t = flatToH2(0, trailers);
+      delete t[':status'];
+      this.trailers = t;
+    }
+    if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end();
+    this.finish(this.status, '');
+  }
+
+  onError(err: UpstreamError): void {
+    this.exchange = null;
+    this.listener.log.debug('upstream error', { requestId: this.requestId, flag: err.flag, error: err.message });
+    const reply = this.listener.reply(err.flag);
+    const grpc = err.flag === 'UC' && err.message.includes(`code ${NGHTTP2_CANCEL})`) ? GRPC_STATUS.CANCELLED : reply.grpcStatus;
+    if (this.stream.headersSent && !this.isGrpc) {
+      this.stream.close(NGHTTP2_CANCEL);
+      this.finish(this.status, err.flag);
+      return;
+    }
+    this.replyLocal(reply.status, err.flag, `${reply.message}: ${err.message}`, grpc);
+  }
+
+  private readonly onDownstreamClose = (): void => {
+    if (this.finished) return;
+    const ex = this.exchange;
+    this.exchange = null;
+    ex?.abort(); // RST_STREAM(CANCEL) upstream
+    this.finish(this.status || 499, FLAG.DownstreamDisconnect);
+  };
+}
+
+export function onHttp2Stream(
+  listener: ListenerRuntime,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  flags: number,
+): void {
+  const ctx = new Http2Context(listener, stream, headers, flags);
+  handleRequest(listener.stages, ctx);
+}

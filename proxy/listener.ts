@@ -1,0 +1,205 @@
+// A listener at run time: the bound socket, protocol detection on it (HTTP/1.1 or h2c by the connection
+// preface; h2 or HTTP/1.1 by ALPN under TLS; raw TCP), and the current compiled config with its stages.
+// A reload swaps the compiled config in place; requests in flight keep the contexts they started with.
+import { readFileSync } from 'node:fs';
+import http, { STATUS_CODES } from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { CompiledListener } from '../src/config/compile.ts';
+import type { ListenerConfig } from '../src/config/schema.ts';
+import { parseHostPort } from '../src/discovery/address.ts';
+import type { Cluster } from './cluster.ts';
+import type { RequestContext } from './context.ts';
+import { FLAG_HEADER, type LocalReply, localReply, type ResponseFlag } from './flags.ts';
+import { onHttp1Request } from './http1.ts';
+import { onHttp2Stream } from './http2.ts';
+import type { Logger } from './log.ts';
+import { buildStages, type Stage } from './pipeline.ts';
+import type { ProxyStats } from './stats.ts';
+import { onTcpConnection } from './tcp.ts';
+import { onUpgrade } from './websocket.ts';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+
+/** Same socket and protocol options: a reload can keep the bound socket. */
+export function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
+  return a.address === b.address && a.protocol === b.protocol && JSON.stringify(a.tls) === JSON.stringify(b.tls);
+}
+
+export class ListenerRuntime {
+  readonly name: string;
+  readonly log: Logger;
+  readonly stats: ProxyStats;
+  compiled: CompiledListener<Cluster>;
+  stages: Stage[];
+  outbound: boolean;
+  serviceName: string;
+  private server: net.Server | null = null;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private draining = false;
+
+  constructor(compiled: CompiledListener<Cluster>, serviceName: string, log: Logger, stats: ProxyStats) {
+    this.compiled = compiled;
+    this.name = compiled.config.name;
+    this.stages = buildStages(compiled);
+    this.outbound = compiled.config.direction === 'outbound';
+    this.serviceName = serviceName;
+    this.log = log;
+    this.stats = stats;
+    const cfg = compiled.config;
+    this.h1 = http.createServer({
+      maxHeaderSize: cfg.maxHeaderBytes,
+      headersTimeout: cfg.headersTimeoutMs,
+      requestTimeout: 0,
+      keepAliveTimeout: cfg.idleTimeoutMs,
+      connectionsCheckingInterval: 1000,
+      requireHostHeader: true,
+      noDelay: true,
+    });
+    this.h1.on('request', (req, res) => onHttp1Request(this, req, res));
+    this.h1.on('upgrade', (req, socket, head) => onUpgrade(this, this.stages, req, socket, head));
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
+    this.h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: 1000 } });
+    this.h2.on('stream', (stream, headers, flags) => onHttp2Stream(this, stream, headers, flags));
+    this.h2.on('session', (session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.draining) session.close();
+    });
+    this.h2.on('sessionError', (err) => log.debug('h2 session error', { listener: this.name, error: err.message }));
+  }
+
+  /** A new Snapshot's version of this listener (same binding). */
+  update(compiled: CompiledListener<Cluster>, serviceName: string): void {
+    this.compiled = compiled;
+    this.stages = buildStages(compiled);
+    this.outbound = compiled.config.direction === 'outbound';
+    this.serviceName = serviceName;
+  }
+
+  reply(flag: ResponseFlag): LocalReply {
+    return localReply(flag);
+  }
+
+  onRequestEnd(ctx: RequestContext): void {
+    this.stats.onRequestEnd(this.name, ctx);
+  }
+
+  countTcp(flag: string): void {
+    this.stats.onTcpConnectionEnd(this.name, flag);
+  }
+
+  get address(): net.AddressInfo | null {
+    const a = this.server?.address();
+    return a !== null && typeof a === 'object' ? a : null;
+  }
+
+  listen(): Promise<void> {
+    const cfg = this.compiled.config;
+    const { host, port } = parseHostPort(cfg.address);
+    let server: net.Server;
+    if (cfg.protocol === 'tcp') {
+      server = net.createServer({ noDelay: true }, (socket) => {
+        this.track(socket);
+        const cluster = this.compiled.tcpCluster!;
+        onTcpConnection(this, cluster, socket);
+      });
+    } else if (cfg.tls !== undefined) {
+      server = tls.createServer(
+        { cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile), ALPNProtocols: ['h2', 'http/1.1'] },
+        (socket) => {
+          this.track(socket);
+          if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+          else this.h1.emit('connection', socket);
+        },
+      );
+    } else {
+      server = net.createServer({ noDelay: true }, (socket) => {
+        this.track(socket);
+        this.detect(socket);
+      });
+    }
+    server.on('error', (err) => this.log.error('listener error', { listener: this.name, error: err.message }));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, backlog: 4096 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Plaintext HTTP on a shared port: read the first bytes without putting the socket in flowing mode, put
+   * them back, and hand the socket to the HTTP/1.1 or HTTP/2 server. Both read what was put back first
+   * (node:http2 feeds a socket's buffered bytes to nghttp2), then consume the socket natively.
+   */
+  private detect(socket: net.Socket): void {
+    const timeoutMs = this.compiled.config.headersTimeoutMs;
+    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => socket.destroy());
+    socket.once('readable', () => {
+      const first: Buffer | null = socket.read();
+      if (first === null) return; // closed before sending anything
+      if (timeoutMs > 0) socket.setTimeout(0);
+      socket.unshift(first);
+      const n = Math.min(first.length, H2_PREFACE.length);
+      if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) this.h2.emit('connection', socket);
+      else this.h1.emit('connection', socket);
+    });
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    this.stats.downstreamConnections(this.name, +1);
+    socket.on('error', () => {}); // reported through the request or session that owns it
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.stats.downstreamConnections(this.name, -1);
+    });
+    if (this.draining) socket.destroy();
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+    const code = err.code ?? '';
+    this.stats.onProtocolError(this.name, code);
+    const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || code === 'ECONNRESET' || pending?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.log.debug('bad request', { listener: this.name, code, status });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${FLAG_HEADER}: DPE\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+    );
+  }
+
+  /** Stop accepting; ask keep-alive and h2 clients to go away once their requests finish. */
+  startDrain(): void {
+    this.draining = true;
+    this.server?.close();
+    this.h1.closeIdleConnections();
+    for (const s of this.sessions) s.close(); // GOAWAY: streams in flight finish
+    // HTTP/1.1 connections still busy get `connection: close` on their response.
+    this.h1.on('request', (_req, res) => {
+      res.shouldKeepAlive = false;
+    });
+  }
+
+  /** Cut whatever is left. */
+  destroy(): void {
+    this.server?.close();
+    this.h1.closeAllConnections();
+    for (const s of this.sessions) s.destroy();
+    for (const s of this.sockets) s.destroy();
+  }
+
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+}

@@ -1,0 +1,180 @@
+// The proxy process's owner of everything long-lived: it compiles configs into Snapshots, binds and swaps
+// listeners, keeps clusters (and their pools) alive across reloads when their config did not change, runs
+// the admin listener, and drains on shutdown. A config that fails to compile or bind leaves the last good
+// Snapshot serving.
+import type http from 'node:http';
+import { clusterConfigKey, compileSnapshot, type Snapshot } from '../src/config/compile.ts';
+import type { Config } from '../src/config/schema.ts';
+import { parseHostPort } from '../src/discovery/address.ts';
+import { createAdminServer } from './admin.ts';
+import { Cluster } from './cluster.ts';
+import { ListenerRuntime, sameBinding } from './listener.ts';
+import type { Logger } from './log.ts';
+import { ProxyStats } from './stats.ts';
+
+export interface ProxyServerOptions {
+  log: Logger;
+  /** Relative paths in the config (discovery files, TLS files) resolve against it. */
+  baseDir: string;
+}
+
+export class ProxyServer {
+  readonly log: Logger;
+  readonly stats = new ProxyStats();
+  private readonly baseDir: string;
+  private current: Snapshot<Cluster> | null = null;
+  private readonly listeners = new Map<string, ListenerRuntime>();
+  private admin: http.Server | null = null;
+  private adminAddress = '';
+  private started = false;
+  draining = false;
+
+  constructor(opts: ProxyServerOptions) {
+    this.log = opts.log;
+    this.baseDir = opts.baseDir;
+  }
+
+  get snapshot(): Snapshot<Cluster> {
+    if (this.current === null) throw new Error('proxy not started');
+    return this.current;
+  }
+
+  get ready(): boolean {
+    return this.started && !this.draining;
+  }
+
+  /** Compile and serve `config`. On any failure the previous Snapshot keeps serving and this throws. */
+  async apply(config: Config): Promise<Snapshot<Cluster>> {
+    if (this.draining) throw new Error('draining: config not applied');
+    const prev = this.current;
+    const created: Cluster[] = [];
+    let next: Snapshot<Cluster>;
+    try {
+      next = compileSnapshot(config, (prev?.version ?? 0) + 1, (cfg) => {
+        const key = clusterConfigKey(cfg);
+        const old = prev?.clusters.get(cfg.name);
+        if (old !== undefined && old.key === key) return old;
+        const c = new Cluster(cfg, key, { baseDir: this.baseDir, log: this.log });
+        created.push(c);
+        return c;
+      });
+    } catch (err) {
+      for (const c of created) c.close();
+      throw err;
+    }
+
+    // Bind new listeners before touching the running ones, so a port conflict rejects the whole config.
+    const fresh: ListenerRuntime[] = [];
+    try {
+      for (const [name, compiled] of next.listeners) {
+        const running = this.listeners.get(name);
+        if (running !== undefined && sameBinding(running.compiled.config, compiled.config)) continue;
+        const l = new ListenerRuntime(compiled, config.service, this.log, this.stats);
+        await l.listen();
+        fresh.push(l);
+      }
+    } catch (err) {
+      for (const l of fresh) l.destroy();
+      for (const c of created) c.close();
+      throw err;
+    }
+
+    // Swap.
+    for (const [name, compiled] of next.listeners) {
+      const running = this.listeners.get(name);
+      const replacement = fresh.find((l) => l.name === name);
+      if (replacement !== undefined) {
+        if (running !== undefined) this.retire(running);
+        this.listeners.set(name, replacement);
+      } else running!.update(compiled, config.service);
+    }
+    for (const [name, l] of this.listeners) {
+      if (!next.listeners.has(name)) {
+        this.retire(l);
+        this.listeners.delete(name);
+      }
+    }
+    this.current = next;
+    if (prev !== null) for (const [name, c] of prev.clusters) if (next.clusters.get(name) !== c) c.close();
+    this.stats.configVersion = next.version;
+
+    if (config.admin !== undefined && config.admin.address !== this.adminAddress) await this.startAdmin(config.admin.address);
+    this.started = true;
+    this.log.info('config applied', {
+      version: next.version,
+      listeners: [...this.listeners.values()].map((l) => `${l.name}@${formatAddress(l.address)}`),
+      clusters: [...next.clusters.keys()],
+    });
+    return next;
+  }
+
+  /** A listener removed or re-bound by a reload: stop accepting now, cut what is left after the drain time. */
+  private retire(l: ListenerRuntime): void {
+    l.startDrain();
+    setTimeout(() => l.destroy(), this.current?.config.drainTimeoutMs ?? 10_000).unref();
+  }
+
+  private async startAdmin(address: string): Promise<void> {
+    const { host, port } = parseHostPort(address);
+    const server = createAdminServer(this);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.admin?.close();
+    this.admin = server;
+    this.adminAddress = address;
+  }
+
+  listenerAddress(name: string): { host: string; port: number } | null {
+    const a = this.listeners.get(name)?.address;
+    return a ? { host: a.address, port: a.port } : null;
+  }
+
+  get adminPort(): number | null {
+    const a = this.admin?.address();
+    return a !== null && typeof a === 'object' ? a.port : null;
+  }
+
+  describeListeners(): object[] {
+    return [...this.listeners.values()].map((l) => ({
+      name: l.name,
+      address: formatAddress(l.address),
+      direction: l.compiled.config.direction,
+      protocol: l.compiled.config.protocol,
+      tls: l.compiled.config.tls !== undefined,
+      routes: l.compiled.routes.routes.map((r) => ({ name: r.name, clusters: r.clusters.map((c) => c.name) })),
+      openConnections: l.openConnections,
+    }));
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let requests in flight finish up to the drain deadline, close idle
+   * keep-alive connections, then cut the rest and release every resource.
+   */
+  async drain(deadlineMs = this.current?.config.drainTimeoutMs ?? 10_000): Promise<{ cutRequests: number }> {
+    this.draining = true;
+    for (const l of this.listeners.values()) l.startDrain();
+    const until = Date.now() + deadlineMs;
+    while (this.stats.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const cutRequests = this.stats.inFlight;
+    for (const l of this.listeners.values()) l.destroy();
+    if (this.current !== null) for (const c of this.current.clusters.values()) c.close();
+    const admin = this.admin;
+    if (admin !== null) {
+      const closed = new Promise<void>((r) => admin.close(() => r()));
+      admin.closeAllConnections();
+      await closed;
+    }
+    this.log.info('drained', { cutRequests });
+    return { cutRequests };
+  }
+}
+
+function formatAddress(a: { address: string; port: number } | null): string {
+  if (a === null) return '(not bound)';
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -1,0 +1,169 @@
+// HTTP/2 (h2c) upstream pool: one multiplexed session per endpoint, reopened when it closes or receives GOAWAY.
+// Used for h2 and gRPC downstreams by default and for any cluster declared `protocol: http2`. Streams are
+// cancelled with RST_STREAM(CANCEL) when the downstream goes away, and an upstream reset is passed back.
+import http2 from 'node:http2';
+import { UpstreamError } from '../flags.ts';
+import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
+
+/** Sessions that completed their connection; a stream error on any other one is a connect failure (UF). */
+const connectedSessions = new WeakSet<http2.ClientHttp2Session>();
+
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+/** h2 header object → flat list without pseudo-headers. */
+export function h2HeadersToFlat(headers: http2.IncomingHttpHeaders): FlatHeaders {
+  const out: FlatHeaders = [];
+  for (const k in headers) {
+    if (k.charCodeAt(0) === 58 /* : */) continue;
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) out.push(k, x);
+    else out.push(k, v);
+  }
+  return out;
+}
+
+class H2Exchange implements Exchange {
+  private readonly stream: http2.ClientHttp2Stream;
+  private sink: ResponseSink | null;
+  private trailers: FlatHeaders | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private responded = false;
+
+  constructor(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream, req: OutboundRequest, sink: ResponseSink) {
+    this.stream = stream;
+    this.sink = sink;
+    stream.on('response', (headers, flags) => {
+      this.responded = true;
+      const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+      this.sink?.onResponse(Number(headers[':status']), h2HeadersToFlat(headers), end);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (this.sink !== null && !this.sink.onData(chunk)) stream.pause();
+    });
+    stream.on('trailers', (headers) => {
+      this.trailers = h2HeadersToFlat(headers);
+    });
+    stream.on('end', () => this.finish());
+    stream.on('error', (err) => this.fail(connectedSessions.has(session) ? 'UC' : 'UF', err.message, err));
+    stream.on('close', () => {
+      if (this.sink === null) return;
+      if (stream.rstCode !== undefined && stream.rstCode !== 0) {
+        const flag = stream.rstCode === NGHTTP2_REFUSED_STREAM ? 'UF' : 'UC';
+        this.fail(flag, `upstream reset the stream (code ${stream.rstCode})`);
+      } else this.finish();
+    });
+    if (req.timeoutMs > 0) {
+      this.timer = setTimeout(() => this.fail('UT', `upstream request timeout after ${req.timeoutMs} ms`), req.timeoutMs);
+      this.timer.unref();
+    }
+    if (req.body !== null) req.body.pipe(stream);
+  }
+
+  private finish(): void {
+    const sink = this.sink;
+    if (sink === null) return;
+    this.sink = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (!this.responded) sink.onError(new UpstreamError('UPE', 'upstream stream ended without a response', true));
+    else sink.onEnd(this.trailers);
+  }
+
+  private fail(flag: 'UF' | 'UC' | 'UT', message: string, cause?: unknown): void {
+    const sink = this.sink;
+    if (sink === null) return;
+    this.sink = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    sink.onError(new UpstreamError(flag, message, true, cause));
+  }
+
+  abort(): void {
+    this.sink = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+  }
+
+  resume(): void {
+    this.stream.resume();
+  }
+}
+
+export class H2Pool implements EndpointPool {
+  private readonly opts: PoolOptions;
+  private readonly authority: string;
+  private session: http2.ClientHttp2Session | null = null;
+  private closed = false;
+
+  constructor(opts: PoolOptions) {
+    this.opts = opts;
+    const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+    this.authority = `http://${host}:${opts.port}`;
+  }
+
+  get connectionCount(): number {
+    return this.session !== null && !this.session.destroyed ? 1 : 0;
+  }
+
+  private getSession(): http2.ClientHttp2Session {
+    const s = this.session;
+    if (s !== null && !s.closed && !s.destroyed) return s;
+    const session = http2.connect(this.authority, { peerMaxConcurrentStreams: 1000 });
+    let connected = false;
+    const connectTimer = setTimeout(() => {
+      if (!connected) session.destroy(new Error(`connect timeout after ${this.opts.connectTimeoutMs} ms`));
+    }, this.opts.connectTimeoutMs);
+    connectTimer.unref();
+    session.on('connect', () => {
+      connected = true;
+      connectedSessions.add(session);
+      clearTimeout(connectTimer);
+      session.setTimeout(this.opts.idleTimeoutMs, () => {
+        // Idle: no streams open for idleTimeoutMs.
+        session.close();
+      });
+    });
+    session.on('error', () => {
+      // Streams on it get their own error/close; the next request opens a new session.
+    });
+    const forget = () => {
+      clearTimeout(connectTimer);
+      if (this.session === session) this.session = null;
+    };
+    session.on('goaway', forget);
+    session.on('close', forget);
+    session.unref();
+    this.session = session;
+    return session;
+  }
+
+  request(req: OutboundRequest, sink: ResponseSink): Exchange {
+    const headers: http2.OutgoingHttpHeaders = {
+      ':method': req.method,
+      ':path': req.path,
+      ':authority': req.authority,
+      ':scheme': req.scheme,
+    };
+    const h = req.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      const k = h[i].toLowerCase();
+      const prev = headers[k];
+      if (prev === undefined) headers[k] = h[i + 1];
+      else if (Array.isArray(prev)) prev.push(h[i + 1]);
+      else headers[k] = [String(prev), h[i + 1]];
+    }
+    if (req.contentLength > 0) headers['content-length'] = String(req.contentLength);
+    const session = this.getSession();
+    const stream = session.request(headers, { endStream: req.body === null });
+    return new H2Exchange(session, stream, req, sink);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.session?.close();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}

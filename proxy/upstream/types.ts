@@ -1,0 +1,59 @@
+// The contract between the request path and the upstream pools: a protocol-neutral outbound request and a
+// sink that receives the response. Each pool (HTTP/1.1, HTTP/2) speaks its wire format on one side of it,
+// each downstream protocol handler implements a sink, so any downstream protocol can reach any upstream one.
+import type { Readable } from 'node:stream';
+import type { UpstreamError } from '../flags.ts';
+
+/** Header fields as a flat list: [name, value, name, value, ...]. Never pseudo-headers, never hop-by-hop. */
+export type FlatHeaders = string[];
+
+export interface OutboundRequest {
+  readonly method: string;
+  /** Path and query, as sent upstream. */
+  readonly path: string;
+  readonly authority: string;
+  readonly scheme: string;
+  readonly headers: FlatHeaders;
+  /** Request body; null when there is none. */
+  readonly body: Readable | null;
+  /** Body length when known, -1 when it is streamed with unknown length, 0 for none. */
+  readonly contentLength: number;
+  /** Deadline for the whole exchange in ms; 0 = none. */
+  readonly timeoutMs: number;
+}
+
+export interface ResponseSink {
+  /** Response head. `endStream`: no body or trailers follow. */
+  onResponse(status: number, headers: FlatHeaders, endStream: boolean): void;
+  /** A body chunk; return false to ask the upstream to pause until Exchange.resume(). */
+  onData(chunk: Buffer): boolean;
+  /** End of response, with trailers when the upstream sent any. */
+  onEnd(trailers: FlatHeaders | null): void;
+  /** The exchange failed; `err.flag` says how. Called at most once, and never after onEnd. */
+  onError(err: UpstreamError): void;
+}
+
+/** A request in flight to one upstream endpoint. */
+export interface Exchange {
+  /** The downstream went away: stop, release or destroy the connection. No sink call follows. */
+  abort(): void;
+  /** The sink drained after onData returned false. */
+  resume(): void;
+}
+
+/** One endpoint's connections for one protocol. */
+export interface EndpointPool {
+  request(req: OutboundRequest, sink: ResponseSink): Exchange;
+  /** Connections open (busy + idle), for /clusters. */
+  readonly connectionCount: number;
+  /** Close idle connections now and the rest when their request ends. */
+  close(): void;
+}
+
+export interface PoolOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxIdle: number;
+}

@@ -1,0 +1,72 @@
+// WebSocket (and any HTTP/1.1 Upgrade): the request goes through the same pipeline stages to pick a route
+// and endpoint, then the upgrade request is written to a fresh upstream connection and bytes flow both ways
+// untouched, so frames, pings and close handshakes pass through as the peers sent them.
+import type { IncomingMessage } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { FLAG, FLAG_HEADER, localReply, type ResponseFlag } from './flags.ts';
+import { Http1Context } from './http1.ts';
+import type { ListenerRuntime } from './listener.ts';
+import type { Stage } from './pipeline.ts';
+
+function rejectUpgrade(socket: Duplex, status: number, flag: ResponseFlag, message: string): void {
+  const body = `${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 504 ? 'Gateway Timeout' : 'Service Unavailable'}\r\n` +
+      `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${FLAG_HEADER}: ${flag}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** Serialises the upgrade request for the upstream, with the mesh's headers added. */
+function upgradeHead(ctx: Http1Context): string {
+  let head = `${ctx.method} ${ctx.url} HTTP/1.1\r\nhost: ${ctx.authority}\r\n`;
+  const h = ctx.upstreamHeaders();
+  for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+  // Upgrade and Connection are hop-by-hop, but an upgrade must carry them to the next hop.
+  head += `connection: upgrade\r\nupgrade: ${ctx.req.headers.upgrade}\r\n\r\n`;
+  return head;
+}
+
+export function onUpgrade(listener: ListenerRuntime, stages: readonly Stage[], req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const ctx = new Http1Context(listener, req, null);
+  for (const stage of stages) {
+    const reply = stage.onRequest(ctx);
+    if (reply !== null) {
+      ctx.ensureRequestId(ctx.header('x-request-id'));
+      rejectUpgrade(socket, reply.status, reply.flag, reply.message);
+      ctx.finish(reply.status, reply.flag);
+      return;
+    }
+  }
+  const ep = ctx.endpoint!;
+  const cluster = ctx.cluster!;
+  const upstream = net.connect({ host: ep.host, port: ep.port, noDelay: true });
+  const connectMs = cluster.config.timeouts.connectMs;
+  upstream.setTimeout(connectMs);
+  let connected = false;
+  const fail = (flag: ResponseFlag, message: string) => {
+    upstream.destroy();
+    const r = localReply(flag);
+    if (!connected) rejectUpgrade(socket, r.status, flag, `${r.message}: ${message}`);
+    else socket.destroy();
+    ctx.finish(connected ? 101 : r.status, flag);
+  };
+  upstream.once('timeout', () => fail(FLAG.UpstreamConnectFailure, `connect timeout after ${connectMs} ms`));
+  upstream.once('error', (err) => fail(connected ? FLAG.UpstreamConnectionTermination : FLAG.UpstreamConnectFailure, err.message));
+  socket.on('error', () => upstream.destroy());
+  upstream.once('connect', () => {
+    connected = true;
+    upstream.setTimeout(0);
+    upstream.write(upgradeHead(ctx), 'latin1');
+    if (head.length > 0) upstream.write(head);
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+    const done = () => {
+      upstream.destroy();
+      socket.destroy();
+      ctx.finish(101, '');
+    };
+    upstream.once('close', done);
+    socket.once('close', done);
+  });
+}

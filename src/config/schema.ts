@@ -1,0 +1,238 @@
+// The one schema for Skein's configuration: types are inferred from it, the file loader and (later) the
+// control API validate with it, and `skein config schema` prints it as JSON Schema for the docs.
+// Nothing here does I/O; compile.ts turns a validated Config into an immutable Snapshot.
+import { z } from 'zod';
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** "host:port" or "[v6]:port"; the port must be 0..65535 (0 = pick a free one, for tests). */
+export const HostPort = z
+  .string()
+  .regex(HOST_PORT, { message: 'expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080', abort: true })
+  .refine((s) => Number(HOST_PORT.exec(s)?.[2]) <= 65535, 'port must be 0..65535');
+
+const Millis = z.number().int().nonnegative();
+
+const Regex = z.string().refine(
+  (s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'invalid regular expression' },
+);
+
+export const StaticEndpoint = z.strictObject({
+  address: HostPort,
+  weight: z.number().int().min(1).max(10_000).default(1),
+  /** Free-form labels (version, zone); `version` is copied to x-target-version style telemetry later. */
+  labels: z.record(z.string(), z.string()).default({}),
+});
+
+export const Discovery = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('static'), endpoints: z.array(StaticEndpoint).min(1) }),
+  z.strictObject({
+    type: z.literal('file'),
+    /** A JSON or YAML file holding a list of endpoints (same shape as static endpoints); watched for changes. */
+    path: z.string().min(1),
+  }),
+  z.strictObject({
+    type: z.literal('dns'),
+    name: z.string().min(1),
+    /** Port for A/AAAA answers; SRV answers carry their own. */
+    port: z.number().int().min(1).max(65535).optional(),
+    recordType: z.enum(['A', 'AAAA', 'SRV']).default('A'),
+    /** Lower bound for re-resolution; the record TTL is used when larger. */
+    minRefreshMs: Millis.default(5_000),
+    /** Upper bound for re-resolution, whatever the TTL says. */
+    maxRefreshMs: Millis.default(60_000),
+    /** DNS servers to ask ("ip:port"); the system's resolvers when absent. */
+    servers: z.array(z.string()).optional(),
+  }),
+]);
+
+export const HashPolicy = z.union([
+  z.strictObject({ header: z.string().min(1).toLowerCase() }),
+  z.strictObject({ cookie: z.string().min(1) }),
+  z.strictObject({ sourceIp: z.literal(true) }),
+]);
+
+export const LbPolicyName = z.enum(['round-robin', 'least-request', 'random', 'weighted', 'consistent-hash']);
+
+export const LoadBalancing = z
+  .strictObject({
+    policy: LbPolicyName.default('round-robin'),
+    /** consistent-hash only: what to hash. */
+    hash: HashPolicy.optional(),
+    /** consistent-hash only: ring or Maglev table size. */
+    tableSize: z.number().int().min(1).max(1_000_003).optional(),
+  })
+  .refine((lb) => lb.policy !== 'consistent-hash' || lb.hash !== undefined, {
+    message: 'consistent-hash needs hash: { header | cookie | sourceIp }',
+    path: ['hash'],
+  });
+
+export const Timeouts = z.strictObject({
+  connectMs: Millis.default(1_000),
+  /** Whole request, from downstream headers to the end of the upstream response; 0 = none. */
+  requestMs: Millis.default(15_000),
+  /** Idle upstream keep-alive connections are closed after this. */
+  idleMs: Millis.default(60_000),
+});
+
+export const Cluster = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+  /** The destination service's name, sent as x-target-service; defaults to the cluster name. */
+  service: z.string().optional(),
+  /** auto: the upstream protocol follows the downstream one (h2/gRPC → h2c, HTTP/1.1 → HTTP/1.1). */
+  protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
+  discovery: Discovery,
+  lb: LoadBalancing.default({ policy: 'round-robin' }),
+  timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 60_000 }),
+  /** Idle keep-alive HTTP/1.1 connections kept per endpoint. */
+  maxIdlePerEndpoint: z.number().int().min(0).max(10_000).default(128),
+});
+
+export const HeaderMatch = z
+  .strictObject({
+    name: z.string().min(1).toLowerCase(),
+    exact: z.string().optional(),
+    prefix: z.string().optional(),
+    regex: Regex.optional(),
+    present: z.boolean().optional(),
+    invert: z.boolean().default(false),
+  })
+  .refine((h) => [h.exact, h.prefix, h.regex, h.present].filter((v) => v !== undefined).length <= 1, {
+    message: 'use at most one of exact, prefix, regex, present',
+  });
+
+export const RouteMatch = z
+  .strictObject({
+    path: z.string().startsWith('/').optional(),
+    pathPrefix: z.string().startsWith('/').optional(),
+    pathRegex: Regex.optional(),
+    methods: z.array(z.string().toUpperCase()).optional(),
+    headers: z.array(HeaderMatch).default([]),
+    /** gRPC requests only (content-type application/grpc*). */
+    grpc: z.boolean().optional(),
+  })
+  .refine((m) => [m.path, m.pathPrefix, m.pathRegex].filter((v) => v !== undefined).length <= 1, {
+    message: 'use at most one of path, pathPrefix, pathRegex',
+  });
+
+export const WeightedCluster = z.strictObject({
+  cluster: z.string(),
+  weight: z.number().int().min(0).max(1_000_000),
+});
+
+export const Route = z
+  .strictObject({
+    name: z.string().optional(),
+    /** Higher first; routes of equal priority keep their file order. */
+    priority: z.number().int().default(0),
+    match: RouteMatch.default({ headers: [] }),
+    cluster: z.string().optional(),
+    weightedClusters: z.array(WeightedCluster).min(1).optional(),
+    /** Overrides the cluster's request timeout for this route. */
+    timeoutMs: Millis.optional(),
+    /** Replace the matched path prefix (pathPrefix routes) before forwarding. */
+    prefixRewrite: z.string().optional(),
+    requestHeaders: z
+      .strictObject({
+        set: z.record(z.string(), z.string()).default({}),
+        remove: z.array(z.string()).default([]),
+      })
+      .optional(),
+  })
+  .refine((r) => (r.cluster === undefined) !== (r.weightedClusters === undefined), {
+    message: 'a route needs exactly one of cluster or weightedClusters',
+  })
+  .refine((r) => !r.weightedClusters || r.weightedClusters.some((w) => w.weight > 0), {
+    message: 'weightedClusters needs at least one weight above 0',
+    path: ['weightedClusters'],
+  });
+
+export const Tls = z.strictObject({
+  certFile: z.string(),
+  keyFile: z.string(),
+});
+
+export const Listener = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+    address: HostPort,
+    /** outbound: the local app calls the mesh through it; inbound: the mesh calls the local app. */
+    direction: z.enum(['outbound', 'inbound']).default('outbound'),
+    /** http: HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN under tls) detected per connection. */
+    protocol: z.enum(['http', 'tcp']).default('http'),
+    tls: Tls.optional(),
+    routes: z.array(Route).default([]),
+    /** protocol tcp: every connection goes to this cluster. */
+    cluster: z.string().optional(),
+    /** Largest request head accepted (bytes); larger gets 431. */
+    maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16 * 1024),
+    /** A client must finish sending its request head within this; slowloris protection. */
+    headersTimeoutMs: Millis.default(10_000),
+    /** Idle downstream keep-alive connections are closed after this. */
+    idleTimeoutMs: Millis.default(60_000),
+  })
+  .refine((l) => l.protocol !== 'tcp' || l.cluster !== undefined, {
+    message: 'a tcp listener needs cluster',
+    path: ['cluster'],
+  })
+  .refine((l) => l.protocol !== 'http' || l.routes.length > 0, {
+    message: 'an http listener needs at least one route',
+    path: ['routes'],
+  });
+
+export const Admin = z.strictObject({ address: HostPort });
+
+export const Config = z
+  .strictObject({
+    /** The local service this proxy fronts; sent as x-source-service on outbound requests. */
+    service: z.string().default('unknown'),
+    admin: Admin.optional(),
+    listeners: z.array(Listener).min(1),
+    clusters: z.array(Cluster).default([]),
+    /** On SIGTERM, how long requests in flight may take before connections are cut. */
+    drainTimeoutMs: Millis.default(10_000),
+  })
+  .superRefine((cfg, ctx) => {
+    const clusters = new Set<string>();
+    cfg.clusters.forEach((c, i) => {
+      if (clusters.has(c.name)) ctx.addIssue({ code: 'custom', message: `duplicate cluster name '${c.name}'`, path: ['clusters', i, 'name'] });
+      clusters.add(c.name);
+    });
+    const names = new Set<string>();
+    cfg.listeners.forEach((l, li) => {
+      if (names.has(l.name)) ctx.addIssue({ code: 'custom', message: `duplicate listener name '${l.name}'`, path: ['listeners', li, 'name'] });
+      names.add(l.name);
+      if (l.cluster !== undefined && !clusters.has(l.cluster))
+        ctx.addIssue({ code: 'custom', message: `unknown cluster '${l.cluster}'`, path: ['listeners', li, 'cluster'] });
+      l.routes.forEach((r, ri) => {
+        if (r.cluster !== undefined && !clusters.has(r.cluster))
+          ctx.addIssue({ code: 'custom', message: `unknown cluster '${r.cluster}'`, path: ['listeners', li, 'routes', ri, 'cluster'] });
+        r.weightedClusters?.forEach((w, wi) => {
+          if (!clusters.has(w.cluster))
+            ctx.addIssue({
+              code: 'custom',
+              message: `unknown cluster '${w.cluster}'`,
+              path: ['listeners', li, 'routes', ri, 'weightedClusters', wi, 'cluster'],
+            });
+        });
+      });
+    });
+  });
+
+export type Config = z.infer<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;
+export type ListenerConfig = z.infer<typeof Listener>;
+export type RouteConfig = z.infer<typeof Route>;
+export type ClusterConfig = z.infer<typeof Cluster>;
+export type DiscoveryConfig = z.infer<typeof Discovery>;
+export type LoadBalancingConfig = z.infer<typeof LoadBalancing>;
+export type HashPolicyConfig = z.infer<typeof HashPolicy>;
+export type StaticEndpointConfig = z.infer<typeof StaticEndpoint>;

@@ -1,0 +1,129 @@
+// Route matching: a listener's routes compiled once into an ordered table of predicates (regexes built,
+// method sets made, priorities sorted), so a request costs a few string compares and no allocation.
+// The destination of a matched route is a cluster, or a weighted split between clusters.
+import type { RouteConfig } from '../config/schema.ts';
+import { buildWeightedTable, pickWeighted, type WeightedTable } from './weighted-pick.ts';
+
+/** What matching reads from a request. The proxy's request context implements it (no extra object). */
+export interface RoutableRequest {
+  readonly method: string;
+  /** Path without the query string. */
+  readonly path: string;
+  readonly isGrpc: boolean;
+  /** Header value by lowercase name; repeated headers joined with ", ". */
+  header(name: string): string | undefined;
+}
+
+type Predicate = (req: RoutableRequest) => boolean;
+
+export interface CompiledRoute<C> {
+  readonly name: string;
+  readonly index: number;
+  readonly matches: Predicate;
+  readonly timeoutMs: number | undefined;
+  /** pathPrefix routes with prefixRewrite: [prefix, replacement]. */
+  readonly rewrite: readonly [string, string] | undefined;
+  readonly setHeaders: readonly (readonly [string, string])[];
+  readonly removeHeaders: ReadonlySet<string>;
+  /** Destination: `r` in [0,1) picks within a weighted split; a single cluster ignores it. */
+  pickCluster(r: number): C;
+  readonly clusters: readonly C[];
+}
+
+function headerPredicate(h: NonNullable<RouteConfig['match']['headers']>[number]): Predicate {
+  const { name, invert } = h;
+  let test: (v: string | undefined) => boolean;
+  if (h.exact !== undefined) {
+    const exact = h.exact;
+    test = (v) => v === exact;
+  } else if (h.prefix !== undefined) {
+    const prefix = h.prefix;
+    test = (v) => v !== undefined && v.startsWith(prefix);
+  } else if (h.regex !== undefined) {
+    const re = new RegExp(`^(?:${h.regex})$`);
+    test = (v) => v !== undefined && re.test(v);
+  } else if (h.present === false) {
+    test = (v) => v === undefined;
+  } else {
+    test = (v) => v !== undefined;
+  }
+  return invert ? (req) => !test(req.header(name)) : (req) => test(req.header(name));
+}
+
+function routePredicate(route: RouteConfig): Predicate {
+  const m = route.match;
+  const checks: Predicate[] = [];
+  if (m.path !== undefined) {
+    const path = m.path;
+    checks.push((req) => req.path === path);
+  } else if (m.pathPrefix !== undefined && m.pathPrefix !== '/') {
+    const prefix = m.pathPrefix;
+    checks.push((req) => req.path.startsWith(prefix));
+  } else if (m.pathRegex !== undefined) {
+    const re = new RegExp(`^(?:${m.pathRegex})$`);
+    checks.push((req) => re.test(req.path));
+  }
+  if (m.methods && m.methods.length > 0) {
+    const methods = new Set(m.methods);
+    checks.push((req) => methods.has(req.method));
+  }
+  if (m.grpc !== undefined) {
+    const grpc = m.grpc;
+    checks.push((req) => req.isGrpc === grpc);
+  }
+  for (const h of m.headers) checks.push(headerPredicate(h));
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0];
+  return (req) => {
+    for (let i = 0; i < checks.length; i++) if (!checks[i](req)) return false;
+    return true;
+  };
+}
+
+export function compileRoute<C>(route: RouteConfig, index: number, resolve: (cluster: string) => C): CompiledRoute<C> {
+  let pickCluster: (r: number) => C;
+  let clusters: C[];
+  if (route.cluster !== undefined) {
+    const c = resolve(route.cluster);
+    clusters = [c];
+    pickCluster = () => c;
+  } else {
+    const table: WeightedTable<C> = buildWeightedTable(
+      route.weightedClusters!.map((w) => ({ item: resolve(w.cluster), weight: w.weight })),
+    );
+    clusters = [...table.items];
+    pickCluster = table.items.length === 1 ? () => table.items[0] : (r) => pickWeighted(table, r);
+  }
+  const prefix = route.match.pathPrefix;
+  return {
+    name: route.name ?? `route-${index}`,
+    index,
+    matches: routePredicate(route),
+    timeoutMs: route.timeoutMs,
+    rewrite: prefix !== undefined && route.prefixRewrite !== undefined ? [prefix, route.prefixRewrite] : undefined,
+    setHeaders: Object.entries(route.requestHeaders?.set ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const),
+    removeHeaders: new Set((route.requestHeaders?.remove ?? []).map((h) => h.toLowerCase())),
+    pickCluster,
+    clusters,
+  };
+}
+
+export interface RouteTable<C> {
+  readonly routes: readonly CompiledRoute<C>[];
+  match(req: RoutableRequest): CompiledRoute<C> | undefined;
+}
+
+/** Higher priority first; equal priorities keep their order in the file. */
+export function compileRoutes<C>(routes: readonly RouteConfig[], resolve: (cluster: string) => C): RouteTable<C> {
+  const compiled = routes
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => b.r.priority - a.r.priority || a.i - b.i)
+    .map(({ r, i }) => compileRoute(r, i, resolve));
+  return {
+    routes: compiled,
+    match(req) {
+      for (let i = 0; i < compiled.length; i++) if (compiled[i].matches(req)) return compiled[i];
+      return undefined;
+    },
+  };
+}
