@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The project's one test command (README: `npm ci && npm test`; .ci/run calls exactly that).
+# Installs the system packages the tests use when they are missing (as root, with apt-get), then runs the
+# formatter/linter, the type checker and every test, and ends with one "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# binary → Debian package providing it
+declare -A NEED=([curl]=curl [h2load]=nghttp2-client [nghttp]=nghttp2-client)
+missing_pkgs=()
+for bin in "${!NEED[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || missing_pkgs+=("${NEED[$bin]}")
+done
+if [ ${#missing_pkgs[@]} -gt 0 ]; then
+  mapfile -t missing_pkgs < <(printf '%s\n' "${missing_pkgs[@]}" | sort -u)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing missing system packages: ${missing_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${missing_pkgs[@]}" >/dev/null
+  else
+    echo "test: missing system packages: ${missing_pkgs[*]} (install them with: sudo apt-get install -y ${missing_pkgs[*]})" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x node_modules/.bin/node ] || [ "$(node_modules/.bin/node -p 'process.versions.node.split(".")[0]')" != 24 ]; then
+  echo "test: node_modules is missing or has no Node 24: run 'npm ci' first (README: npm ci && npm test)" >&2
+  exit 1
+fi
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+echo "== lint (biome)"
+biome check .
+echo "== typecheck (tsc)"
+tsc -p tsconfig.json
+echo "== tests (vitest)"
+report=$(mktemp /tmp/skein-vitest.XXXXXX.json)
+trap 'rm -f "$report"' EXIT
+status=0
+vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+if [ -s "$report" ]; then
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  ' "$report"
+fi
+exit $status
