@@ -2,6 +2,7 @@
 // call. A stage sees the request context and either lets the request continue or answers it; it knows
 // nothing of the stages beside it. Resilience, identity and rate limiting slot in as stages here.
 import type { CompiledListener } from '../src/config/compile.ts';
+import { fastRandom } from '../src/lb/fast-random.ts';
 import type { Cluster } from './cluster.ts';
 import type { RequestContext } from './context.ts';
 import { FLAG, localReply, type LocalReply } from './flags.ts';
@@ -23,7 +24,7 @@ function routeStage(listener: CompiledListener<Cluster>): Stage {
       const route = table.match(ctx);
       if (route === undefined) return noRoute;
       ctx.route = route;
-      const cluster = route.pickCluster(Math.random());
+      const cluster = route.clusters.length === 1 ? route.clusters[0] : route.pickCluster(fastRandom());
       ctx.cluster = cluster;
       const timeout = route.timeoutMs ?? cluster.requestTimeoutMs;
       // A gRPC deadline shorter than the route timeout wins (set by the protocol handler beforehand).
