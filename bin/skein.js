@@ -18,7 +18,9 @@ Run \`skein <command> --help\` for a command's options.`;
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
-  process.stderr.write(`skein needs Node.js 24 or newer (this is ${process.version}); run it through npm (npx skein, npm start), which uses the pinned Node 24.\n`);
+  process.stderr.write(
+    `skein needs Node.js 24 or newer (this is ${process.version}); run it through npm (npx skein, npm start), which uses the pinned Node 24.\n`,
+  );
   process.exit(1);
 }
 

@@ -14,7 +14,13 @@ export async function startSampleService(host: string, port: number, name = 'sam
       const delayMs = url.pathname === '/slow' ? Math.min(Number(url.searchParams.get('ms')) || 1000, 60_000) : 0;
       setTimeout(() => {
         const body = JSON.stringify(
-          { service: name, method: req.method, path: req.url, headers: req.headers, bodyBytes: Buffer.concat(chunks).length },
+          {
+            service: name,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+            bodyBytes: Buffer.concat(chunks).length,
+          },
           null,
           2,
         );

@@ -10,17 +10,27 @@ export function createAdminServer(proxy: ProxyServer): http.Server {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
-    const json = (status: number, value: unknown) => send(status, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+    const json = (status: number, value: unknown) =>
+      send(status, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     switch (path) {
       case '/live':
         return send(200, 'text/plain', 'live\n');
       case '/ready':
-        return proxy.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', proxy.draining ? 'draining\n' : 'starting\n');
+        return proxy.ready
+          ? send(200, 'text/plain', 'ready\n')
+          : send(503, 'text/plain', proxy.draining ? 'draining\n' : 'starting\n');
       case '/config':
-        return json(200, { version: proxy.snapshot.version, loadedAt: proxy.snapshot.createdAt, config: proxy.snapshot.config });
+        return json(200, {
+          version: proxy.snapshot.version,
+          loadedAt: proxy.snapshot.createdAt,
+          config: proxy.snapshot.config,
+        });
       case '/clusters':
-        return json(200, { version: proxy.snapshot.version, clusters: [...proxy.snapshot.clusters.values()].map((c) => c.describe()) });
+        return json(200, {
+          version: proxy.snapshot.version,
+          clusters: [...proxy.snapshot.clusters.values()].map((c) => c.describe()),
+        });
       case '/listeners':
         return json(200, proxy.describeListeners());
       case '/metrics':

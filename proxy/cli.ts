@@ -2,9 +2,9 @@
 // file change or SIGHUP (a bad file is rejected and the last good config keeps serving), drain on SIGTERM,
 // and optionally fork --workers N processes that share the listen ports.
 import cluster from 'node:cluster';
-import { watch } from 'node:fs';
+import { statSync, watch } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.ts';
 import type { Config, ConfigInput } from '../src/config/schema.ts';
 import { createLogger, type LogLevel } from './log.ts';
@@ -41,37 +41,38 @@ interface ProxyArgs {
   check: boolean;
 }
 
+/** Every option `skein proxy` accepts; PROXY_HELP describes each (a test holds the two together). */
+export const PROXY_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  listen: { type: 'string' },
+  upstream: { type: 'string', multiple: true },
+  tcp: { type: 'boolean', default: false },
+  admin: { type: 'string' },
+  service: { type: 'string' },
+  direction: { type: 'string', default: 'outbound' },
+  workers: { type: 'string', default: '1' },
+  'drain-timeout-ms': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  check: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsOptionsConfig;
+
 /** Parse argv into a validated config. Throws ConfigError or a usage Error. */
 export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string', short: 'c' },
-      listen: { type: 'string' },
-      upstream: { type: 'string', multiple: true },
-      tcp: { type: 'boolean', default: false },
-      admin: { type: 'string' },
-      service: { type: 'string' },
-      direction: { type: 'string', default: 'outbound' },
-      workers: { type: 'string', default: '1' },
-      'drain-timeout-ms': { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
-      check: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
+  const { values } = parseArgs({ args: argv, options: PROXY_OPTIONS, strict: true, allowPositionals: false });
   if (values.help) return 'help';
   const workers = Number(values.workers);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new Error('--workers must be an integer 1..256');
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256)
+    throw new Error('--workers must be an integer 1..256');
   const logLevel = values['log-level'] as LogLevel;
-  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new Error('--log-level must be debug, info, warn or error');
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
+    throw new Error('--log-level must be debug, info, warn or error');
 
   let config: Config;
   let configFile: string | undefined;
   if (values.config !== undefined) {
-    if (values.listen !== undefined || values.upstream !== undefined) throw new Error('use either --config or --listen/--upstream, not both');
+    if (values.listen !== undefined || values.upstream !== undefined)
+      throw new Error('use either --config or --listen/--upstream, not both');
     configFile = resolve(values.config);
     const loaded = loadConfigFile(configFile);
     config = parseConfig(
@@ -84,7 +85,8 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
       'command line',
     );
   } else {
-    if (values.listen === undefined || values.upstream === undefined) throw new Error('give --config FILE, or --listen HOST:PORT with at least one --upstream HOST:PORT');
+    if (values.listen === undefined || values.upstream === undefined)
+      throw new Error('give --config FILE, or --listen HOST:PORT with at least one --upstream HOST:PORT');
     config = parseConfig(quickConfig(values), 'command line');
   }
   return { configFile, config, workers, logLevel, check: values.check };
@@ -99,10 +101,24 @@ function quickConfig(v: {
   direction?: string;
   'drain-timeout-ms'?: string;
 }): ConfigInput {
-  const cluster = { name: 'upstream', discovery: { type: 'static' as const, endpoints: (v.upstream ?? []).map((address) => ({ address })) } };
+  const cluster = {
+    name: 'upstream',
+    discovery: { type: 'static' as const, endpoints: (v.upstream ?? []).map((address) => ({ address })) },
+  };
   const listener = v.tcp
-    ? { name: 'main', address: v.listen!, protocol: 'tcp' as const, cluster: 'upstream', direction: v.direction as 'outbound' | 'inbound' }
-    : { name: 'main', address: v.listen!, direction: v.direction as 'outbound' | 'inbound', routes: [{ name: 'default', cluster: 'upstream' }] };
+    ? {
+        name: 'main',
+        address: v.listen!,
+        protocol: 'tcp' as const,
+        cluster: 'upstream',
+        direction: v.direction as 'outbound' | 'inbound',
+      }
+    : {
+        name: 'main',
+        address: v.listen!,
+        direction: v.direction as 'outbound' | 'inbound',
+        routes: [{ name: 'default', cluster: 'upstream' }],
+      };
   return {
     service: v.service ?? 'unknown',
     ...(v.admin !== undefined ? { admin: { address: v.admin } } : {}),
@@ -118,7 +134,11 @@ export async function runProxy(args: ProxyArgs): Promise<ProxyServer> {
   const proxy = new ProxyServer({ log, baseDir: args.configFile ? dirname(args.configFile) : process.cwd() });
   await proxy.apply(args.config);
 
-  const overrides = { admin: args.config.admin, service: args.config.service, drainTimeoutMs: args.config.drainTimeoutMs };
+  const overrides = {
+    admin: args.config.admin,
+    service: args.config.service,
+    drainTimeoutMs: args.config.drainTimeoutMs,
+  };
   const reload = async (why: string) => {
     if (args.configFile === undefined) return;
     try {
@@ -136,8 +156,13 @@ export async function runProxy(args: ProxyArgs): Promise<ProxyServer> {
     let timer: NodeJS.Timeout | null = null;
     // Watch the directory: editors and config-map updates replace the file rather than writing it.
     const file = args.configFile;
+    let identity = fileIdentity(file);
     const watcher = watch(dirname(file), (_event, name) => {
-      if (name !== null && resolve(dirname(file), name) !== file) return;
+      // An event for another name counts only if the file now resolves to something else: a Kubernetes ConfigMap
+      // update swaps the `..data` symlink and never touches the file's own name.
+      const now = fileIdentity(file);
+      if (name !== null && resolve(dirname(file), name) !== file && now === identity) return;
+      identity = now;
       if (timer !== null) clearTimeout(timer);
       timer = setTimeout(() => void reload('file changed'), 100);
     });
@@ -156,27 +181,43 @@ export async function runProxy(args: ProxyArgs): Promise<ProxyServer> {
   return proxy;
 }
 
+/** What `path` resolves to (symlinks followed) and its size and mtime; changes when the file's content may have. */
+function fileIdentity(path: string): string {
+  try {
+    const s = statSync(path);
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch (err) {
+    return `error:${(err as NodeJS.ErrnoException).code}`;
+  }
+}
+
 function runPrimary(args: ProxyArgs): void {
   const log = createLogger(args.logLevel);
   let stopping = false;
-  const fork = () => cluster.fork();
+  // A replacement due after a crash must not start once shutdown has begun: nothing would ever stop it.
+  const fork = () => {
+    if (!stopping) cluster.fork();
+  };
+  // Not `cluster.workers` being empty: a worker whose 'exit' arrives before its IPC channel closes is still listed.
+  const allExited = () => Object.values(cluster.workers ?? {}).every((w) => w === undefined || w.isDead());
   for (let i = 0; i < args.workers; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (allExited()) process.exit(0);
       return;
     }
-    log.error('worker exited; starting another', { pid: worker.process.pid, code, signal });
+    log.error('worker exited; starting another', { workerPid: worker.process.pid, code, signal });
     setTimeout(fork, 500);
   });
   const forward = (signal: NodeJS.Signals) => {
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+    for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && !w.isDead()) w.process.kill(signal);
   };
   process.on('SIGHUP', () => forward('SIGHUP'));
   for (const s of ['SIGTERM', 'SIGINT'] as const) {
     process.on(s, () => {
       stopping = true;
       forward('SIGTERM');
+      if (allExited()) process.exit(0); // every worker had crashed; no 'exit' event is coming
     });
   }
   log.info('primary started', { workers: args.workers });
@@ -187,7 +228,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     args = parseProxyArgs(argv);
   } catch (err) {
-    process.stderr.write(`skein proxy: ${(err as Error).message}\n${err instanceof ConfigError ? '' : '\nRun `skein proxy --help` for usage.\n'}`);
+    process.stderr.write(
+      `skein proxy: ${(err as Error).message}\n${err instanceof ConfigError ? '' : '\nRun `skein proxy --help` for usage.\n'}`,
+    );
     return 1;
   }
   if (args === 'help') {
@@ -195,7 +238,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.check) {
-    process.stdout.write(`config valid: ${args.config.listeners.length} listener(s), ${args.config.clusters.length} cluster(s)\n`);
+    process.stdout.write(
+      `config valid: ${args.config.listeners.length} listener(s), ${args.config.clusters.length} cluster(s)\n`,
+    );
     return 0;
   }
   if (args.workers > 1 && cluster.isPrimary) {

@@ -4,10 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import type { CompiledRoute, RoutableRequest } from '../src/routing/match.ts';
 import type { Cluster, Endpoint, HashKeySource } from './cluster.ts';
-import type { ResponseFlag } from './flags.ts';
+import type { ResponseFlag, UpstreamError } from './flags.ts';
 import type { ListenerRuntime } from './listener.ts';
 import type { Exchange, FlatHeaders, ResponseSink } from './upstream/types.ts';
-import type { UpstreamError } from './flags.ts';
 
 export abstract class RequestContext implements RoutableRequest, HashKeySource, ResponseSink {
   readonly listener: ListenerRuntime;

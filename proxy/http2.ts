@@ -2,7 +2,7 @@
 // pass through, grpc-timeout becomes the request deadline, and a reset on either side cancels the other:
 // the client's RST_STREAM cancels the upstream stream, an upstream reset resets the client's stream.
 import http2 from 'node:http2';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { parseGrpcTimeoutMs, RequestContext } from './context.ts';
 import { FLAG, FLAG_HEADER, GRPC_STATUS, type ResponseFlag, type UpstreamError } from './flags.ts';
 import {
@@ -34,6 +34,33 @@ function flatToH2(status: number, headers: FlatHeaders): http2.OutgoingHttpHeade
   return out;
 }
 
+/**
+ * grpc-message is percent-encoded the gRPC way (PROTOCOL-HTTP2.md): printable ASCII except '%' stays as is,
+ * every other UTF-8 byte becomes %XX. Not encodeURIComponent: clients decode with decodeURI, which leaves
+ * reserved characters such as ':' encoded ("upstream connect error%3A ...").
+ */
+export function encodeGrpcMessage(message: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * Resets the client's stream with RST_STREAM(CANCEL) mid-response. Not `stream.close(NGHTTP2_CANCEL)`: once
+ * the client has ended its side (any request without a body still in flight), node first flushes an
+ * END_STREAM, the stream is then closed and the reset never goes out, so the client takes a truncated
+ * response for a complete one. Destroying with an AbortError skips the END_STREAM; node sends CANCEL for it.
+ */
+function resetStream(stream: http2.ServerHttp2Stream): void {
+  addAbortSignal(AbortSignal.abort(), stream);
+}
+
 export class Http2Context extends RequestContext {
   readonly protocol = 'HTTP/2';
   readonly stream: http2.ServerHttp2Stream;
@@ -43,7 +70,12 @@ export class Http2Context extends RequestContext {
   private drainHooked = false;
   private responseIsGrpc = false;
 
-  constructor(listener: ListenerRuntime, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) {
+  constructor(
+    listener: ListenerRuntime,
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    flags: number,
+  ) {
     super(listener);
     this.stream = stream;
     this.headers = headers;
@@ -62,6 +94,9 @@ export class Http2Context extends RequestContext {
       if (deadline !== undefined) this.timeoutMs = Math.max(1, deadline);
     }
     stream.once('close', this.onDownstreamClose);
+    // A client's RST_STREAM with an error code (anything but CANCEL) is emitted as 'error' before 'close';
+    // without a listener it is an uncaught exception that takes the whole proxy down.
+    stream.on('error', this.onDownstreamError);
   }
 
   header(name: string): string | undefined {
@@ -129,20 +164,29 @@ export class Http2Context extends RequestContext {
             ':status': 200,
             'content-type': 'application/grpc',
             'grpc-status': String(grpcStatus),
-            'grpc-message': encodeURIComponent(message),
+            'grpc-message': encodeGrpcMessage(message),
             [FLAG_HEADER]: flag,
             'x-request-id': requestId,
           },
           { endStream: true },
         );
       } else {
-        stream.respond({ ':status': status, 'content-type': 'text/plain', [FLAG_HEADER]: flag, 'x-request-id': requestId });
+        stream.respond({
+          ':status': status,
+          'content-type': 'text/plain',
+          [FLAG_HEADER]: flag,
+          'x-request-id': requestId,
+        });
         stream.end(`${message}\n`);
       }
     } else if (this.isGrpc && this.responseIsGrpc && !stream.writableEnded) {
-      this.trailers = { 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message), [FLAG_HEADER]: flag };
+      this.trailers = {
+        'grpc-status': String(grpcStatus),
+        'grpc-message': encodeGrpcMessage(message),
+        [FLAG_HEADER]: flag,
+      };
       stream.end();
-    } else stream.close(NGHTTP2_CANCEL);
+    } else resetStream(stream);
     this.finish(this.isGrpc ? 200 : status, flag);
   }
 
@@ -185,14 +229,20 @@ export class Http2Context extends RequestContext {
     this.exchange = null;
     this.listener.log.debug('upstream error', { requestId: this.requestId, flag: err.flag, error: err.message });
     const reply = this.listener.reply(err.flag);
-    const grpc = err.flag === 'UC' && err.message.includes(`code ${NGHTTP2_CANCEL})`) ? GRPC_STATUS.CANCELLED : reply.grpcStatus;
+    const grpc =
+      err.flag === 'UC' && err.message.includes(`code ${NGHTTP2_CANCEL})`) ? GRPC_STATUS.CANCELLED : reply.grpcStatus;
     if (this.stream.headersSent && !this.isGrpc) {
-      this.stream.close(NGHTTP2_CANCEL);
+      resetStream(this.stream);
       this.finish(this.status, err.flag);
       return;
     }
     this.replyLocal(reply.status, err.flag, `${reply.message}: ${err.message}`, grpc);
   }
+
+  private readonly onDownstreamError = (err: Error): void => {
+    // Cleanup and the DC flag follow in onDownstreamClose.
+    this.listener.log.debug('downstream stream error', { requestId: this.requestId, error: err.message });
+  };
 
   private readonly onDownstreamClose = (): void => {
     if (this.finished) return;

@@ -18,7 +18,7 @@ import type { Logger } from './log.ts';
 import { buildStages, type Stage } from './pipeline.ts';
 import type { ProxyStats } from './stats.ts';
 import { onTcpConnection } from './tcp.ts';
-import { onUpgrade } from './websocket.ts';
+import { isWebSocketUpgrade, onUpgrade } from './websocket.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
 
@@ -59,10 +59,15 @@ export class ListenerRuntime {
       connectionsCheckingInterval: 1000,
       requireHostHeader: true,
       noDelay: true,
+      shouldUpgradeCallback: isWebSocketUpgrade,
     });
     this.h1.on('request', (req, res) => onHttp1Request(this, req, res));
     this.h1.on('upgrade', (req, socket, head) => onUpgrade(this, this.stages, req, socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
+    // node:http starts the headersTimeout checks (slowloris) and the connection list closeIdleConnections()
+    // needs on 'listening'. This server never listens itself (the listener's socket hands it connections),
+    // so start them here; destroy() stops them with close().
+    this.h1.emit('listening');
     this.h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: 1000 } });
     this.h2.on('stream', (stream, headers, flags) => onHttp2Stream(this, stream, headers, flags));
     this.h2.on('session', (session) => {
@@ -103,7 +108,8 @@ export class ListenerRuntime {
     const { host, port } = parseHostPort(cfg.address);
     let server: net.Server;
     if (cfg.protocol === 'tcp') {
-      server = net.createServer({ noDelay: true }, (socket) => {
+      // allowHalfOpen: a client's FIN must not end the reply direction (tcp.ts passes it on upstream).
+      server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
         this.track(socket);
         const cluster = this.compiled.tcpCluster!;
         onTcpConnection(this, cluster, socket);
@@ -166,6 +172,12 @@ export class ListenerRuntime {
 
   private onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
     const code = err.code ?? '';
+    // A connection we already answered and ended (its client's FIN then cuts the head it was sending)
+    // was counted once, when it was answered.
+    if (socket.writableEnded) {
+      socket.destroy();
+      return;
+    }
     this.stats.onProtocolError(this.name, code);
     const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (!socket.writable || code === 'ECONNRESET' || pending?.headersSent) {
@@ -195,6 +207,7 @@ export class ListenerRuntime {
   destroy(): void {
     this.server?.close();
     this.h1.closeAllConnections();
+    this.h1.close();
     for (const s of this.sessions) s.destroy();
     for (const s of this.sockets) s.destroy();
   }

@@ -44,7 +44,13 @@ export async function main(argv: string[]): Promise<number> {
   const app = parseHostPort(values.app);
   try {
     await startSampleService(app.host, app.port);
-    const proxy = await runProxy({ configFile: values.config, config, workers: 1, logLevel: values['log-level'] as LogLevel, check: false });
+    const proxy = await runProxy({
+      configFile: values.config,
+      config,
+      workers: 1,
+      logLevel: values['log-level'] as LogLevel,
+      check: false,
+    });
     const out = proxy.listenerAddress('outbound');
     const inb = proxy.listenerAddress('inbound');
     const admin = config.admin?.address;

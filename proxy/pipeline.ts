@@ -5,7 +5,7 @@ import type { CompiledListener } from '../src/config/compile.ts';
 import { fastRandom } from '../src/lb/fast-random.ts';
 import type { Cluster } from './cluster.ts';
 import type { RequestContext } from './context.ts';
-import { FLAG, localReply, type LocalReply } from './flags.ts';
+import { FLAG, type LocalReply, localReply } from './flags.ts';
 import type { OutboundRequest } from './upstream/types.ts';
 
 export interface Stage {

@@ -63,8 +63,10 @@ export class ProxyServer {
       throw err;
     }
 
-    // Bind new listeners before touching the running ones, so a port conflict rejects the whole config.
+    // Bind new listeners and a new admin address before touching the running ones, so a port conflict rejects
+    // the whole config (and a first config that cannot start leaves nothing bound to keep the process alive).
     const fresh: ListenerRuntime[] = [];
+    let admin: http.Server | null = null;
     try {
       for (const [name, compiled] of next.listeners) {
         const running = this.listeners.get(name);
@@ -73,6 +75,8 @@ export class ProxyServer {
         await l.listen();
         fresh.push(l);
       }
+      if (config.admin !== undefined && config.admin.address !== this.adminAddress)
+        admin = await this.bindAdmin(config.admin.address);
     } catch (err) {
       for (const l of fresh) l.destroy();
       for (const c of created) c.close();
@@ -98,7 +102,11 @@ export class ProxyServer {
     if (prev !== null) for (const [name, c] of prev.clusters) if (next.clusters.get(name) !== c) c.close();
     this.stats.configVersion = next.version;
 
-    if (config.admin !== undefined && config.admin.address !== this.adminAddress) await this.startAdmin(config.admin.address);
+    if (admin !== null) {
+      this.admin?.close();
+      this.admin = admin;
+      this.adminAddress = config.admin!.address;
+    }
     this.started = true;
     this.log.info('config applied', {
       version: next.version,
@@ -114,7 +122,7 @@ export class ProxyServer {
     setTimeout(() => l.destroy(), this.current?.config.drainTimeoutMs ?? 10_000).unref();
   }
 
-  private async startAdmin(address: string): Promise<void> {
+  private async bindAdmin(address: string): Promise<http.Server> {
     const { host, port } = parseHostPort(address);
     const server = createAdminServer(this);
     await new Promise<void>((resolve, reject) => {
@@ -124,9 +132,7 @@ export class ProxyServer {
         resolve();
       });
     });
-    this.admin?.close();
-    this.admin = server;
-    this.adminAddress = address;
+    return server;
   }
 
   listenerAddress(name: string): { host: string; port: number } | null {

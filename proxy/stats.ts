@@ -55,30 +55,41 @@ export class ProxyStats {
   /** Prometheus text exposition. */
   render(): string {
     const lines: string[] = [];
-    const family = (name: string, help: string, type: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    const family = (name: string, help: string, type: string) =>
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     family('skein_requests_total', 'Requests finished, by listener, status class and response flag.', 'counter');
     for (const [l, c] of this.listeners) {
       c.requests.forEach((v, i) => {
         if (v === 0) return;
         const cls = CLASSES[Math.floor(i / FLAGS.length)];
-        lines.push(`skein_requests_total{listener="${l}",status_class="${cls}",response_flag="${FLAGS[i % FLAGS.length]}"} ${v}`);
+        lines.push(
+          `skein_requests_total{listener="${l}",status_class="${cls}",response_flag="${FLAGS[i % FLAGS.length]}"} ${v}`,
+        );
       });
     }
     family('skein_requests_active', 'Requests in flight.', 'gauge');
     lines.push(`skein_requests_active ${this.inFlight}`);
     family('skein_downstream_connections_active', 'Open downstream connections.', 'gauge');
-    for (const [l, c] of this.listeners) lines.push(`skein_downstream_connections_active{listener="${l}"} ${c.connectionsActive}`);
+    for (const [l, c] of this.listeners)
+      lines.push(`skein_downstream_connections_active{listener="${l}"} ${c.connectionsActive}`);
     family('skein_downstream_connections_total', 'Downstream connections accepted.', 'counter');
-    for (const [l, c] of this.listeners) lines.push(`skein_downstream_connections_total{listener="${l}"} ${c.connectionsTotal}`);
+    for (const [l, c] of this.listeners)
+      lines.push(`skein_downstream_connections_total{listener="${l}"} ${c.connectionsTotal}`);
     family('skein_downstream_protocol_errors_total', 'Malformed requests rejected, by parser error code.', 'counter');
     for (const [l, c] of this.listeners)
-      for (const [code, v] of c.protocolErrors) lines.push(`skein_downstream_protocol_errors_total{listener="${l}",code="${code}"} ${v}`);
+      for (const [code, v] of c.protocolErrors)
+        lines.push(`skein_downstream_protocol_errors_total{listener="${l}",code="${code}"} ${v}`);
     family('skein_tcp_connections_total', 'TCP passthrough connections finished, by response flag.', 'counter');
     for (const [l, c] of this.listeners)
-      for (const [flag, v] of c.tcp) lines.push(`skein_tcp_connections_total{listener="${l}",response_flag="${flag}"} ${v}`);
+      for (const [flag, v] of c.tcp)
+        lines.push(`skein_tcp_connections_total{listener="${l}",response_flag="${flag}"} ${v}`);
     family('skein_config_version', 'Version of the Snapshot being served.', 'gauge');
     lines.push(`skein_config_version ${this.configVersion}`);
-    family('skein_config_reload_failures_total', 'Config reloads rejected (the previous config kept serving).', 'counter');
+    family(
+      'skein_config_reload_failures_total',
+      'Config reloads rejected (the previous config kept serving).',
+      'counter',
+    );
     lines.push(`skein_config_reload_failures_total ${this.configReloadFailures}`);
     return `${lines.join('\n')}\n`;
   }

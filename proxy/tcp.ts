@@ -14,7 +14,12 @@ export function onTcpConnection(listener: ListenerRuntime, cluster: Cluster, dow
   }
   ep.active++;
   ep.requestsTotal++;
-  const upstream = net.connect({ host: ep.host, port: ep.port, noDelay: true });
+  // A passthrough connection counts as one request in flight: a drain waits for it (up to the deadline),
+  // as Envoy's does, since the proxy cannot tell an idle connection from a busy one.
+  listener.stats.inFlight++;
+  // Half-open on both sides: a peer's end of stream is passed on as a FIN (by pipe) while the other
+  // direction keeps flowing, as for protocols that delimit a request by closing the sending side.
+  const upstream = net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
   const connectMs = cluster.config.timeouts.connectMs;
   upstream.setTimeout(connectMs, () => upstream.destroy(new Error(`connect timeout after ${connectMs} ms`)));
   let connected = false;
@@ -22,11 +27,19 @@ export function onTcpConnection(listener: ListenerRuntime, cluster: Cluster, dow
   const close = (flag: string) => {
     if (closed) return;
     closed = true;
+    listener.stats.inFlight--;
     ep.active--;
     if (flag !== '') ep.failuresTotal++;
     listener.countTcp(flag);
     upstream.destroy();
     downstream.destroy();
+  };
+  // A socket that closed after both of its directions ended cleanly leaves the other to flush what it was
+  // given (pipe has ended it; it closes itself, and its own handler then finishes). Any other close
+  // (error, reset, destroy) cuts the pair.
+  const onClose = (socket: net.Socket, other: net.Socket) => () => {
+    if (socket.readableEnded && socket.writableFinished && !other.destroyed) return;
+    close('');
   };
   upstream.once('connect', () => {
     connected = true;
@@ -36,6 +49,6 @@ export function onTcpConnection(listener: ListenerRuntime, cluster: Cluster, dow
   });
   upstream.on('error', () => close(connected ? 'UC' : 'UF'));
   downstream.on('error', () => close('DC'));
-  upstream.once('close', () => close(''));
-  downstream.once('close', () => close(''));
+  upstream.once('close', onClose(upstream, downstream));
+  downstream.once('close', onClose(downstream, upstream));
 }

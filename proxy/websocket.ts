@@ -1,6 +1,6 @@
-// WebSocket (and any HTTP/1.1 Upgrade): the request goes through the same pipeline stages to pick a route
-// and endpoint, then the upgrade request is written to a fresh upstream connection and bytes flow both ways
-// untouched, so frames, pings and close handshakes pass through as the peers sent them.
+// WebSocket upgrades: the request goes through the same pipeline stages to pick a route and endpoint, then
+// the upgrade request is written to a fresh upstream connection and bytes flow both ways untouched, so
+// frames, pings and close handshakes pass through as the peers sent them.
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -8,6 +8,15 @@ import { FLAG, FLAG_HEADER, localReply, type ResponseFlag } from './flags.ts';
 import { Http1Context } from './http1.ts';
 import type { ListenerRuntime } from './listener.ts';
 import type { Stage } from './pipeline.ts';
+
+/**
+ * Which Upgrade requests become tunnels (node:http's shouldUpgradeCallback). Any other upgrade (h2c from
+ * `curl --http2`, …) is served as a plain HTTP/1.1 request with Upgrade dropped as hop-by-hop: tunnelling it
+ * would hand the client a raw pipe to the upstream past every stage of the pipeline (h2c smuggling).
+ */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return req.headers.upgrade?.trim().toLowerCase() === 'websocket';
+}
 
 function rejectUpgrade(socket: Duplex, status: number, flag: ResponseFlag, message: string): void {
   const body = `${message}\n`;
@@ -27,7 +36,13 @@ function upgradeHead(ctx: Http1Context): string {
   return head;
 }
 
-export function onUpgrade(listener: ListenerRuntime, stages: readonly Stage[], req: IncomingMessage, socket: Duplex, head: Buffer): void {
+export function onUpgrade(
+  listener: ListenerRuntime,
+  stages: readonly Stage[],
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): void {
   const ctx = new Http1Context(listener, req, null);
   for (const stage of stages) {
     const reply = stage.onRequest(ctx);
@@ -52,7 +67,9 @@ export function onUpgrade(listener: ListenerRuntime, stages: readonly Stage[], r
     ctx.finish(connected ? 101 : r.status, flag);
   };
   upstream.once('timeout', () => fail(FLAG.UpstreamConnectFailure, `connect timeout after ${connectMs} ms`));
-  upstream.once('error', (err) => fail(connected ? FLAG.UpstreamConnectionTermination : FLAG.UpstreamConnectFailure, err.message));
+  upstream.once('error', (err) =>
+    fail(connected ? FLAG.UpstreamConnectionTermination : FLAG.UpstreamConnectFailure, err.message),
+  );
   socket.on('error', () => upstream.destroy());
   upstream.once('connect', () => {
     connected = true;

@@ -4,8 +4,8 @@
 // halved the per-request CPU and RSS against undici's request API on this machine.
 import net from 'node:net';
 import { UpstreamError } from '../flags.ts';
-import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
 import { HTTPParser, type LlhttpParser } from './llhttp.ts';
+import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
 
 const CRLF = '\r\n';
 const CHUNK_END = Buffer.from('0\r\n\r\n');
@@ -82,7 +82,10 @@ class H1Connection implements Exchange {
       this.socket.write(head + CRLF, 'latin1');
     } else {
       this.requestDone = false;
-      head += req.contentLength >= 0 ? `content-length: ${req.contentLength}${CRLF}${CRLF}` : `transfer-encoding: chunked${CRLF}${CRLF}`;
+      head +=
+        req.contentLength >= 0
+          ? `content-length: ${req.contentLength}${CRLF}${CRLF}`
+          : `transfer-encoding: chunked${CRLF}${CRLF}`;
       this.socket.write(head, 'latin1');
       this.streamBody(body, req.contentLength < 0);
     }
@@ -94,7 +97,14 @@ class H1Connection implements Exchange {
     const socket = this.socket;
     const onData = (chunk: Buffer) => {
       if (chunk.length === 0) return;
-      const ok = chunked ? socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write(CRLF) : socket.write(chunk);
+      let ok: boolean;
+      if (chunked) {
+        // All three writes, whatever the first two return: a false is backpressure, not a reason to drop
+        // the chunk (that would break the framing).
+        socket.write(`${chunk.length.toString(16)}\r\n`);
+        socket.write(chunk);
+        ok = socket.write(CRLF);
+      } else ok = socket.write(chunk);
       if (!ok) {
         body.pause();
         socket.once('drain', () => body.resume());
@@ -181,8 +191,12 @@ class H1Connection implements Exchange {
     this.pendingHeaders = null;
     this.sink = null;
     if (sink !== null) sink.onEnd(trailers);
-    if (this.keepAlive && this.requestDone && !this.socket.destroyed) this.pool.release(this);
-    else this.socket.destroy();
+    if (this.keepAlive && this.requestDone && !this.socket.destroyed) {
+      // The sink may have paused the socket on the last chunk (downstream backpressure); nothing will
+      // resume it once the response is over, so it goes back to the pool reading again.
+      this.socket.resume();
+      this.pool.release(this);
+    } else this.socket.destroy();
   };
 
   private fail(flag: 'UF' | 'UC' | 'UT' | 'UPE', message: string, cause?: unknown): void {
@@ -202,7 +216,15 @@ class H1Connection implements Exchange {
   }
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+]);
 
 /** Drop hop-by-hop fields (and the ones `Connection:` names) from an upstream response. */
 export function stripHopByHop(h: string[]): FlatHeaders {

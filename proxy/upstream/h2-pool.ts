@@ -30,7 +30,12 @@ class H2Exchange implements Exchange {
   private timer: NodeJS.Timeout | null = null;
   private responded = false;
 
-  constructor(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream, req: OutboundRequest, sink: ResponseSink) {
+  constructor(
+    session: http2.ClientHttp2Session,
+    stream: http2.ClientHttp2Stream,
+    req: OutboundRequest,
+    sink: ResponseSink,
+  ) {
     this.stream = stream;
     this.sink = sink;
     stream.on('response', (headers, flags) => {
@@ -44,17 +49,24 @@ class H2Exchange implements Exchange {
     stream.on('trailers', (headers) => {
       this.trailers = h2HeadersToFlat(headers);
     });
-    stream.on('end', () => this.finish());
-    stream.on('error', (err) => this.fail(connectedSessions.has(session) ? 'UC' : 'UF', err.message, err));
+    // node ends the readable side on a peer's RST_STREAM(CANCEL) as well, without an 'error' and with
+    // rstCode already set: that is a reset (a truncated response), not the end of the response.
+    stream.on('end', () => (stream.rstCode ? this.reset(stream.rstCode) : this.finish()));
+    stream.on('error', (err) => {
+      // A peer's RST_STREAM(REFUSED_STREAM) arrives here before 'close': the upstream did not process it.
+      if (stream.rstCode === NGHTTP2_REFUSED_STREAM) this.reset(stream.rstCode);
+      else this.fail(connectedSessions.has(session) ? 'UC' : 'UF', err.message, err);
+    });
     stream.on('close', () => {
       if (this.sink === null) return;
-      if (stream.rstCode !== undefined && stream.rstCode !== 0) {
-        const flag = stream.rstCode === NGHTTP2_REFUSED_STREAM ? 'UF' : 'UC';
-        this.fail(flag, `upstream reset the stream (code ${stream.rstCode})`);
-      } else this.finish();
+      if (stream.rstCode) this.reset(stream.rstCode);
+      else this.finish();
     });
     if (req.timeoutMs > 0) {
-      this.timer = setTimeout(() => this.fail('UT', `upstream request timeout after ${req.timeoutMs} ms`), req.timeoutMs);
+      this.timer = setTimeout(
+        () => this.fail('UT', `upstream request timeout after ${req.timeoutMs} ms`),
+        req.timeoutMs,
+      );
       this.timer.unref();
     }
     if (req.body !== null) req.body.pipe(stream);
@@ -69,13 +81,17 @@ class H2Exchange implements Exchange {
     else sink.onEnd(this.trailers);
   }
 
+  private reset(code: number): void {
+    this.fail(code === NGHTTP2_REFUSED_STREAM ? 'UF' : 'UC', `upstream reset the stream (code ${code})`);
+  }
+
   private fail(flag: 'UF' | 'UC' | 'UT', message: string, cause?: unknown): void {
     const sink = this.sink;
     if (sink === null) return;
     this.sink = null;
     if (this.timer !== null) clearTimeout(this.timer);
     if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
-    sink.onError(new UpstreamError(flag, message, true, cause));
+    sink.onError(new UpstreamError(flag, message, flag !== 'UF', cause));
   }
 
   abort(): void {

@@ -21,4 +21,4 @@ interface LlhttpParserClass {
 }
 
 const require = createRequire(import.meta.url);
-export const HTTPParser: LlhttpParserClass = require('_http_common').HTTPParser;
+export const HTTPParser: LlhttpParserClass = require('node:_http_common').HTTPParser;

@@ -173,7 +173,12 @@ export const Listener = z
     /** protocol tcp: every connection goes to this cluster. */
     cluster: z.string().optional(),
     /** Largest request head accepted (bytes); larger gets 431. */
-    maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16 * 1024),
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1 << 20)
+      .default(16 * 1024),
     /** A client must finish sending its request head within this; slowloris protection. */
     headersTimeoutMs: Millis.default(10_000),
     /** Idle downstream keep-alive connections are closed after this. */
@@ -203,18 +208,28 @@ export const Config = z
   .superRefine((cfg, ctx) => {
     const clusters = new Set<string>();
     cfg.clusters.forEach((c, i) => {
-      if (clusters.has(c.name)) ctx.addIssue({ code: 'custom', message: `duplicate cluster name '${c.name}'`, path: ['clusters', i, 'name'] });
+      if (clusters.has(c.name))
+        ctx.addIssue({ code: 'custom', message: `duplicate cluster name '${c.name}'`, path: ['clusters', i, 'name'] });
       clusters.add(c.name);
     });
     const names = new Set<string>();
     cfg.listeners.forEach((l, li) => {
-      if (names.has(l.name)) ctx.addIssue({ code: 'custom', message: `duplicate listener name '${l.name}'`, path: ['listeners', li, 'name'] });
+      if (names.has(l.name))
+        ctx.addIssue({
+          code: 'custom',
+          message: `duplicate listener name '${l.name}'`,
+          path: ['listeners', li, 'name'],
+        });
       names.add(l.name);
       if (l.cluster !== undefined && !clusters.has(l.cluster))
         ctx.addIssue({ code: 'custom', message: `unknown cluster '${l.cluster}'`, path: ['listeners', li, 'cluster'] });
       l.routes.forEach((r, ri) => {
         if (r.cluster !== undefined && !clusters.has(r.cluster))
-          ctx.addIssue({ code: 'custom', message: `unknown cluster '${r.cluster}'`, path: ['listeners', li, 'routes', ri, 'cluster'] });
+          ctx.addIssue({
+            code: 'custom',
+            message: `unknown cluster '${r.cluster}'`,
+            path: ['listeners', li, 'routes', ri, 'cluster'],
+          });
         r.weightedClusters?.forEach((w, wi) => {
           if (!clusters.has(w.cluster))
             ctx.addIssue({

@@ -50,7 +50,9 @@ describe('config validation', () => {
   it('rejects an address without a port with one clear message', () => {
     const raw = structuredClone(minimal);
     raw.clusters[0].discovery.endpoints[0].address = '127.0.0.1';
-    expect(problemsOf(raw)).toEqual(['clusters[0].discovery.endpoints[0].address: expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080']);
+    expect(problemsOf(raw)).toEqual([
+      'clusters[0].discovery.endpoints[0].address: expected host:port, e.g. 127.0.0.1:8080 or [::1]:8080',
+    ]);
   });
 
   it('rejects unknown fields instead of ignoring a typo', () => {
@@ -62,11 +64,16 @@ describe('config validation', () => {
   it('requires a hash source for consistent-hash', () => {
     const raw = structuredClone(minimal) as unknown as { clusters: Record<string, unknown>[] };
     raw.clusters[0].lb = { policy: 'consistent-hash' };
-    expect(problemsOf(raw)).toEqual(['clusters[0].lb.hash: consistent-hash needs hash: { header | cookie | sourceIp }']);
+    expect(problemsOf(raw)).toEqual([
+      'clusters[0].lb.hash: consistent-hash needs hash: { header | cookie | sourceIp }',
+    ]);
   });
 
   it('reports every problem at once, not just the first', () => {
-    const raw = structuredClone(minimal) as unknown as { listeners: Record<string, unknown>[]; clusters: Record<string, unknown>[] };
+    const raw = structuredClone(minimal) as unknown as {
+      listeners: Record<string, unknown>[];
+      clusters: Record<string, unknown>[];
+    };
     raw.listeners[0].address = 'nowhere';
     raw.clusters[0].maxIdlePerEndpoint = -1;
     const problems = problemsOf(raw);
@@ -76,7 +83,9 @@ describe('config validation', () => {
   });
 
   it('reports YAML syntax errors with a position', () => {
-    expect(() => parseConfigText('listeners: [\n  - name: x\n', 'bad.yaml')).toThrow(/bad\.yaml: invalid configuration:\n {2}\(syntax\): .*line/s);
+    expect(() => parseConfigText('listeners: [\n  - name: x\n', 'bad.yaml')).toThrow(
+      /bad\.yaml: invalid configuration:\n {2}\(syntax\): .*line/s,
+    );
   });
 });
 
@@ -94,6 +103,8 @@ describe('config files', () => {
   });
 
   it('names the file when it cannot be read', () => {
-    expect(() => loadConfigFile(join(dir, 'missing.yaml'))).toThrow(/missing\.yaml: invalid configuration:\n {2}\(file\): ENOENT/);
+    expect(() => loadConfigFile(join(dir, 'missing.yaml'))).toThrow(
+      /missing\.yaml: invalid configuration:\n {2}\(file\): ENOENT/,
+    );
   });
 });

@@ -3,7 +3,10 @@ import type { RouteConfig } from '../../src/config/schema.ts';
 import { Route } from '../../src/config/schema.ts';
 import { compileRoutes, type RoutableRequest } from '../../src/routing/match.ts';
 
-function req(path: string, opts: { method?: string; headers?: Record<string, string>; grpc?: boolean } = {}): RoutableRequest {
+function req(
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; grpc?: boolean } = {},
+): RoutableRequest {
   return {
     method: opts.method ?? 'GET',
     path,
@@ -72,7 +75,15 @@ describe('route matching', () => {
 
 describe('weighted splits', () => {
   it('sends traffic in proportion to the weights and never to a zero weight', () => {
-    const t = table([{ weightedClusters: [{ cluster: 'stable', weight: 90 }, { cluster: 'canary', weight: 10 }, { cluster: 'off', weight: 0 }] }]);
+    const t = table([
+      {
+        weightedClusters: [
+          { cluster: 'stable', weight: 90 },
+          { cluster: 'canary', weight: 10 },
+          { cluster: 'off', weight: 0 },
+        ],
+      },
+    ]);
     const route = t.match(req('/'))!;
     const counts: Record<string, number> = {};
     const n = 10_000;

@@ -3,10 +3,10 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { parseConfig } from '../../src/config/load.ts';
-import type { ConfigInput } from '../../src/config/schema.ts';
 import { createLogger, type Logger } from '../../proxy/log.ts';
 import { ProxyServer } from '../../proxy/server.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 
 export interface RunningProxy {
   proxy: ProxyServer;
@@ -50,7 +50,9 @@ export function quickConfig(upstreams: string[], extra: Partial<ConfigInput> = {
     service: 'test-client',
     admin: { address: '127.0.0.1:0' },
     listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ name: 'default', cluster: 'upstream' }] }],
-    clusters: [{ name: 'upstream', discovery: { type: 'static', endpoints: upstreams.map((address) => ({ address })) } }],
+    clusters: [
+      { name: 'upstream', discovery: { type: 'static', endpoints: upstreams.map((address) => ({ address })) } },
+    ],
     ...extra,
   };
 }
@@ -77,9 +79,19 @@ export async function startEchoUpstream(name = 'echo', handler?: http.RequestLis
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
-          const body: EchoBody = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString(), server: name };
+          const body: EchoBody = {
+            method: req.method!,
+            url: req.url!,
+            headers: req.headers,
+            body: Buffer.concat(chunks).toString(),
+            server: name,
+          };
           const text = JSON.stringify(body);
-          res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name, 'content-length': Buffer.byteLength(text) });
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'x-served-by': name,
+            'content-length': Buffer.byteLength(text),
+          });
           res.end(text);
         });
       }),
@@ -109,7 +121,13 @@ export async function startH2EchoUpstream(name = 'h2echo'): Promise<Upstream> {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
-      const text = JSON.stringify({ method: headers[':method'], url: headers[':path'], headers, body: Buffer.concat(chunks).toString(), server: name });
+      const text = JSON.stringify({
+        method: headers[':method'],
+        url: headers[':path'],
+        headers,
+        body: Buffer.concat(chunks).toString(),
+        server: name,
+      });
       stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-served-by': name });
       stream.end(text);
     });

@@ -24,3 +24,27 @@ export async function waitFor<T>(check: () => T, timeoutMs = 5_000, intervalMs =
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Like waitFor, for checks that are themselves asynchronous (an HTTP request, a file read). */
+export async function waitForAsync<T>(
+  check: () => Promise<T>,
+  timeoutMs = 5_000,
+  intervalMs = 25,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const detail = lastError instanceof Error ? `: ${lastError.message}` : '';
+      throw new Error(`waitForAsync: condition not met within ${timeoutMs} ms${detail}`, { cause: lastError });
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}

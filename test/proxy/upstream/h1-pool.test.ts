@@ -1,0 +1,75 @@
+// The HTTP/1.1 upstream pool against a real server: what a keep-alive connection must look like when it
+// goes back to the pool, whatever the sink did with the response it just carried.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { UpstreamError } from '../../../proxy/flags.ts';
+import { H1Pool } from '../../../proxy/upstream/h1-pool.ts';
+import type { OutboundRequest, ResponseSink } from '../../../proxy/upstream/types.ts';
+import { startEchoUpstream, type Upstream } from '../../support/proxy.ts';
+
+interface Outcome {
+  status: number;
+  body: string;
+  error: UpstreamError | null;
+}
+
+/** Runs one GET through `pool`; `backpressure` makes the sink refuse every chunk (and never resume). */
+function get(pool: H1Pool, path: string, backpressure: boolean): Promise<Outcome> {
+  const req: OutboundRequest = {
+    method: 'GET',
+    path,
+    authority: 'upstream.test',
+    scheme: 'http',
+    headers: [],
+    body: null,
+    contentLength: 0,
+    timeoutMs: 2_000,
+  };
+  return new Promise((resolve) => {
+    const out: Outcome = { status: 0, body: '', error: null };
+    const sink: ResponseSink = {
+      onResponse: (status) => {
+        out.status = status;
+      },
+      onData: (chunk) => {
+        out.body += chunk.toString();
+        return !backpressure;
+      },
+      onEnd: () => resolve(out),
+      onError: (err) => {
+        out.error = err;
+        resolve(out);
+      },
+    };
+    pool.request(req, sink);
+  });
+}
+
+describe('H1Pool', () => {
+  let upstream: Upstream;
+  let pool: H1Pool;
+
+  afterEach(async () => {
+    pool.close();
+    await upstream.close();
+  });
+
+  it('serves the next request on a connection whose last response chunk met backpressure', async () => {
+    upstream = await startEchoUpstream('small', (req, res) => res.end(`answer to ${req.url}`));
+    pool = new H1Pool({
+      host: '127.0.0.1',
+      port: upstream.port,
+      connectTimeoutMs: 1_000,
+      idleTimeoutMs: 10_000,
+      maxIdle: 4,
+    });
+
+    // The sink says "full" on the only (and last) chunk: the connection pauses, then the response ends.
+    const first = await get(pool, '/first', true);
+    expect(first).toEqual({ status: 200, body: 'answer to /first', error: null });
+
+    const second = await get(pool, '/second', false);
+    expect(second.error?.message ?? null).toBeNull();
+    expect(second).toEqual({ status: 200, body: 'answer to /second', error: null });
+    expect(pool.connectionCount).toBe(1);
+  });
+});
