@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // The `skein` executable: picks a subcommand and hands it the rest of the arguments. Each subcommand lives
-// with the process it starts (proxy/cli.ts, ...); this file only knows their names.
+// with the process it starts (proxy/cli.ts, ...); this file only knows their names. It runs the JavaScript
+// that `npm run build` (also run by `npm ci`) emits into dist/: loading the TypeScript sources directly would
+// work on Node 24 but keeps the type stripper (~20 MB) resident in every proxy.
+import { existsSync } from 'node:fs';
+
 const COMMANDS = {
-  proxy: ['../proxy/cli.ts', 'Start the sidecar proxy (config file or --listen/--upstream quick form).'],
-  mesh: ['../proxy/mesh.ts', 'Start a local mesh: a sample service behind inbound and outbound proxies.'],
-  config: ['../src/config/cli.ts', 'Validate a config file, or print the config JSON Schema.'],
+  proxy: ['../dist/proxy/cli.js', 'Start the sidecar proxy (config file or --listen/--upstream quick form).'],
+  mesh: ['../dist/proxy/mesh.js', 'Start a local mesh: a sample service behind inbound and outbound proxies.'],
+  config: ['../dist/src/config/cli.js', 'Validate a config file, or print the config JSON Schema.'],
 };
 
 const HELP = `Usage: skein <command> [options]
@@ -34,6 +38,11 @@ if (entry === undefined) {
   process.stderr.write(`skein: unknown command '${name}'\n\n${HELP}\n`);
   process.exit(1);
 }
-const mod = await import(new URL(entry[0], import.meta.url).href);
+const target = new URL(entry[0], import.meta.url);
+if (!existsSync(target)) {
+  process.stderr.write(`skein: ${target.pathname} is missing: run \`npm run build\` (npm ci runs it too)\n`);
+  process.exit(1);
+}
+const mod = await import(target.href);
 const code = await mod.main(rest);
 if (code >= 0) process.exitCode = code;

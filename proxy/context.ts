@@ -1,11 +1,11 @@
 // The per-request context every pipeline stage sees: what was asked (method, path, headers), what was
 // decided (route, cluster, endpoint) and how it ended (status, flag). One object per request; protocol
 // handlers (http1.ts, http2.ts) extend it with their wire details and implement the upstream sink.
-import { randomUUID } from 'node:crypto';
 import type { CompiledRoute, RoutableRequest } from '../src/routing/match.ts';
 import type { Cluster, Endpoint, HashKeySource } from './cluster.ts';
 import type { ResponseFlag, UpstreamError } from './flags.ts';
 import type { ListenerRuntime } from './listener.ts';
+import { nextRequestId } from './request-id.ts';
 import type { Exchange, FlatHeaders, ResponseSink } from './upstream/types.ts';
 
 export abstract class RequestContext implements RoutableRequest, HashKeySource, ResponseSink {
@@ -46,11 +46,11 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   abstract replyLocal(status: number, flag: ResponseFlag, message: string, grpcStatus: number): void;
   abstract onResponse(status: number, headers: FlatHeaders, endStream: boolean): void;
   abstract onData(chunk: Buffer): boolean;
-  abstract onEnd(trailers: FlatHeaders | null): void;
+  abstract onEnd(trailers: FlatHeaders | null, last: Buffer | null): void;
   abstract onError(err: UpstreamError): void;
 
   ensureRequestId(existing: string | undefined): string {
-    this.requestId = existing !== undefined && existing !== '' ? existing : randomUUID();
+    this.requestId = existing !== undefined && existing !== '' ? existing : nextRequestId();
     return this.requestId;
   }
 

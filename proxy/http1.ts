@@ -135,7 +135,7 @@ export class Http1Context extends RequestContext {
     return false;
   }
 
-  onEnd(trailers: FlatHeaders | null): void {
+  onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
     const res = this.res;
     if (trailers !== null && trailers.length > 0) {
       const t: Record<string, string> = {};
@@ -143,7 +143,8 @@ export class Http1Context extends RequestContext {
       res.addTrailers(t);
     }
     this.exchange = null;
-    res.end();
+    if (last !== null) res.end(last);
+    else res.end();
     this.finish(this.status, '');
   }
 

@@ -214,14 +214,17 @@ export class Http2Context extends RequestContext {
     return false;
   }
 
-  onEnd(trailers: FlatHeaders | null): void {
+  onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
     this.exchange = null;
     if (trailers !== null && trailers.length > 0) {
       const t = flatToH2(0, trailers);
       delete t[':status'];
       this.trailers = t;
     }
-    if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end();
+    if (!this.stream.writableEnded && !this.stream.destroyed) {
+      if (last !== null) this.stream.end(last);
+      else this.stream.end();
+    }
     this.finish(this.status, '');
   }
 

@@ -1,6 +1,7 @@
 // `skein mesh` (npm start): a local mesh on one machine with nothing else installed: the bundled sample
 // service behind a sidecar with inbound and outbound listeners, from examples/mesh.yaml (the embedded
 // default until the control process and its store exist). Prints how to call it.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSampleService } from '../examples/sample-service.ts';
@@ -20,11 +21,20 @@ Options:
   --log-level LEVEL     debug | info | warn | error (default info).
   -h, --help            Show this help.`;
 
+/** examples/mesh.yaml at the project root, whether this runs from the sources or from dist/. */
+function defaultMeshConfig(): string {
+  for (const rel of ['../examples/mesh.yaml', '../../examples/mesh.yaml']) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(path)) return path;
+  }
+  return 'examples/mesh.yaml';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      config: { type: 'string', short: 'c', default: fileURLToPath(new URL('../examples/mesh.yaml', import.meta.url)) },
+      config: { type: 'string', short: 'c', default: defaultMeshConfig() },
       app: { type: 'string', default: '127.0.0.1:18080' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h', default: false },

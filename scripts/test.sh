@@ -32,8 +32,9 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 
 echo "== lint (biome)"
 biome check .
-echo "== typecheck (tsc)"
+echo "== typecheck (tsc) and build (dist/, which bin/skein.js runs)"
 tsc -p tsconfig.json
+tsc -p tsconfig.build.json
 echo "== tests (vitest)"
 report=$(mktemp /tmp/skein-vitest.XXXXXX.json)
 trap 'rm -f "$report"' EXIT

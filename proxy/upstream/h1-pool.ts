@@ -46,6 +46,7 @@ class H1Connection implements Exchange {
     socket.on('data', (chunk: Buffer) => {
       const r = this.parser.execute(chunk);
       if (r instanceof Error) this.fail('UPE', `invalid upstream response: ${(r as Error).message}`);
+      else this.flushHeld();
     });
     socket.on('end', () => {
       // A response delimited by connection close ends here.
@@ -176,10 +177,24 @@ class H1Connection implements Exchange {
     return this.skipBody ? 1 : 0;
   };
 
+  /**
+   * The latest body chunk of the current read is held back: if the message completes in the same read (a
+   * small response) it goes out with the end, as one write downstream instead of a write and an end.
+   */
+  private held: Buffer | null = null;
+
   private readonly onBody = (chunk: Buffer): void => {
+    if (this.held !== null) this.flushHeld();
+    this.held = chunk;
+  };
+
+  private flushHeld(): void {
+    const chunk = this.held;
+    if (chunk === null) return;
+    this.held = null;
     const sink = this.sink;
     if (sink !== null && !sink.onData(chunk)) this.socket.pause();
-  };
+  }
 
   private readonly onMessageComplete = (): void => {
     if (this.interim) {
@@ -188,9 +203,11 @@ class H1Connection implements Exchange {
     }
     const sink = this.sink;
     const trailers = this.pendingHeaders;
+    const last = this.held;
     this.pendingHeaders = null;
+    this.held = null;
     this.sink = null;
-    if (sink !== null) sink.onEnd(trailers);
+    if (sink !== null) sink.onEnd(trailers, last);
     if (this.keepAlive && this.requestDone && !this.socket.destroyed) {
       // The sink may have paused the socket on the last chunk (downstream backpressure); nothing will
       // resume it once the response is over, so it goes back to the pool reading again.
@@ -202,12 +219,14 @@ class H1Connection implements Exchange {
   private fail(flag: 'UF' | 'UC' | 'UT' | 'UPE', message: string, cause?: unknown): void {
     const sink = this.sink;
     this.sink = null;
+    this.held = null;
     this.socket.destroy();
     if (sink !== null) sink.onError(new UpstreamError(flag, message, this.connected, cause));
   }
 
   abort(): void {
     this.sink = null;
+    this.held = null;
     this.socket.destroy();
   }
 
@@ -234,7 +253,11 @@ export function stripHopByHop(h: string[]): FlatHeaders {
     const k = h[i].toLowerCase();
     if (HOP_BY_HOP.has(k)) {
       clean = false;
-      if (k === 'connection') named = h[i + 1].toLowerCase().split(/\s*,\s*/);
+      if (k === 'connection') {
+        // "keep-alive" / "close" name no other field: skip the split (nearly every upstream response).
+        const v = h[i + 1].toLowerCase();
+        if (v !== 'keep-alive' && v !== 'close') named = v.split(/\s*,\s*/);
+      }
     }
   }
   if (clean) return h;

@@ -78,7 +78,7 @@ class H2Exchange implements Exchange {
     this.sink = null;
     if (this.timer !== null) clearTimeout(this.timer);
     if (!this.responded) sink.onError(new UpstreamError('UPE', 'upstream stream ended without a response', true));
-    else sink.onEnd(this.trailers);
+    else sink.onEnd(this.trailers, null);
   }
 
   private reset(code: number): void {

@@ -27,8 +27,9 @@ export interface ResponseSink {
   onResponse(status: number, headers: FlatHeaders, endStream: boolean): void;
   /** A body chunk; return false to ask the upstream to pause until Exchange.resume(). */
   onData(chunk: Buffer): boolean;
-  /** End of response, with trailers when the upstream sent any. */
-  onEnd(trailers: FlatHeaders | null): void;
+  /** End of response, with trailers when the upstream sent any, and the final body chunk when the pool held
+   *  it back to end with it (a small response then costs one downstream write). */
+  onEnd(trailers: FlatHeaders | null, last: Buffer | null): void;
   /** The exchange failed; `err.flag` says how. Called at most once, and never after onEnd. */
   onError(err: UpstreamError): void;
 }

@@ -12,7 +12,7 @@ interface Outcome {
   error: UpstreamError | null;
 }
 
-/** Runs one GET through `pool`; `backpressure` makes the sink refuse every chunk (and never resume). */
+/** Runs one GET through `pool`; `backpressure` makes the sink refuse every chunk and drain 20 ms later. */
 function get(pool: H1Pool, path: string, backpressure: boolean): Promise<Outcome> {
   const req: OutboundRequest = {
     method: 'GET',
@@ -32,15 +32,19 @@ function get(pool: H1Pool, path: string, backpressure: boolean): Promise<Outcome
       },
       onData: (chunk) => {
         out.body += chunk.toString();
+        if (backpressure) setTimeout(() => exchange.resume(), 20);
         return !backpressure;
       },
-      onEnd: () => resolve(out),
+      onEnd: (_trailers, last) => {
+        if (last !== null) out.body += last.toString();
+        resolve(out);
+      },
       onError: (err) => {
         out.error = err;
         resolve(out);
       },
     };
-    pool.request(req, sink);
+    const exchange = pool.request(req, sink);
   });
 }
 
@@ -53,8 +57,13 @@ describe('H1Pool', () => {
     await upstream.close();
   });
 
-  it('serves the next request on a connection whose last response chunk met backpressure', async () => {
-    upstream = await startEchoUpstream('small', (req, res) => res.end(`answer to ${req.url}`));
+  it('serves the next request on a connection whose response met backpressure', async () => {
+    // Two reads: the first chunk goes to the sink (which pushes back), the second ends the response.
+    upstream = await startEchoUpstream('small', (req, res) => {
+      res.writeHead(200, { 'content-length': String(`answer to ${req.url}`.length) });
+      res.write('answer ');
+      setTimeout(() => res.end(`to ${req.url}`), 30);
+    });
     pool = new H1Pool({
       host: '127.0.0.1',
       port: upstream.port,
@@ -63,7 +72,7 @@ describe('H1Pool', () => {
       maxIdle: 4,
     });
 
-    // The sink says "full" on the only (and last) chunk: the connection pauses, then the response ends.
+    // The sink says "full" on the first chunk: the connection pauses until it drains, then the response ends.
     const first = await get(pool, '/first', true);
     expect(first).toEqual({ status: 200, body: 'answer to /first', error: null });
 
