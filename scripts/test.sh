@@ -30,8 +30,8 @@ if [ ! -x node_modules/.bin/node ] || [ "$(node_modules/.bin/node -p 'process.ve
 fi
 export PATH="$PWD/node_modules/.bin:$PATH"
 
-echo "== lint (biome)"
-biome check .
+echo "== format check (prettier)"
+prettier --check . >/dev/null || { prettier --check . || true; echo "test: files above are not formatted; run: npm run format" >&2; exit 1; }
 echo "== typecheck (tsc) and build (dist/, which bin/skein.js runs)"
 tsc -p tsconfig.json
 tsc -p tsconfig.build.json
