@@ -17,6 +17,8 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   /** Path and query as received. */
   url = '';
   authority = '';
+  /** The downstream connection's scheme: https under a TLS listener (x-forwarded-proto). */
+  scheme = 'http';
   isGrpc = false;
   remoteAddress = '';
   requestId = '';

@@ -39,6 +39,7 @@ export class Http1Context extends RequestContext {
     this.path = q < 0 ? url : url.slice(0, q);
     this.method = req.method ?? 'GET';
     this.remoteAddress = req.socket.remoteAddress ?? '';
+    if ((req.socket as { encrypted?: boolean }).encrypted === true) this.scheme = 'https';
     // Host and framing are needed for every request; read them off rawHeaders without building req.headers
     // (the length check skips the lowercase for most names).
     const raw = req.rawHeaders;
@@ -98,7 +99,7 @@ export class Http1Context extends RequestContext {
       }
     }
     if (connectionTokens !== null) dropNamed(out, connectionTokens);
-    pushMeshHeaders(this, out, g, 'http');
+    pushMeshHeaders(this, out, g, this.scheme);
     return out;
   }
 

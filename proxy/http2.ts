@@ -87,6 +87,7 @@ export class Http2Context extends RequestContext {
     this.method = headers[':method'] ?? 'GET';
     this.authority = headers[':authority'] ?? headers.host ?? '';
     this.remoteAddress = stream.session?.socket?.remoteAddress ?? '';
+    if (stream.session?.encrypted === true) this.scheme = 'https';
     const ct = headers['content-type'];
     this.isGrpc = ct !== undefined && ct.startsWith('application/grpc');
     if (this.isGrpc) {
@@ -145,7 +146,7 @@ export class Http2Context extends RequestContext {
           break;
       }
     }
-    pushMeshHeaders(this, out, g, 'http');
+    pushMeshHeaders(this, out, g, this.scheme);
     return out;
   }
 

@@ -1,0 +1,23 @@
+// README.md is the user's reference: the CLI help it shows must be the help the code prints.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { PROXY_HELP } from '../proxy/cli.ts';
+import { MESH_HELP } from '../proxy/mesh.ts';
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+describe('README.md', () => {
+  it('shows `skein proxy --help` exactly as the CLI prints it', () => {
+    expect(readme).toContain(PROXY_HELP);
+  });
+
+  it('documents every `skein mesh` option', () => {
+    for (const option of MESH_HELP.match(/--[a-z-]+/g) ?? []) expect(readme).toContain(option);
+  });
+
+  it('gives the two commands CI and users run', () => {
+    expect(readme).toContain('npm ci && npm start');
+    expect(readme).toContain('npm ci && npm test');
+    expect(readFileSync(new URL('../.ci/run', import.meta.url), 'utf8')).toMatch(/^npm ci && npm test$/m);
+  });
+});
