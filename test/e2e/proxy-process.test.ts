@@ -1,39 +1,20 @@
 // The `skein proxy` process end to end: its command line, refusing bad configs, serving the quick form, draining
 // on SIGTERM and running worker processes. Each test spawns `node bin/skein.js` and kills it by PID afterwards.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type http from 'node:http';
+import { writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { PROXY_OPTIONS } from '../../proxy/cli.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { httpGet, tryConnect } from '../support/http-client.ts';
-import { freePort, isAlive, killAllSkein, runSkein, startSkeinProxy } from '../support/process.ts';
-import { startEchoUpstream, type Upstream } from '../support/proxy.ts';
+import { freePort, isAlive, runSkein, startSkeinProxy, processTestFixture } from '../support/process.ts';
+import { type Upstream } from '../support/proxy.ts';
 import { waitFor, waitForAsync } from '../support/wait-for.ts';
 
-let dir: string;
-let upstreams: Upstream[];
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'skein-proxy-process-'));
-  upstreams = [];
-});
-
-afterEach(async () => {
-  await killAllSkein();
-  await Promise.all(upstreams.map((u) => u.close()));
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function upstream(name: string, handler?: http.RequestListener): Promise<Upstream> {
-  const u = await startEchoUpstream(name, handler);
-  upstreams.push(u);
-  return u;
-}
+const fixture = processTestFixture('skein-proxy-process-');
+const upstream = fixture.upstream;
 
 /** An upstream that answers `delayMs` after a request arrives; `received` counts the arrivals. */
 async function slowUpstream(name: string, delayMs: number): Promise<Upstream & { received: () => number }> {
@@ -46,7 +27,7 @@ async function slowUpstream(name: string, delayMs: number): Promise<Upstream & {
 }
 
 async function writeConfig(name: string, config: ConfigInput): Promise<string> {
-  const file = join(dir, name);
+  const file = join(fixture.dir(), name);
   await writeFile(file, stringify(config));
   return file;
 }

@@ -1,39 +1,19 @@
 // The `skein proxy` process picking up changes without a restart: a rewritten config file, SIGHUP, a Kubernetes
 // ConfigMap-style symlink swap, an endpoints file, and rejecting a bad edit while the last good config serves.
 
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import type http from 'node:http';
-import { tmpdir } from 'node:os';
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { httpGet } from '../support/http-client.ts';
-import { freePort, killAllSkein, type RunningSkein, startSkeinProxy } from '../support/process.ts';
-import { startEchoUpstream, type Upstream } from '../support/proxy.ts';
+import { freePort, type RunningSkein, startSkeinProxy, processTestFixture } from '../support/process.ts';
 import { waitFor, waitForAsync } from '../support/wait-for.ts';
 
 const BAD_REGEX_PROBLEM = 'listeners[0].routes[0].match.headers[0].regex: invalid regular expression';
 
-let dir: string;
-let upstreams: Upstream[];
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'skein-proxy-reload-'));
-  upstreams = [];
-});
-
-afterEach(async () => {
-  await killAllSkein();
-  await Promise.all(upstreams.map((u) => u.close()));
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function upstream(name: string, handler?: http.RequestListener): Promise<Upstream> {
-  const u = await startEchoUpstream(name, handler);
-  upstreams.push(u);
-  return u;
-}
+const fixture = processTestFixture('skein-proxy-reload-');
+const upstream = fixture.upstream;
 
 /**
  * One listener on port 0 whose only route goes to cluster `to`; a static cluster per entry of `clusters`.
@@ -84,7 +64,7 @@ describe('config file reload', () => {
     const a = await upstream('a');
     const b = await upstream('b');
     const adminPort = await freePort();
-    const file = join(dir, 'skein.yaml');
+    const file = join(fixture.dir(), 'skein.yaml');
     await writeFile(file, stringify(routeConfig(adminPort, 'a', { a: a.address, b: b.address })));
     const proxy = await startSkeinProxy(['--config', file], { adminPort });
     expect(await servedBy(proxy)).toBe('a');
@@ -101,7 +81,7 @@ describe('config file reload', () => {
     const b = await upstream('b');
     const adminPort = await freePort();
     const clusters = { a: a.address, b: b.address };
-    const file = join(dir, 'skein.yaml');
+    const file = join(fixture.dir(), 'skein.yaml');
     await writeFile(file, stringify(routeConfig(adminPort, 'b', clusters)));
     const proxy = await startSkeinProxy(['--config', file], { adminPort });
     expect(await servedBy(proxy)).toBe('b');
@@ -126,10 +106,10 @@ describe('config file reload', () => {
     const b = await upstream('b');
     const adminPort = await freePort();
     const clusters = { a: a.address, b: b.address };
-    await mkdir(join(dir, 'watched'));
-    await mkdir(join(dir, 'real'));
-    const realFile = join(dir, 'real', 'skein.yaml');
-    const link = join(dir, 'watched', 'skein.yaml');
+    await mkdir(join(fixture.dir(), 'watched'));
+    await mkdir(join(fixture.dir(), 'real'));
+    const realFile = join(fixture.dir(), 'real', 'skein.yaml');
+    const link = join(fixture.dir(), 'watched', 'skein.yaml');
     await writeFile(realFile, stringify(routeConfig(adminPort, 'a', clusters)));
     await symlink(realFile, link);
     const proxy = await startSkeinProxy(['--config', link], { adminPort });
@@ -155,17 +135,17 @@ describe('config file reload', () => {
     const adminPort = await freePort();
     const clusters = { a: a.address, b: b.address };
     // The kubelet's layout: skein.yaml → ..data/skein.yaml, ..data → a timestamped directory it replaces atomically.
-    await mkdir(join(dir, '..v1'));
-    await writeFile(join(dir, '..v1', 'skein.yaml'), stringify(routeConfig(adminPort, 'a', clusters)));
-    await symlink('..v1', join(dir, '..data'));
-    await symlink(join('..data', 'skein.yaml'), join(dir, 'skein.yaml'));
-    const proxy = await startSkeinProxy(['--config', join(dir, 'skein.yaml')], { adminPort });
+    await mkdir(join(fixture.dir(), '..v1'));
+    await writeFile(join(fixture.dir(), '..v1', 'skein.yaml'), stringify(routeConfig(adminPort, 'a', clusters)));
+    await symlink('..v1', join(fixture.dir(), '..data'));
+    await symlink(join('..data', 'skein.yaml'), join(fixture.dir(), 'skein.yaml'));
+    const proxy = await startSkeinProxy(['--config', join(fixture.dir(), 'skein.yaml')], { adminPort });
     expect(await servedBy(proxy)).toBe('a');
 
-    await mkdir(join(dir, '..v2'));
-    await writeFile(join(dir, '..v2', 'skein.yaml'), stringify(routeConfig(adminPort, 'b', clusters)));
-    await symlink('..v2', join(dir, '..data_tmp'));
-    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+    await mkdir(join(fixture.dir(), '..v2'));
+    await writeFile(join(fixture.dir(), '..v2', 'skein.yaml'), stringify(routeConfig(adminPort, 'b', clusters)));
+    await symlink('..v2', join(fixture.dir(), '..data_tmp'));
+    await rename(join(fixture.dir(), '..data_tmp'), join(fixture.dir(), '..data'));
     await waitForAsync(async () => (await servedBy(proxy)) === 'b');
     expect(await configVersion(proxy)).toBe(2);
   });
@@ -178,7 +158,7 @@ describe('config file reload', () => {
     });
     const fast = await upstream('fast');
     const adminPort = await freePort();
-    const file = join(dir, 'skein.yaml');
+    const file = join(fixture.dir(), 'skein.yaml');
     await writeFile(file, stringify(routeConfig(adminPort, 'slow', { slow: slow.address })));
     const proxy = await startSkeinProxy(['--config', file], { adminPort });
 
@@ -206,12 +186,12 @@ describe('file discovery', () => {
       // Relative: resolved against the config file's directory.
       clusters: [{ name: 'app', discovery: { type: 'file', path: 'endpoints.yaml' } }],
     };
-    await writeFile(join(dir, 'skein.yaml'), stringify(config));
-    await writeFile(join(dir, 'endpoints.yaml'), stringify([{ address: a.address }]));
-    const proxy = await startSkeinProxy(['--config', join(dir, 'skein.yaml')], { adminPort });
+    await writeFile(join(fixture.dir(), 'skein.yaml'), stringify(config));
+    await writeFile(join(fixture.dir(), 'endpoints.yaml'), stringify([{ address: a.address }]));
+    const proxy = await startSkeinProxy(['--config', join(fixture.dir(), 'skein.yaml')], { adminPort });
     await waitForAsync(async () => (await servedBy(proxy)) === 'a');
 
-    await writeFile(join(dir, 'endpoints.yaml'), stringify([{ address: b.address }]));
+    await writeFile(join(fixture.dir(), 'endpoints.yaml'), stringify([{ address: b.address }]));
     await waitForAsync(async () => (await servedBy(proxy)) === 'b');
     expect(await servedBy(proxy)).toBe('b');
     expect(await configVersion(proxy)).toBe(1);

@@ -127,10 +127,15 @@ describe('TLS listener with ALPN', () => {
       clusters: [{ name: 'app1', discovery: { type: 'static', endpoints: [{ address: h1.address }] } }],
     });
     try {
-      const { status, body, alpn } = await new Promise<{ status: number; body: string; alpn: string | false }>(
+      const { status, body, alpn } = await new Promise<{ status: number; body: string; alpn: string | false | null }>(
         (resolve, reject) => {
           const req = https.get(
-            { host: '127.0.0.1', port: h1proxy.port(), path: '/h1-over-tls', ca, ALPNProtocols: ['http/1.1'] },
+            {
+              host: '127.0.0.1',
+              port: h1proxy.port(),
+              path: '/h1-over-tls',
+              agent: new https.Agent({ ca, ALPNProtocols: ['http/1.1'] }),
+            },
             (res) => {
               const alpn = (res.socket as import('node:tls').TLSSocket).alpnProtocol;
               let text = '';

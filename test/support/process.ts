@@ -3,8 +3,14 @@
 // worker processes named in the log, so no test leaves a process behind even when it fails.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach } from 'vitest';
+import { startEchoUpstream, type Upstream } from './proxy.ts';
 import { httpGet } from './http-client.ts';
 import { waitFor, waitForAsync } from './wait-for.ts';
 
@@ -251,4 +257,33 @@ function killIfOurs(pid: number): void {
   } catch {
     // exited in between
   }
+}
+
+/**
+ * Per-test scratch state for process tests: a fresh temp dir and upstreams that are closed, with every
+ * spawned skein killed, after each test (even a failed one).
+ */
+export function processTestFixture(prefix: string): {
+  dir(): string;
+  upstream(name: string, handler?: http.RequestListener): Promise<Upstream>;
+} {
+  let dir = '';
+  let upstreams: Upstream[] = [];
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+    upstreams = [];
+  });
+  afterEach(async () => {
+    await killAllSkein();
+    await Promise.all(upstreams.map((u) => u.close()));
+    await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    dir: () => dir,
+    async upstream(name, handler) {
+      const u = await startEchoUpstream(name, handler);
+      upstreams.push(u);
+      return u;
+    },
+  };
 }
