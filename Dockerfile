@@ -17,5 +17,6 @@ COPY examples ./examples
 USER node
 # 15001 outbound, 15006 inbound, 15000 admin (the defaults of manifests/ and examples/mesh.yaml)
 EXPOSE 15000 15001 15006
-ENTRYPOINT ["node", "bin/skein.js"]
+# The same Node flags as bin/skein.js's shebang (small young generation: see README "Design numbers").
+ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/skein.js"]
 CMD ["proxy", "--config", "/etc/skein/config.yaml"]

@@ -1,8 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // The `skein` executable: picks a subcommand and hands it the rest of the arguments. Each subcommand lives
 // with the process it starts (proxy/cli.ts, ...); this file only knows their names. It runs the JavaScript
 // that `npm run build` (also run by `npm ci`) emits into dist/: loading the TypeScript sources directly would
 // work on Node 24 but keeps the type stripper (~20 MB) resident in every proxy.
+// The shebang caps V8's young generation at 2 MB per semi-space: a proxy allocates many short-lived objects
+// per request and keeps few, so a small nursery costs no CPU and saves ~25 MB of RSS under load (measured:
+// README "Design numbers"). `node [flags] bin/skein.js` runs it with whatever flags you choose instead.
 import { existsSync } from 'node:fs';
 
 const COMMANDS = {

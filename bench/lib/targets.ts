@@ -89,7 +89,8 @@ backend be
 `;
 }
 
-const SKEIN_DEFAULT_CMD = 'node bin/skein.js proxy --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$ORIGIN_PORT';
+// Through the executable's shebang, so the proxy runs with the Node flags it ships with.
+const SKEIN_DEFAULT_CMD = 'exec bin/skein.js proxy --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$ORIGIN_PORT';
 
 /** The skein command line as it will be (or would have been) run, for the report. */
 export function skeinCommand(ctx: Pick<TargetContext, 'skeinCmd'>): string {
