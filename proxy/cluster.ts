@@ -98,6 +98,8 @@ export class Cluster {
   private readonly pickCtx: PickContext = { hashKey: undefined };
   private readonly poolOptions: Omit<PoolOptions, 'host' | 'port'>;
   lastDiscoveryError: string | null = null;
+  /** The discovery source has answered once (endpoints or an error): until then the proxy is not ready. */
+  warmed = false;
 
   constructor(config: ClusterConfig, key: string, opts: { baseDir: string; log: ClusterLog }) {
     this.config = config;
@@ -115,10 +117,12 @@ export class Cluster {
     this.discovery = createDiscoverySource(config.discovery, { baseDir: opts.baseDir });
     this.discovery.start({
       onEndpoints: (list) => {
+        this.warmed = true;
         this.lastDiscoveryError = null;
         this.setEndpoints(list);
       },
       onError: (err) => {
+        this.warmed = true;
         this.lastDiscoveryError = err.message;
         opts.log.warn('discovery failed; keeping the previous endpoints', { cluster: this.name, error: err.message });
       },
@@ -170,6 +174,7 @@ export class Cluster {
       protocol: this.protocol,
       lb: this.config.lb.policy,
       discovery: this.config.discovery.type,
+      warmed: this.warmed,
       discoveryError: this.lastDiscoveryError,
       endpoints: this.endpoints.map((e) => ({
         address: e.id,

@@ -39,8 +39,14 @@ export class ProxyServer {
     return this.current;
   }
 
+  /**
+   * Ready once started, not draining, and every cluster's discovery has answered once (like Envoy's cluster
+   * warming): an orchestrator then does not send traffic that would only get "no healthy upstream".
+   */
   get ready(): boolean {
-    return this.started && !this.draining;
+    if (!this.started || this.draining || this.current === null) return false;
+    for (const c of this.current.clusters.values()) if (!c.warmed) return false;
+    return true;
   }
 
   /** Compile and serve `config`. On any failure the previous Snapshot keeps serving and this throws. */

@@ -1,0 +1,71 @@
+// The admin listener as an orchestrator and an operator use it: readiness that waits for discovery, and the
+// running state (/config, /clusters, /listeners) that explains where traffic goes.
+import { afterEach, describe, expect, it } from 'vitest';
+import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
+import { type RunningProxy, startEchoUpstream, startProxy, type Upstream } from '../support/proxy.ts';
+import { waitForAsync } from '../support/wait-for.ts';
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.text() };
+}
+
+describe('admin listener', () => {
+  let dns: TestDnsServer | undefined;
+  let proxy: RunningProxy | undefined;
+  let upstream: Upstream | undefined;
+
+  afterEach(async () => {
+    await proxy?.close();
+    await upstream?.close();
+    await dns?.close();
+    proxy = upstream = dns = undefined;
+  });
+
+  it('reports not ready until every cluster has heard from its discovery source', async () => {
+    dns = await startDnsServer();
+    dns.setReplyDelayMs(1_500);
+    dns.setRecords('app.test', [{ type: 'A', address: '127.0.0.1', ttlS: 30 }]);
+    proxy = await startProxy({
+      admin: { address: '127.0.0.1:0' },
+      listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ cluster: 'app' }] }],
+      clusters: [
+        {
+          name: 'app',
+          discovery: { type: 'dns', name: 'app.test', port: 8080, servers: [`127.0.0.1:${dns.port}`] },
+        },
+      ],
+    });
+    const first = await get(`${proxy.adminUrl()}/ready`);
+    expect(first).toEqual({ status: 503, body: 'starting\n' });
+    await waitForAsync(async () => (await get(`${proxy!.adminUrl()}/ready`)).status === 200, 10_000);
+    const clusters = JSON.parse((await get(`${proxy.adminUrl()}/clusters`)).body);
+    expect(clusters.clusters[0]).toMatchObject({
+      name: 'app',
+      warmed: true,
+      endpoints: [{ address: '127.0.0.1:8080' }],
+    });
+  });
+
+  it('shows the running config, its version and the bound listeners', async () => {
+    upstream = await startEchoUpstream();
+    proxy = await startProxy({
+      admin: { address: '127.0.0.1:0' },
+      listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ name: 'all', cluster: 'app' }] }],
+      clusters: [{ name: 'app', discovery: { type: 'static', endpoints: [{ address: upstream.address }] } }],
+    });
+    expect((await get(`${proxy.adminUrl()}/ready`)).status).toBe(200);
+    const config = JSON.parse((await get(`${proxy.adminUrl()}/config`)).body);
+    expect(config.version).toBe(1);
+    expect(config.config.clusters[0].timeouts).toEqual({ connectMs: 1000, requestMs: 15000, idleMs: 60000 });
+    const listeners = JSON.parse((await get(`${proxy.adminUrl()}/listeners`)).body);
+    expect(listeners).toEqual([
+      expect.objectContaining({
+        name: 'main',
+        address: `127.0.0.1:${proxy.port()}`,
+        routes: [{ name: 'all', clusters: ['app'] }],
+      }),
+    ]);
+    expect((await get(`${proxy.adminUrl()}/nothing`)).status).toBe(404);
+  });
+});
