@@ -15,6 +15,7 @@ export const H_CONNECTION = 8;
 export const H_TE = 9;
 export const H_SOURCE = 10;
 export const H_TARGET = 11;
+export const H_GRPC_TIMEOUT = 12;
 
 /** Request header name (lowercase) → what to do with it instead of copying it as is. */
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
@@ -33,6 +34,7 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['x-request-id', H_REQUEST_ID],
   ['x-source-service', H_SOURCE],
   ['x-target-service', H_TARGET],
+  ['grpc-timeout', H_GRPC_TIMEOUT],
 ]);
 
 /** Fields gathered while copying, then written by pushMeshHeaders. */
@@ -52,6 +54,11 @@ export function pushMeshHeaders(ctx: RequestContext, out: FlatHeaders, g: Gather
   const source = l.outbound ? l.serviceName : (g.source ?? 'unknown');
   out.push('x-source-service', source);
   out.push('x-target-service', ctx.cluster!.service);
+  // gRPC: tell the upstream the deadline this proxy enforces (the client's, or a shorter route timeout), less
+  // the time already spent here, so the server stops working when the proxy would give up anyway.
+  if (ctx.isGrpc && ctx.timeoutMs > 0) {
+    out.push('grpc-timeout', `${Math.max(1, Math.ceil(ctx.timeoutMs - (performance.now() - ctx.startMs)))}m`);
+  }
   const set = ctx.route!.setHeaders;
   for (let i = 0; i < set.length; i++) out.push(set[i][0], set[i][1]);
 }

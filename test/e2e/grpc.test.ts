@@ -327,6 +327,35 @@ describe('gRPC through the proxy', () => {
     expect(err.metadata.get('x-skein-flags')).toEqual(['NR']);
   });
 
+  it('tells the server the deadline the proxy enforces: the shorter of the client deadline and the route timeout', async () => {
+    const remainingMs: number[] = [];
+    const upstream = await startGrpcUpstream({
+      Unary(call, callback) {
+        // grpc-js turns the grpc-timeout it received into an absolute deadline.
+        remainingMs.push(Number(call.getDeadline()) - Date.now());
+        callback(null, { message: call.request.message, index: 0 });
+      },
+    });
+    cleanups.push(() => upstream.close());
+    const proxy = await proxyTo([upstream.address], {
+      clusters: [
+        {
+          name: 'upstream',
+          timeouts: { requestMs: 5_000 },
+          discovery: { type: 'static', endpoints: [{ address: upstream.address }] },
+        },
+      ],
+    });
+    const client = clientOf(proxy);
+    await unary(client, { message: 'long deadline' }, new grpc.Metadata(), { deadline: Date.now() + 60_000 });
+    await unary(client, { message: 'short deadline' }, new grpc.Metadata(), { deadline: Date.now() + 2_000 });
+    // 60 s asked, 5 s route timeout: the server learns 5 s. 2 s asked: the server learns (at most) 2 s.
+    expect(remainingMs[0]).toBeGreaterThan(3_000);
+    expect(remainingMs[0]).toBeLessThanOrEqual(5_000);
+    expect(remainingMs[1]).toBeGreaterThan(0);
+    expect(remainingMs[1]).toBeLessThanOrEqual(2_000);
+  });
+
   describe('grpc-timeout shorter than the route timeout', () => {
     it('ends a grpc-js call with DEADLINE_EXCEEDED at its deadline, not at the route timeout, and cancels it on the server', async () => {
       let serverCall: grpc.ServerUnaryCall<EchoRequest, EchoReply> | undefined;
