@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # binary → Debian package providing it
-declare -A NEED=([curl]=curl [h2load]=nghttp2-client [nghttp]=nghttp2-client)
+declare -A NEED=([curl]=curl [h2load]=nghttp2-client [nghttp]=nghttp2-client [promtool]=prometheus [openssl]=openssl)
 missing_pkgs=()
 for bin in "${!NEED[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing_pkgs+=("${NEED[$bin]}")
@@ -17,7 +17,7 @@ if [ ${#missing_pkgs[@]} -gt 0 ]; then
     echo "test: installing missing system packages: ${missing_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq "${missing_pkgs[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
   else
     echo "test: missing system packages: ${missing_pkgs[*]} (install them with: sudo apt-get install -y ${missing_pkgs[*]})" >&2
     exit 1

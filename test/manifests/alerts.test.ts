@@ -1,0 +1,100 @@
+// The alerting rules: promtool checks their syntax and runs the unit tests in rules.test.yaml (each alert
+// fires from synthetic series and stays quiet below its threshold or before its `for`); the
+// PrometheusRule's spec must be the plain rule file; every alert the mesh design requires exists, says
+// which service it is about, and aggregates only by bounded labels of metrics in the contract.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { contractSeries, manifestPath, promqlNames, promtool, readContract } from './metrics-contract.ts';
+
+interface AlertRule {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+interface RuleFile {
+  groups: { name: string; rules: AlertRule[] }[];
+}
+
+const rulesPath = manifestPath('prometheus/rules.yaml');
+const plain = parse(readFileSync(rulesPath, 'utf8')) as RuleFile;
+const operator = parse(readFileSync(manifestPath('alerts.yaml'), 'utf8'));
+const rules = plain.groups.flatMap((g) => g.rules);
+
+// The mesh design's alerts: error rate > 10% / 5m, p95 > 1 s / 5m, breaker open, certificate expiring
+// (< 7 days; `for` lets a rotation under way finish) and expired; canary failed, rolled back, stuck > 1 h, error rate > 5% / 2m, p95 > 1000 ms / 2m.
+const REQUIRED: Record<string, { for?: string; metric: string }> = {
+  ServiceMeshHighErrorRate: { for: '5m', metric: 'service_mesh_requests_total' },
+  ServiceMeshHighLatency: { for: '5m', metric: 'service_mesh_request_duration_seconds_bucket' },
+  ServiceMeshCircuitBreakerOpen: { for: '1m', metric: 'service_mesh_circuit_breaker_open' },
+  ServiceMeshCertificateExpiringSoon: { for: '15m', metric: 'service_mesh_certificate_expiry_days' },
+  ServiceMeshCertificateExpired: { metric: 'service_mesh_certificate_expiry_days' },
+  CanaryDeploymentFailed: { metric: 'canary_deployment_status' },
+  CanaryDeploymentRolledBack: { metric: 'canary_deployment_status' },
+  CanaryDeploymentStuck: { metric: 'canary_deployment_last_progress_timestamp_seconds' },
+  CanaryHighErrorRate: { for: '2m', metric: 'canary_deployment_error_rate' },
+  CanaryHighLatency: { for: '2m', metric: 'canary_deployment_response_time_p95' },
+};
+// Labels whose values are bounded by the number of services / identities, never by callers or pods.
+const BOUNDED = new Set(['destination_service', 'service', 'identity', 'status', 'le']);
+
+describe('manifests/prometheus/rules.yaml', () => {
+  it('passes promtool check rules', () => {
+    const r = promtool(['check', 'rules', rulesPath]);
+    expect(r.output).toContain('SUCCESS');
+    expect(r.ok, r.output).toBe(true);
+  });
+
+  it('passes its promtool unit tests: every alert fires above its threshold and not below or too early', () => {
+    const r = promtool(['test', 'rules', manifestPath('prometheus/rules.test.yaml')]);
+    expect(r.ok, r.output).toBe(true);
+    const tested = readFileSync(manifestPath('prometheus/rules.test.yaml'), 'utf8');
+    for (const name of Object.keys(REQUIRED)) expect(tested, name).toContain(`alertname: ${name}`);
+  });
+
+  it('has every alert the mesh design requires, with its `for` duration', () => {
+    expect(rules.map((r) => r.alert).sort()).toEqual(Object.keys(REQUIRED).sort());
+    for (const [name, want] of Object.entries(REQUIRED)) {
+      const rule = rules.find((r) => r.alert === name);
+      expect(rule?.for, name).toBe(want.for);
+      expect(promqlNames(rule?.expr ?? '').metrics.has(want.metric), name).toBe(true);
+    }
+  });
+
+  it('gives every alert a severity, a summary and description naming the service, and a runbook hint', () => {
+    for (const rule of rules) {
+      expect(['critical', 'warning'], rule.alert).toContain(rule.labels.severity);
+      const grouping = [...promqlNames(rule.expr).grouping].filter((l) => l !== 'le');
+      for (const key of ['summary', 'description'])
+        expect(
+          grouping.some((l) => rule.annotations[key]?.includes(`{{ $labels.${l} }}`)),
+          `${rule.alert} ${key}`,
+        ).toBe(true);
+      expect(rule.annotations.runbook, rule.alert).toMatch(/\/clusters|access log|control's/);
+    }
+  });
+
+  it('uses only contract metrics and labels, aggregated by bounded labels', () => {
+    const series = contractSeries(readContract());
+    for (const rule of rules) {
+      const { metrics, labels, grouping } = promqlNames(rule.expr);
+      expect(metrics.size, rule.alert).toBeGreaterThan(0);
+      for (const m of metrics) expect([...series.keys()], `${rule.alert} uses ${m}`).toContain(m);
+      const known = new Set([...metrics].flatMap((m) => series.get(m) ?? []));
+      for (const l of labels) expect([...known], `${rule.alert} uses label ${l}`).toContain(l);
+      for (const l of grouping) expect([...BOUNDED], `${rule.alert} aggregates by ${l}`).toContain(l);
+      expect(grouping.size, `${rule.alert} aggregates`).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('manifests/alerts.yaml', () => {
+  it('is a PrometheusRule whose spec is exactly manifests/prometheus/rules.yaml', () => {
+    expect(operator.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(operator.kind).toBe('PrometheusRule');
+    expect(operator.metadata.name).toBeTruthy();
+    expect(operator.spec).toEqual(plain);
+  });
+});
