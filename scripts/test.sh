@@ -24,6 +24,11 @@ if [ ${#missing_pkgs[@]} -gt 0 ]; then
   fi
 fi
 
+# The eBPF probe tests (test/probes/) read tracepoints through tracefs.
+if [ "$(id -u)" = 0 ] && [ ! -d /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing || echo "test: could not mount tracefs; test/probes will be skipped" >&2
+fi
+
 if [ ! -x node_modules/.bin/node ] || [ "$(node_modules/.bin/node -p 'process.versions.node.split(".")[0]')" != 24 ]; then
   echo "test: node_modules is missing or has no Node 24: run 'npm ci' first (README: npm ci && npm test)" >&2
   exit 1

@@ -1,0 +1,72 @@
+// Builds the one bpftrace program a probe run loads: the chosen scripts from probes/scripts/, with their
+// PID_FILTER placeholder replaced by a predicate on the given PIDs and one END block that clears the
+// scripts' internal maps (named @_*) so only figures are printed. bpftrace allows one BEGIN/END per program,
+// so the scripts carry none and are concatenated; BEGIN prints READY_MARKER when every probe is live.
+import { readFileSync } from 'node:fs';
+
+/** The scripts, in the order they are concatenated (tcp-lifecycle first: others read its @_tcp_owner). */
+export const SCRIPT_NAMES = ['tcp-lifecycle', 'socket-io', 'oncpu', 'tcp-retransmits', 'tcp-rtt'] as const;
+export type ScriptName = (typeof SCRIPT_NAMES)[number];
+
+/** Scripts whose tracepoints may be absent: the run goes on without them and says so. */
+export const OPTIONAL_SCRIPTS: ReadonlySet<ScriptName> = new Set(['tcp-retransmits', 'tcp-rtt']);
+
+/** Scripts that need another script's maps. */
+const DEPENDS_ON: Partial<Record<ScriptName, ScriptName>> = {
+  'tcp-retransmits': 'tcp-lifecycle',
+  'tcp-rtt': 'tcp-lifecycle',
+};
+
+/** Printed by the program's BEGIN block: the probes are live from this line on. */
+export const READY_MARKER = 'skein-probes-ready';
+
+export interface Script {
+  name: ScriptName;
+  source: string;
+}
+
+export function loadScript(name: ScriptName): Script {
+  return { name, source: readFileSync(new URL(`./scripts/${name}.bt`, import.meta.url), 'utf8') };
+}
+
+/** `tracepoint:cat:name` attach points a script uses, as `cat/name` (the layout under tracefs events/). */
+export function tracepointsOf(source: string): string[] {
+  const found = new Set<string>();
+  for (const m of source.matchAll(/^tracepoint:(\w+):(\w+)/gm)) found.add(`${m[1]}/${m[2]}`);
+  return [...found];
+}
+
+/** `(pid == 1 || pid == 2)`; bpftrace's `pid` is the process (thread group) id, so every thread counts. */
+export function pidPredicate(pids: readonly number[]): string {
+  if (pids.length === 0) throw new Error('at least one PID is needed');
+  for (const pid of pids) {
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`not a PID: ${pid}`);
+  }
+  return `(${[...new Set(pids)].map((pid) => `pid == ${pid}`).join(' || ')})`;
+}
+
+/** Adds the scripts that the chosen ones depend on and puts them in concatenation order. */
+export function withDependencies(names: readonly ScriptName[]): ScriptName[] {
+  const chosen = new Set(names);
+  for (const name of names) {
+    const dep = DEPENDS_ON[name];
+    if (dep !== undefined) chosen.add(dep);
+  }
+  return SCRIPT_NAMES.filter((name) => chosen.has(name));
+}
+
+export function composeProgram(scripts: readonly Script[], pids: readonly number[]): string {
+  const predicate = pidPredicate(pids);
+  const internal = new Set<string>();
+  const parts = scripts.map(({ name, source }) => {
+    const code = source.replace(/\/\/.*$/gm, '');
+    for (const m of code.matchAll(/@_\w+/g)) internal.add(m[0]);
+    return `// ---- ${name}.bt\n${source.replaceAll('PID_FILTER', predicate)}`;
+  });
+  // BEGIN runs once every probe is attached, unlike the "attached_probes" line, which comes before.
+  parts.unshift(`BEGIN {\n  printf("${READY_MARKER}\\n");\n}\n`);
+  if (internal.size > 0) {
+    parts.push(`END {\n${[...internal].map((map) => `  clear(${map});`).join('\n')}\n}\n`);
+  }
+  return parts.join('\n');
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import {
+  composeProgram,
+  loadScript,
+  pidPredicate,
+  READY_MARKER,
+  SCRIPT_NAMES,
+  tracepointsOf,
+  withDependencies,
+} from '../../probes/program.ts';
+
+describe('bpftrace program composition', () => {
+  it('builds a predicate on the given PIDs, once each, and rejects anything that is not a PID', () => {
+    expect(pidPredicate([12, 34, 12])).toBe('(pid == 12 || pid == 34)');
+    expect(() => pidPredicate([])).toThrow(/at least one PID/);
+    expect(() => pidPredicate([0])).toThrow(/not a PID/);
+    expect(() => pidPredicate([1.5])).toThrow(/not a PID/);
+  });
+
+  it('adds tcp-lifecycle when a script reads its socket owners, and keeps concatenation order', () => {
+    expect(withDependencies(['tcp-rtt'])).toEqual(['tcp-lifecycle', 'tcp-rtt']);
+    expect(withDependencies(['oncpu'])).toEqual(['oncpu']);
+  });
+
+  it('replaces every PID_FILTER, has one BEGIN and one END, and clears only the internal maps', () => {
+    const program = composeProgram(SCRIPT_NAMES.map(loadScript), [4242]);
+    expect(program).not.toContain('PID_FILTER');
+    expect(program).toContain('(pid == 4242)');
+    expect(program.match(/^BEGIN/gm)).toHaveLength(1);
+    expect(program.match(/^END/gm)).toHaveLength(1);
+    expect(program).toContain(READY_MARKER);
+    const cleared = [...program.matchAll(/clear\((@\w+)\)/g)].map((m) => m[1]);
+    expect(cleared.sort()).toEqual(['@_cpu_since', '@_tcp_listen_port', '@_tcp_owner', '@_tcp_since']);
+  });
+
+  it('lists the tracepoints each script attaches to', () => {
+    expect(tracepointsOf(loadScript('tcp-lifecycle').source)).toEqual(['sock/inet_sock_set_state']);
+    expect(tracepointsOf(loadScript('socket-io').source)).toEqual(['sock/sock_send_length', 'sock/sock_recv_length']);
+    expect(tracepointsOf(loadScript('oncpu').source)).toEqual(['sched/sched_switch']);
+  });
+});
