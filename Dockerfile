@@ -1,18 +1,24 @@
-# Skein proxy image. Node 24 LTS runs the TypeScript sources directly (type stripping), so there is no build
-# step; only the runtime dependencies are installed. Runs as a non-root user.
-FROM node:24-bookworm-slim AS deps
+# Skein proxy image. The build stage compiles the TypeScript to dist/ (what bin/skein.js runs) and drops the
+# dev dependencies; the runtime stage has Node 24, the runtime dependencies and dist/. Runs as a non-root user.
+FROM node:24-bookworm-slim AS build
 WORKDIR /opt/skein
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# --ignore-scripts: the image's own Node 24 compiles; the `node` devDependency's binary is not needed here.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY proxy ./proxy
+COPY examples ./examples
+COPY probes ./probes
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /opt/skein
-COPY --from=deps /opt/skein/node_modules ./node_modules
+COPY --from=build /opt/skein/node_modules ./node_modules
+COPY --from=build /opt/skein/dist ./dist
 COPY package.json ./
 COPY bin ./bin
-COPY src ./src
-COPY proxy ./proxy
 COPY examples ./examples
 USER node
 # 15001 outbound, 15006 inbound, 15000 admin (the defaults of manifests/ and examples/mesh.yaml)

@@ -2,7 +2,7 @@
 // PID_FILTER placeholder replaced by a predicate on the given PIDs and one END block that clears the
 // scripts' internal maps (named @_*) so only figures are printed. bpftrace allows one BEGIN/END per program,
 // so the scripts carry none and are concatenated; BEGIN prints READY_MARKER when every probe is live.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 /** The scripts, in the order they are concatenated (tcp-lifecycle first: others read its @_tcp_owner). */
 export const SCRIPT_NAMES = ['tcp-lifecycle', 'socket-io', 'oncpu', 'tcp-retransmits', 'tcp-rtt'] as const;
@@ -25,8 +25,14 @@ export interface Script {
   source: string;
 }
 
+/** probes/scripts/ whether this runs from the sources (probes/) or from the build (dist/probes/). */
+const SCRIPTS_DIR = [new URL('./scripts/', import.meta.url), new URL('../../probes/scripts/', import.meta.url)].find(
+  (u) => existsSync(u),
+);
+
 export function loadScript(name: ScriptName): Script {
-  return { name, source: readFileSync(new URL(`./scripts/${name}.bt`, import.meta.url), 'utf8') };
+  if (SCRIPTS_DIR === undefined) throw new Error('probes/scripts/ not found next to the probe runner');
+  return { name, source: readFileSync(new URL(`${name}.bt`, SCRIPTS_DIR), 'utf8') };
 }
 
 /** `tracepoint:cat:name` attach points a script uses, as `cat/name` (the layout under tracefs events/). */
