@@ -3,6 +3,7 @@
 
 import { formatMicrosSpread, formatNumber, formatSpread, renderTable } from './lib/markdown.ts';
 import type { MeasuredRun } from './lib/measure.ts';
+import type { ProbeStatus } from './lib/probes.ts';
 import { pairByRound, spread } from './lib/stats.ts';
 import type { TargetName } from './lib/targets.ts';
 
@@ -56,7 +57,12 @@ export interface CoreResult {
   readonly measured: readonly TargetInfo[];
   readonly skipped: readonly { readonly target: TargetName; readonly reason: string }[];
   readonly visits: readonly Visit[];
+  /** Whether the eBPF probes ran (figures in each visit's `max.probe`); absent in results from before they existed. */
+  readonly probes?: ProbeStatus;
 }
+
+/** Probe on-CPU time and /proc utime+stime must agree within this fraction. */
+const PROBE_CPU_TOLERANCE = 0.1;
 
 /** Above this, the report warns that the machine was busy before the benchmark started. */
 const BACKGROUND_BUSY_WARN_PCT = 10;
@@ -69,6 +75,15 @@ const rps: Metric = (v) => v.max?.wrk.requestsPerSecond ?? Number.NaN;
 const cpuPerReq: Metric = (v) => v.max?.proxyCpuUsPerRequest ?? Number.NaN;
 const p50One: Metric = (v) => v.oneConn?.wrk.p50Us ?? Number.NaN;
 const p99One: Metric = (v) => v.oneConn?.wrk.p99Us ?? Number.NaN;
+
+const perRequest = (v: Visit, f: (r: MeasuredRun) => number) =>
+  v.max?.probe !== undefined && v.max.wrk.requests > 0 ? f(v.max) / v.max.wrk.requests : Number.NaN;
+const probeCpuPerReq: Metric = (v) => perRequest(v, (r) => r.probe!.onCpuNs / 1000);
+const socketCallsPerReq: Metric = (v) => perRequest(v, (r) => r.probe!.sendCalls + r.probe!.recvCalls);
+const connectsPerReq: Metric = (v) => perRequest(v, (r) => r.probe!.connects);
+const retransmits: Metric = (v) => v.max?.probe?.retransmits ?? Number.NaN;
+/** Probe CPU ÷ /proc CPU over the same run. */
+const probeCpuRatio: Metric = (v) => probeCpuPerReq(v) / cpuPerReq(v);
 
 function visitsOf(result: CoreResult, target: TargetName): Visit[] {
   return result.visits.filter((v) => v.target === target && v.error === undefined);
@@ -117,6 +132,67 @@ function tableRows(result: CoreResult): string[][] {
     ]);
   }
   return rows;
+}
+
+/** The kernel's view of the @N run from the eBPF probes, beside the /proc CPU figure it must agree with. */
+function probeTable(result: CoreResult): string[] {
+  const headers = [
+    'target',
+    'CPU µs/req (/proc)',
+    'CPU µs/req (probe)',
+    'probe ÷ /proc',
+    'socket calls/req',
+    'new upstream conns/req',
+    'retransmits (new sockets only)',
+  ];
+  const rows = result.measured.map((t) => {
+    if (t.name === 'direct') return [t.name, '– (no proxy)', ...Array<string>(5).fill('–')];
+    const vs = visitsOf(result, t.name);
+    return [
+      t.name,
+      formatSpread(over(vs, cpuPerReq), 1),
+      formatSpread(over(vs, probeCpuPerReq), 1),
+      formatSpread(over(vs, probeCpuRatio), 3),
+      formatSpread(over(vs, socketCallsPerReq), 2),
+      formatSpread(over(vs, connectsPerReq), 4),
+      formatSpread(over(vs, retransmits)),
+    ];
+  });
+  return [
+    `Kernel view of the @${result.settings.connections} run (eBPF probes on the proxy's processes):`,
+    '',
+    renderTable(headers, rows),
+  ];
+}
+
+function probeCheckLines(result: CoreResult): string[] {
+  const status = result.probes;
+  if (status === undefined) return [];
+  if (!status.used) {
+    return [`- eBPF probes: not used (${status.reason ?? 'no proxy target was measured'}); /proc figures only.`];
+  }
+  const lines: string[] = [];
+  if (status.reason !== undefined) lines.push(`- eBPF probes: ${status.reason}`);
+  const proxies = result.measured.filter((t) => t.name !== 'direct');
+  const verdicts = proxies.map((t) => {
+    const ratios = visitsOf(result, t.name).map(probeCpuRatio);
+    const s = spread(ratios);
+    if (s.n === 0) return { ok: false, text: `${t.name} no probe figures` };
+    const ok = s.n === ratios.length && ratios.every((r) => Math.abs(r - 1) <= PROBE_CPU_TOLERANCE);
+    return { ok, text: `${t.name} ${formatSpread(s, 3)} ${ok ? 'ok' : 'OUTSIDE ±10%'}` };
+  });
+  const allOk = verdicts.length > 0 && verdicts.every((v) => v.ok);
+  lines.push(
+    `- Probe CPU vs /proc CPU (probe on-CPU time ÷ utime+stime, same run; must be within ±${PROBE_CPU_TOLERANCE * 100}% in every round): ` +
+      `${allOk ? 'agree' : '**DISAGREE**'}: ${verdicts.map((v) => v.text).join(', ')}.`,
+  );
+  const lost = result.visits.reduce((n, v) => n + (v.max?.probe?.lostEvents ?? 0), 0);
+  if (lost > 0) lines.push(`- **Warning:** bpftrace lost ${formatNumber(lost)} events: the probe figures undercount.`);
+  for (const v of result.visits) {
+    if (v.max?.probeError !== undefined) lines.push(`- Probe error: ${v.target} round ${v.round}: ${v.max.probeError}`);
+  }
+  for (const w of status.warnings) lines.push(`- Probe warning: ${w}`);
+  return lines;
 }
 
 function ratioLine(
@@ -186,6 +262,7 @@ function checkLines(result: CoreResult): string[] {
       per((t) => formatNumber(t.firstWarmup?.upstreamConnsOpened ?? Number.NaN)) +
       ` (direct: wrk's ${result.settings.connections} client connections).`,
   );
+  lines.push(...probeCheckLines(result));
   const steal = Math.max(...result.visits.flatMap((v) => [v.max?.loadCpuStealPct ?? 0, v.max?.proxyCpuStealPct ?? 0]));
   if (steal >= 1)
     lines.push(`- Steal time reached ${formatNumber(steal, 1)}% of a CPU in some run: a noisy neighbour on this VM.`);
@@ -213,6 +290,20 @@ function howMeasured(result: CoreResult): string[] {
     "- Peak RSS: VmHWM from /proc/PID/status summed over the proxy's processes after the visit (nginx: master + worker, so shared pages count twice).",
     `- Upstream conns opened: connections the origin accepted (its stub_status, on a second port) during the @${s.connections} run, ` +
       'after warm-up; 0 means every request went over already-pooled keep-alive connections.',
+    ...(result.probes?.used === true
+      ? [
+          `- Kernel view: during each @${s.connections} run a bpftrace program (probes/, all scripts) is attached to the PIDs of the proxy's process tree ` +
+            '(the same PIDs the /proc figures sum). It is started, and its attachment awaited, before wrk starts and stopped (SIGINT) after wrk ' +
+            'exits, so its ~1 s startup is outside the window; bpftrace itself is pinned to the load CPU. ' +
+            'CPU µs/req (probe): on-CPU ns from `sched_switch` plus a 99 Hz tick ÷ requests. Socket calls/req: ' +
+            '`sock_send_length` + `sock_recv_length` calls ÷ requests (a keep-alive proxy: about 4: read the request, write it upstream, ' +
+            'read the response, write it back). New upstream conns/req: TCP connects (CLOSE→SYN_SENT) by the proxy ÷ requests; ' +
+            "~0 means the upstream pool is reused. Retransmits: `tcp_retransmit_skb` on the proxy's sockets; the probe attributes a " +
+            'socket to the proxy only if it was connected (or its listener opened) while the probe ran, so retransmits on pooled ' +
+            'upstream and already-open client connections are not seen: after warm-up this column covers only new connections. ' +
+            "The BPF programs run in the proxy's context on its core, so they add a little to both CPU figures.",
+        ]
+      : []),
     '- Cells: median over rounds (min–max). Ratios are computed within each round (skein against the peer measured moments apart), then summarised.',
   ];
 }
@@ -251,6 +342,7 @@ export function renderCoreReport(result: CoreResult): string {
     '',
     renderTable(headers, tableRows(result)),
     '',
+    ...(result.probes?.used === true ? [...probeTable(result), ''] : []),
     ratioLine(result, 'skein CPU/req ÷ nginx', 'nginx', (a, b) => cpuPerReq(a) / cpuPerReq(b)),
     ratioLine(result, 'skein req/s ÷ naive-undici', 'naive-undici', (a, b) => rps(a) / rps(b)),
     ...result.skipped.map((x) => `- Skipped ${x.target}: ${x.reason}`),

@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type CoreResult, type CoreSettings, renderCoreReport, type TargetInfo, type Visit } from './core-report.ts';
 import { waitForHttpOk } from './lib/http-check.ts';
-import { type MeasureSetup, measureWrkRun } from './lib/measure.ts';
+import { type MeasureSetup, measureWrkRun, type ProbeControl } from './lib/measure.ts';
 import { originNginxArgv } from './lib/origin.ts';
 import { freePorts } from './lib/ports.ts';
+import { type ProbeStatus, probeStatus } from './lib/probes.ts';
 import { ensureTools, toolVersion } from './lib/prereqs.ts';
 import { cleanUpOnExit, type ManagedProcess, ProcessSupervisor } from './lib/processes.ts';
 import { clockTicksPerSecond, cpuBusyBetween, peakRssKbOf, processTree, readCpuTimes } from './lib/procfs.ts';
@@ -37,6 +38,8 @@ const USAGE = `Usage: npm run bench:core -- [options]     (or: node bench/core.t
   --skein-wait-s S          how long skein may take to answer 200 before it is skipped (default 15)
   --out FILE                write the Markdown report to FILE and the JSON beside it (FILE with .json)
                             (default bench-results/core-<timestamp>.md and .json); always printed to stdout too
+  --no-probes               do not attach the eBPF probes (probes/) to the proxy during the @<connections> run;
+                            without root, bpftrace or the kernel's tracepoints they are skipped anyway
   --keep-tmp                keep the temp dir with configs and process logs
   -h, --help                this text
 `;
@@ -46,6 +49,7 @@ interface Options extends CoreSettings {
   readonly skeinWaitS: number;
   readonly out: string | undefined;
   readonly keepTmp: boolean;
+  readonly noProbes: boolean;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -66,6 +70,7 @@ function parseOptions(argv: string[]): Options | undefined {
       'skein-wait-s': { type: 'string', default: '15' },
       out: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
+      'no-probes': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -101,6 +106,7 @@ function parseOptions(argv: string[]): Options | undefined {
     skeinWaitS: int('skein-wait-s', 1),
     out: values.out,
     keepTmp: values['keep-tmp'],
+    noProbes: values['no-probes'],
   };
   if (opts.proxyCpu === opts.loadCpu) throw new Error('--proxy-cpu and --load-cpu must differ');
   return opts;
@@ -223,7 +229,11 @@ async function measureVisit(opts: Options, setup: MeasureSetup, t: RunningTarget
   if (opts.warmupS > 0) {
     await runWrk(setup.supervisor, { url, connections: opts.connections, durationS: opts.warmupS, cpu: opts.loadCpu });
   }
-  const max = await measureWrkRun(setup, { url, connections: opts.connections, durationS: opts.durationS });
+  const max = await measureWrkRun(
+    setup,
+    { url, connections: opts.connections, durationS: opts.durationS },
+    { probe: true },
+  );
   const oneConn = await measureWrkRun(setup, { url, connections: 1, durationS: opts.oneConnDurationS });
   const peakRssKb = t.proc === undefined ? Number.NaN : peakRssKbOf(processTree(t.proc.pid));
   log(
@@ -231,11 +241,43 @@ async function measureVisit(opts: Options, setup: MeasureSetup, t: RunningTarget
       (t.proc === undefined ? '' : `${max.proxyCpuUsPerRequest.toFixed(1)} CPU µs/req, `) +
       `@1 conn p50 ${oneConn.wrk.p50Us} µs p99 ${oneConn.wrk.p99Us} µs, errors ${max.wrk.errorCount + oneConn.wrk.errorCount}`,
   );
+  const p = max.probe;
+  if (p !== undefined && max.wrk.requests > 0) {
+    const n = max.wrk.requests;
+    log(
+      `  probe: ${(p.onCpuNs / 1000 / n).toFixed(1)} CPU µs/req, ${((p.sendCalls + p.recvCalls) / n).toFixed(2)} socket calls/req, ` +
+        `${p.connects} new upstream conns, ${p.retransmits} retransmits` +
+        (p.lostEvents > 0 ? `, ${p.lostEvents} events lost` : ''),
+    );
+  }
   return { round, target: t.name, max, oneConn, peakRssKb };
+}
+
+/** Decides whether the probes run, says why not in one line, and lets a failed probe turn them off for the rest. */
+function probeControl(opts: Options): { control: ProbeControl; status: () => ProbeStatus } {
+  let status = probeStatus(opts.noProbes);
+  if (status.used) {
+    log('eBPF probes: attaching to each proxy during its measured run (bpftrace on the load CPU)');
+    for (const w of status.warnings) log(`eBPF probes: ${w}`);
+  } else {
+    log(`eBPF probes not used: ${(status.reason ?? '').replace(/\.?$/, '.')} Reporting /proc figures only.`);
+  }
+  const control: ProbeControl = {
+    get enabled() {
+      return status.used;
+    },
+    fail(message: string) {
+      if (!status.used) return;
+      status = { ...status, used: false, reason: `turned off after a failure: ${message}` };
+      log(`eBPF probes turned off for the rest of the run: ${message}`);
+    },
+  };
+  return { control, status: () => status };
 }
 
 async function runBenchmark(opts: Options, supervisor: ProcessSupervisor, runDir: string): Promise<CoreResult> {
   const date = `${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC`;
+  const probes = probeControl(opts);
   const backgroundBusyPct = await sampleBusy(opts);
   const [originPort, statusPort, ...targetPorts] = await freePorts(2 + opts.targets.length);
 
@@ -257,6 +299,7 @@ async function runBenchmark(opts: Options, supervisor: ProcessSupervisor, runDir
     loadCpu: opts.loadCpu,
     proxyCpu: opts.proxyCpu,
     clockTicksPerSecond: clk,
+    probes: probes.control,
   });
 
   const started = Date.now();
@@ -312,7 +355,10 @@ async function runBenchmark(opts: Options, supervisor: ProcessSupervisor, runDir
     command: ['node bench/core.ts', ...process.argv.slice(2).map(shellQuote)].join(' '),
     measureSeconds: Math.round((Date.now() - started) / 1000),
   };
-  return { settings, meta, measured, skipped, visits };
+  const probeUse = probes.status();
+  // Used at first and turned off later: the report still shows what was measured, and why the rest is missing.
+  const probesUsed = visits.some((v) => v.max?.probe !== undefined);
+  return { settings, meta, measured, skipped, visits, probes: { ...probeUse, used: probesUsed } };
 }
 
 function outputPaths(opts: Options): { md: string; json: string } {

@@ -1,6 +1,8 @@
 // One measured load run: wrk against a target, with the proxy's CPU time (/proc), both CPUs' busy time and the
 // origin's connection counters read just before and just after, so every number refers to the same window.
 import { type OriginCounters, originDelta, readOriginCounters } from './origin.ts';
+import type { ProbeRun } from '../../probes/runner.ts';
+import { type ProbeSample, startProbe, stopProbe } from './probes.ts';
 import type { ProcessSupervisor } from './processes.ts';
 import { cpuBusyBetween, cpuTicksOf, processTree, readCpuTimes } from './procfs.ts';
 import { runWrk, type WrkOptions, type WrkSummary } from './wrk.ts';
@@ -15,6 +17,13 @@ export interface MeasureSetup {
   /** CPU the proxy is pinned to. */
   readonly proxyCpu: number;
   readonly clockTicksPerSecond: number;
+  /** Present when eBPF probes may be used; `fail` turns them off for the rest of the benchmark. */
+  readonly probes?: ProbeControl;
+}
+
+export interface ProbeControl {
+  readonly enabled: boolean;
+  fail(message: string): void;
 }
 
 export interface MeasuredRun {
@@ -34,9 +43,54 @@ export interface MeasuredRun {
   readonly proxyCpuBusyPct: number;
   readonly loadCpuStealPct: number;
   readonly proxyCpuStealPct: number;
+  /** What the eBPF probe saw of the proxy during the run, when one was attached. */
+  readonly probe?: ProbeSample;
+  /** Why a requested probe produced no figures. */
+  readonly probeError?: string;
 }
 
-export async function measureWrkRun(setup: MeasureSetup, wrk: WrkOptions): Promise<MeasuredRun> {
+/**
+ * With `probe`, an eBPF probe is attached to the proxy's process tree before the window opens (its readiness
+ * awaited, so bpftrace's ~1 s startup is outside) and stopped after the window closes.
+ */
+export async function measureWrkRun(
+  setup: MeasureSetup,
+  wrk: WrkOptions,
+  opts: { readonly probe?: boolean } = {},
+): Promise<MeasuredRun> {
+  let probeRun: ProbeRun | undefined;
+  let probePids: number[] = [];
+  let probeError: string | undefined;
+  const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).replaceAll('\n', ' ');
+  if (opts.probe === true && setup.proxyPid !== undefined && setup.probes?.enabled === true) {
+    probePids = processTree(setup.proxyPid);
+    try {
+      probeRun = await startProbe(probePids, setup.loadCpu);
+    } catch (err) {
+      probeError = `probe did not start: ${message(err)}`;
+      setup.probes.fail(probeError);
+    }
+  }
+  try {
+    const run = await measureWindow(setup, wrk);
+    let probe: ProbeSample | undefined;
+    if (probeRun !== undefined) {
+      const started = probeRun;
+      probeRun = undefined;
+      try {
+        probe = await stopProbe(started, probePids);
+      } catch (err) {
+        probeError = `probe failed: ${message(err)}`;
+        setup.probes?.fail(probeError);
+      }
+    }
+    return { ...run, probe, probeError };
+  } finally {
+    await probeRun?.kill();
+  }
+}
+
+async function measureWindow(setup: MeasureSetup, wrk: WrkOptions): Promise<MeasuredRun> {
   const treeTicks = () => (setup.proxyPid === undefined ? 0 : cpuTicksOf(processTree(setup.proxyPid)));
   // The HTTP read of the origin's counters comes first so its own cost falls outside the CPU window.
   const originBefore: OriginCounters = await readOriginCounters(setup.originStatusPort);
