@@ -78,12 +78,16 @@ export class ListenerRuntime {
     this.h2.on('sessionError', (err) => log.debug('h2 session error', { listener: this.name, error: err.message }));
   }
 
-  /** A new Snapshot's version of this listener (same binding). */
+  /** A new Snapshot's version of this listener (same binding). Limits and timeouts apply to new connections. */
   update(compiled: CompiledListener<Cluster>, serviceName: string): void {
     this.compiled = compiled;
     this.stages = buildStages(compiled);
     this.outbound = compiled.config.direction === 'outbound';
     this.serviceName = serviceName;
+    const cfg = compiled.config;
+    this.h1.headersTimeout = cfg.headersTimeoutMs;
+    this.h1.keepAliveTimeout = cfg.idleTimeoutMs;
+    (this.h1 as http.Server & { maxHeaderSize: number }).maxHeaderSize = cfg.maxHeaderBytes;
   }
 
   reply(flag: ResponseFlag): LocalReply {

@@ -1,7 +1,7 @@
 // WebSocket upgrades: the request goes through the same pipeline stages to pick a route and endpoint, then
 // the upgrade request is written to a fresh upstream connection and bytes flow both ways untouched, so
 // frames, pings and close handshakes pass through as the peers sent them.
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FLAG, FLAG_HEADER, localReply, type ResponseFlag } from './flags.ts';
@@ -21,7 +21,7 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
 function rejectUpgrade(socket: Duplex, status: number, flag: ResponseFlag, message: string): void {
   const body = `${message}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 504 ? 'Gateway Timeout' : 'Service Unavailable'}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
       `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${FLAG_HEADER}: ${flag}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
