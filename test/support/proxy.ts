@@ -1,10 +1,10 @@
 // Starts a real Skein proxy in the test process from a config object (ports 0 = any free port) and stops it
 // afterwards; plus small real upstream servers (HTTP/1.1, h2c) that echo what they received.
 import http from 'node:http';
-import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from '../../proxy/log.ts';
 import { ProxyServer } from '../../proxy/server.ts';
+import { startH2Upstream } from './h2-upstream.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 
@@ -110,14 +110,8 @@ export async function startEchoUpstream(name = 'echo', handler?: http.RequestLis
 }
 
 /** h2c server answering every stream with JSON describing it. */
-export async function startH2EchoUpstream(name = 'h2echo'): Promise<Upstream> {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-  });
-  server.on('stream', (stream, headers) => {
+export function startH2EchoUpstream(name = 'h2echo'): Promise<Upstream> {
+  return startH2Upstream((stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
@@ -132,15 +126,4 @@ export async function startH2EchoUpstream(name = 'h2echo'): Promise<Upstream> {
       stream.end(text);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    address: `127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => r());
-      }),
-  };
 }
