@@ -23,7 +23,6 @@ class H1Connection implements Exchange {
   private keepAlive = false;
   private interim = false;
   private pendingHeaders: FlatHeaders | null = null;
-  private body: OutboundRequest['body'] = null;
   private timer: NodeJS.Timeout | null = null;
   private timerMs = 0;
   private deadlineAt = 0;
@@ -58,6 +57,7 @@ class H1Connection implements Exchange {
     });
     socket.on('error', (err) => this.fail(this.connected ? 'UC' : 'UF', err.message, err));
     socket.on('close', () => {
+      if (this.timer !== null) clearTimeout(this.timer);
       this.pool.forget(this);
       if (this.sink !== null) this.fail(this.connected ? 'UC' : 'UF', 'upstream closed the connection');
       this.parser.free();
@@ -94,7 +94,6 @@ class H1Connection implements Exchange {
   }
 
   private streamBody(body: NonNullable<OutboundRequest['body']>, chunked: boolean): void {
-    this.body = body;
     const socket = this.socket;
     const onData = (chunk: Buffer) => {
       if (chunk.length === 0) return;
@@ -121,7 +120,6 @@ class H1Connection implements Exchange {
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);
-      if (this.body === body) this.body = null;
     };
     body.on('data', onData);
     body.on('end', onEnd);

@@ -81,4 +81,37 @@ describe('H1Pool', () => {
     expect(second).toEqual({ status: 200, body: 'answer to /second', error: null });
     expect(pool.connectionCount).toBe(1);
   });
+
+  it('fails a request to an upstream that never answers with UT at its timeout', async () => {
+    // An upstream that accepts and never answers.
+    upstream = await startEchoUpstream('silent', () => {});
+    pool = new H1Pool({
+      host: '127.0.0.1',
+      port: upstream.port,
+      connectTimeoutMs: 1_000,
+      idleTimeoutMs: 10_000,
+      maxIdle: 4,
+    });
+    const req: OutboundRequest = {
+      method: 'GET',
+      path: '/never',
+      authority: 'upstream.test',
+      scheme: 'http',
+      headers: [],
+      body: null,
+      contentLength: 0,
+      timeoutMs: 300,
+    };
+    const outcome = new Promise<UpstreamError>((resolve, reject) => {
+      pool.request(req, {
+        onResponse: () => reject(new Error('unexpected response')),
+        onData: () => true,
+        onEnd: () => reject(new Error('unexpected end')),
+        onError: resolve,
+      });
+    });
+    const err = await outcome;
+    expect(err.flag).toBe('UT');
+    expect(err.message).toBe('upstream request timeout after 300 ms');
+  });
 });
