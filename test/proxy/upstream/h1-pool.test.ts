@@ -12,9 +12,9 @@ interface Outcome {
   error: UpstreamError | null;
 }
 
-/** Runs one GET through `pool`; `backpressure` makes the sink refuse every chunk and drain 20 ms later. */
-function get(pool: H1Pool, path: string, backpressure: boolean): Promise<Outcome> {
-  const req: OutboundRequest = {
+/** A bodyless GET as the proxy would hand it to a pool. */
+function getRequest(path: string, timeoutMs: number): OutboundRequest {
+  return {
     method: 'GET',
     path,
     authority: 'upstream.test',
@@ -22,8 +22,17 @@ function get(pool: H1Pool, path: string, backpressure: boolean): Promise<Outcome
     headers: [],
     body: null,
     contentLength: 0,
-    timeoutMs: 2_000,
+    timeoutMs,
   };
+}
+
+function poolTo(port: number): H1Pool {
+  return new H1Pool({ host: '127.0.0.1', port, connectTimeoutMs: 1_000, idleTimeoutMs: 10_000, maxIdle: 4 });
+}
+
+/** Runs one GET through `pool`; `backpressure` makes the sink refuse every chunk and drain 20 ms later. */
+function get(pool: H1Pool, path: string, backpressure: boolean): Promise<Outcome> {
+  const req = getRequest(path, 2_000);
   return new Promise((resolve) => {
     const out: Outcome = { status: 0, body: '', error: null };
     const sink: ResponseSink = {
@@ -64,13 +73,7 @@ describe('H1Pool', () => {
       res.write('answer ');
       setTimeout(() => res.end(`to ${req.url}`), 30);
     });
-    pool = new H1Pool({
-      host: '127.0.0.1',
-      port: upstream.port,
-      connectTimeoutMs: 1_000,
-      idleTimeoutMs: 10_000,
-      maxIdle: 4,
-    });
+    pool = poolTo(upstream.port);
 
     // The sink says "full" on the first chunk: the connection pauses until it drains, then the response ends.
     const first = await get(pool, '/first', true);
@@ -85,23 +88,8 @@ describe('H1Pool', () => {
   it('fails a request to an upstream that never answers with UT at its timeout', async () => {
     // An upstream that accepts and never answers.
     upstream = await startEchoUpstream('silent', () => {});
-    pool = new H1Pool({
-      host: '127.0.0.1',
-      port: upstream.port,
-      connectTimeoutMs: 1_000,
-      idleTimeoutMs: 10_000,
-      maxIdle: 4,
-    });
-    const req: OutboundRequest = {
-      method: 'GET',
-      path: '/never',
-      authority: 'upstream.test',
-      scheme: 'http',
-      headers: [],
-      body: null,
-      contentLength: 0,
-      timeoutMs: 300,
-    };
+    pool = poolTo(upstream.port);
+    const req = getRequest('/never', 300);
     const outcome = new Promise<UpstreamError>((resolve, reject) => {
       pool.request(req, {
         onResponse: () => reject(new Error('unexpected response')),
