@@ -195,11 +195,55 @@ export const Listener = z
 
 export const Admin = z.strictObject({ address: HostPort });
 
+/** Prometheus metrics on the admin listener's /metrics (manifests/README.md lists the families). */
+export const Metrics = z.strictObject({
+  enabled: z.boolean().default(true),
+});
+
+/** OpenTelemetry traces exported over OTLP/HTTP (protobuf), e.g. to Jaeger's collector on :4318. */
+export const Tracing = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** OTLP/HTTP traces endpoint. */
+  endpoint: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:4318/v1/traces'),
+  /** Share of new traces (no sampled parent) that are recorded. */
+  samplingRatio: z.number().min(0).max(1).default(0.01),
+  /** Follow the caller's sampled flag when a trace context comes in. */
+  parentBased: z.boolean().default(true),
+  /** Propagation formats read and written: W3C traceparent, B3 single header, B3 multi-header. */
+  propagation: z
+    .array(z.enum(['w3c', 'b3', 'b3multi']))
+    .min(1)
+    .default(['w3c', 'b3multi']),
+  /** Spans waiting for export beyond this are dropped (never blocks a request). */
+  maxQueueSize: z.number().int().positive().default(2048),
+  maxExportBatchSize: z.number().int().positive().default(512),
+  scheduledDelayMs: Millis.default(1000),
+  exportTimeoutMs: Millis.default(5000),
+});
+
+/** One JSON line per request. */
+export const AccessLog = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** "stdout", "stderr" or a file path (appended to). */
+  path: z.string().min(1).default('stdout'),
+  /** Share of requests logged. */
+  sampleRatio: z.number().min(0).max(1).default(1),
+  /** Sampling never drops a 5xx or a request with a response flag. */
+  alwaysLogErrors: z.boolean().default(true),
+});
+
+export const Telemetry = z.strictObject({
+  metrics: Metrics.prefault({}),
+  tracing: Tracing.prefault({}),
+  accessLog: AccessLog.prefault({}),
+});
+
 export const Config = z
   .strictObject({
     /** The local service this proxy fronts; sent as x-source-service on outbound requests. */
     service: z.string().default('unknown'),
     admin: Admin.optional(),
+    telemetry: Telemetry.prefault({}),
     listeners: z.array(Listener).min(1),
     clusters: z.array(Cluster).default([]),
     /** On SIGTERM, how long requests in flight may take before connections are cut. */
@@ -244,6 +288,9 @@ export const Config = z
 
 export type Config = z.infer<typeof Config>;
 export type ConfigInput = z.input<typeof Config>;
+export type TelemetryConfig = z.infer<typeof Telemetry>;
+export type TracingConfig = z.infer<typeof Tracing>;
+export type AccessLogConfig = z.infer<typeof AccessLog>;
 export type ListenerConfig = z.infer<typeof Listener>;
 export type RouteConfig = z.infer<typeof Route>;
 export type ClusterConfig = z.infer<typeof Cluster>;
