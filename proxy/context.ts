@@ -2,13 +2,14 @@
 // decided (route, cluster, endpoint) and how it ended (status, flag). One object per request; protocol
 // handlers (http1.ts, http2.ts) extend it with their wire details and implement the upstream sink.
 import type { CompiledRoute, RoutableRequest } from '../src/routing/match.ts';
+import type { RequestRecord, RequestTracer, TraceState } from '../src/telemetry/types.ts';
 import type { Cluster, Endpoint, HashKeySource } from './cluster.ts';
 import type { ResponseFlag, UpstreamError } from './flags.ts';
 import type { ListenerRuntime } from './listener.ts';
 import { nextRequestId } from './request-id.ts';
 import type { Exchange, FlatHeaders, ResponseSink } from './upstream/types.ts';
 
-export abstract class RequestContext implements RoutableRequest, HashKeySource, ResponseSink {
+export abstract class RequestContext implements RoutableRequest, HashKeySource, ResponseSink, RequestRecord {
   readonly listener: ListenerRuntime;
   readonly startMs: number;
   method = '';
@@ -31,6 +32,16 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   /** 0 = none; set by the route/cluster and narrowed by grpc-timeout. */
   timeoutMs = 0;
   finished = false;
+  // Telemetry (RequestRecord): times are performance.now() ms, 0 = did not happen.
+  endMs = 0;
+  upstreamStartMs = 0;
+  upstreamHeadersMs = 0;
+  grpcStatus = -1;
+  requestBytes = 0;
+  responseBytes = 0;
+  /** Set when the request is traced, with the tracer that started it (a reload may replace the tracer). */
+  trace: TraceState | null = null;
+  tracer: RequestTracer | null = null;
 
   constructor(listener: ListenerRuntime) {
     this.listener = listener;
@@ -51,6 +62,63 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   abstract onEnd(trailers: FlatHeaders | null, last: Buffer | null): void;
   abstract onError(err: UpstreamError): void;
 
+  get listenerName(): string {
+    return this.listener.name;
+  }
+  get direction(): 'inbound' | 'outbound' {
+    return this.listener.outbound ? 'outbound' : 'inbound';
+  }
+  get userAgent(): string {
+    return this.header('user-agent') ?? '';
+  }
+  get upstreamHost(): string {
+    return this.endpoint?.id ?? '';
+  }
+  get clusterName(): string {
+    return this.cluster?.name ?? '';
+  }
+  get routeName(): string {
+    return this.route?.name ?? '';
+  }
+  /** Outbound: this proxy's own service. Inbound: what the calling proxy said (its x-source-service). */
+  get sourceService(): string {
+    return this.listener.outbound ? this.listener.serviceName : (this.header('x-source-service') ?? 'unknown');
+  }
+  /** Outbound: the picked cluster's service. Inbound: the local service this proxy fronts. */
+  get destinationService(): string {
+    return this.listener.outbound ? (this.cluster?.service ?? '') : this.listener.serviceName;
+  }
+  get destinationVersion(): string {
+    return this.endpoint?.labels.version ?? '';
+  }
+  get traceId(): string {
+    return this.trace?.traceId ?? '';
+  }
+  get spanId(): string {
+    return this.trace?.spanId ?? '';
+  }
+
+  /** A propagation header (traceparent, b3…) the tracer replaces on this request, so the copy skips it. */
+  protected tracerRewrites(lowercaseName: string): boolean {
+    return this.trace !== null && this.tracer!.headerNames.has(lowercaseName);
+  }
+
+  /** A response head from the upstream: its time, and a gRPC status when it is a trailers-only response. */
+  protected noteUpstreamHead(headers: FlatHeaders, endStream: boolean): void {
+    this.upstreamHeadersMs = performance.now();
+    if (endStream && this.isGrpc) this.noteGrpcStatus(headers);
+  }
+
+  protected noteGrpcStatus(fields: FlatHeaders): void {
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i].length === 11 && fields[i].toLowerCase() === 'grpc-status') {
+        const n = Number(fields[i + 1]);
+        if (Number.isInteger(n) && n >= 0) this.grpcStatus = n;
+        return;
+      }
+    }
+  }
+
   ensureRequestId(existing: string | undefined): string {
     this.requestId = existing !== undefined && existing !== '' ? existing : nextRequestId();
     return this.requestId;
@@ -60,6 +128,7 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   finish(status: number, flag: ResponseFlag | ''): void {
     if (this.finished) return;
     this.finished = true;
+    this.endMs = performance.now();
     this.listener.stats.inFlight--;
     this.status = status;
     if (flag !== '') this.flag = flag;

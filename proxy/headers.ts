@@ -16,6 +16,7 @@ export const H_TE = 9;
 export const H_SOURCE = 10;
 export const H_TARGET = 11;
 export const H_GRPC_TIMEOUT = 12;
+export const H_TRACE = 13;
 
 /** Request header name (lowercase) → what to do with it instead of copying it as is. */
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
@@ -35,6 +36,19 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['x-source-service', H_SOURCE],
   ['x-target-service', H_TARGET],
   ['grpc-timeout', H_GRPC_TIMEOUT],
+  // Trace propagation: copied as is unless the request is traced (then the tracer writes its own).
+  ...[
+    'traceparent',
+    'tracestate',
+    'b3',
+    'x-b3-traceid',
+    'x-b3-spanid',
+    'x-b3-parentspanid',
+    'x-b3-sampled',
+    'x-b3-flags',
+    'x-trace-id',
+    'x-span-id',
+  ].map((n) => [n, H_TRACE] as const),
 ]);
 
 /** Fields gathered while copying, then written by pushMeshHeaders. */
@@ -59,6 +73,7 @@ export function pushMeshHeaders(ctx: RequestContext, out: FlatHeaders, g: Gather
   if (ctx.isGrpc && ctx.timeoutMs > 0) {
     out.push('grpc-timeout', `${Math.max(1, Math.ceil(ctx.timeoutMs - (performance.now() - ctx.startMs)))}m`);
   }
+  if (ctx.trace !== null) ctx.tracer!.inject(ctx.trace, ctx, out);
   const set = ctx.route!.setHeaders;
   for (let i = 0; i < set.length; i++) out.push(set[i][0], set[i][1]);
 }

@@ -10,6 +10,7 @@ import {
   H_CONNECTION,
   H_REQUEST_ID,
   H_SOURCE,
+  H_TRACE,
   H_XFF,
   H_XFP,
   pushMeshHeaders,
@@ -58,10 +59,14 @@ export class Http1Context extends RequestContext {
   }
 
   requestBody(): { body: Readable | null; contentLength: number } {
-    if (this.chunked) return { body: this.req, contentLength: -1 };
-    if (this.contentLength > 0) return { body: this.req, contentLength: this.contentLength };
-    return { body: null, contentLength: 0 };
+    if (!this.chunked && this.contentLength <= 0) return { body: null, contentLength: 0 };
+    this.req.on('data', this.countRequestBytes);
+    return { body: this.req, contentLength: this.chunked ? -1 : this.contentLength };
   }
+
+  private readonly countRequestBytes = (chunk: Buffer): void => {
+    this.requestBytes += chunk.length;
+  };
 
   upstreamHeaders(): FlatHeaders {
     const raw = this.req.rawHeaders;
@@ -89,6 +94,9 @@ export class Http1Context extends RequestContext {
         case H_SOURCE:
           g.source = raw[i + 1];
           break;
+        case H_TRACE:
+          if (!this.tracerRewrites(lower)) out.push(name, raw[i + 1]);
+          break;
         case H_CONNECTION: {
           const v = raw[i + 1].toLowerCase();
           if (v !== 'keep-alive' && v !== 'close') connectionTokens = v.split(/\s*,\s*/);
@@ -107,6 +115,7 @@ export class Http1Context extends RequestContext {
     const res = this.res;
     if (!res.headersSent && !res.destroyed) {
       const body = `${message}\n`;
+      this.responseBytes = Buffer.byteLength(body);
       res.writeHead(status, [
         'content-type',
         'text/plain',
@@ -122,12 +131,14 @@ export class Http1Context extends RequestContext {
     this.finish(status, flag);
   }
 
-  onResponse(status: number, headers: FlatHeaders, _endStream: boolean): void {
+  onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
     this.status = status;
+    this.noteUpstreamHead(headers, endStream);
     this.res.writeHead(status, headers);
   }
 
   onData(chunk: Buffer): boolean {
+    this.responseBytes += chunk.length;
     if (this.res.write(chunk)) return true;
     if (!this.drainHooked) {
       this.drainHooked = true;
@@ -144,8 +155,10 @@ export class Http1Context extends RequestContext {
       res.addTrailers(t);
     }
     this.exchange = null;
-    if (last !== null) res.end(last);
-    else res.end();
+    if (last !== null) {
+      this.responseBytes += last.length;
+      res.end(last);
+    } else res.end();
     this.finish(this.status, '');
   }
 

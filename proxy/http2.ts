@@ -10,6 +10,7 @@ import {
   H_REQUEST_ID,
   H_SOURCE,
   H_TE,
+  H_TRACE,
   H_XFF,
   H_XFP,
   pushMeshHeaders,
@@ -107,9 +108,14 @@ export class Http2Context extends RequestContext {
 
   requestBody(): { body: Readable | null; contentLength: number } {
     if (this.endStream) return { body: null, contentLength: 0 };
+    this.stream.on('data', this.countRequestBytes);
     const cl = this.headers['content-length'];
     return { body: this.stream, contentLength: cl === undefined ? -1 : Number(cl) };
   }
+
+  private readonly countRequestBytes = (chunk: Buffer): void => {
+    this.requestBytes += chunk.length;
+  };
 
   upstreamHeaders(): FlatHeaders {
     const out: FlatHeaders = [];
@@ -140,6 +146,9 @@ export class Http2Context extends RequestContext {
         case H_SOURCE:
           g.source = value;
           break;
+        case H_TRACE:
+          if (!this.tracerRewrites(name)) out.push(name, value);
+          break;
         case H_TE:
           // gRPC needs "te: trailers" end to end; it is the only TE value HTTP/2 allows.
           if (value === 'trailers') out.push('te', 'trailers');
@@ -157,6 +166,7 @@ export class Http2Context extends RequestContext {
       this.finish(status, flag);
       return;
     }
+    if (this.isGrpc) this.grpcStatus = grpcStatus;
     if (!stream.headersSent) {
       if (this.isGrpc) {
         // Trailers-only gRPC response: HTTP 200 with the status in the headers.
@@ -178,7 +188,9 @@ export class Http2Context extends RequestContext {
           [FLAG_HEADER]: flag,
           'x-request-id': requestId,
         });
-        stream.end(`${message}\n`);
+        const body = `${message}\n`;
+        this.responseBytes = Buffer.byteLength(body);
+        stream.end(body);
       }
     } else if (this.isGrpc && this.responseIsGrpc && !stream.writableEnded) {
       this.trailers = {
@@ -193,6 +205,7 @@ export class Http2Context extends RequestContext {
 
   onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
     this.status = status;
+    this.noteUpstreamHead(headers, endStream);
     const out = flatToH2(status, headers);
     const ct = out['content-type'];
     this.responseIsGrpc = typeof ct === 'string' && ct.startsWith('application/grpc');
@@ -207,6 +220,7 @@ export class Http2Context extends RequestContext {
   };
 
   onData(chunk: Buffer): boolean {
+    this.responseBytes += chunk.length;
     if (this.stream.write(chunk)) return true;
     if (!this.drainHooked) {
       this.drainHooked = true;
@@ -218,13 +232,16 @@ export class Http2Context extends RequestContext {
   onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
     this.exchange = null;
     if (trailers !== null && trailers.length > 0) {
+      if (this.isGrpc) this.noteGrpcStatus(trailers);
       const t = flatToH2(0, trailers);
       delete t[':status'];
       this.trailers = t;
     }
     if (!this.stream.writableEnded && !this.stream.destroyed) {
-      if (last !== null) this.stream.end(last);
-      else this.stream.end();
+      if (last !== null) {
+        this.responseBytes += last.length;
+        this.stream.end(last);
+      } else this.stream.end();
     }
     this.finish(this.status, '');
   }

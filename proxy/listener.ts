@@ -17,6 +17,7 @@ import { onHttp2Stream } from './http2.ts';
 import type { Logger } from './log.ts';
 import { buildStages, type Stage } from './pipeline.ts';
 import type { ProxyStats } from './stats.ts';
+import type { ProxyTelemetry } from './telemetry.ts';
 import { onTcpConnection } from './tcp.ts';
 import { isWebSocketUpgrade, onUpgrade } from './websocket.ts';
 
@@ -31,6 +32,7 @@ export class ListenerRuntime {
   readonly name: string;
   readonly log: Logger;
   readonly stats: ProxyStats;
+  readonly telemetry: ProxyTelemetry;
   compiled: CompiledListener<Cluster>;
   stages: Stage[];
   outbound: boolean;
@@ -42,7 +44,13 @@ export class ListenerRuntime {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
 
-  constructor(compiled: CompiledListener<Cluster>, serviceName: string, log: Logger, stats: ProxyStats) {
+  constructor(
+    compiled: CompiledListener<Cluster>,
+    serviceName: string,
+    log: Logger,
+    stats: ProxyStats,
+    telemetry: ProxyTelemetry,
+  ) {
     this.compiled = compiled;
     this.name = compiled.config.name;
     this.stages = buildStages(compiled);
@@ -50,6 +58,7 @@ export class ListenerRuntime {
     this.serviceName = serviceName;
     this.log = log;
     this.stats = stats;
+    this.telemetry = telemetry;
     const cfg = compiled.config;
     this.h1 = http.createServer({
       maxHeaderSize: cfg.maxHeaderBytes,
@@ -96,6 +105,7 @@ export class ListenerRuntime {
 
   onRequestEnd(ctx: RequestContext): void {
     this.stats.onRequestEnd(this.name, ctx);
+    this.telemetry.onRequestEnd(ctx, ctx.trace, ctx.tracer);
   }
 
   countTcp(flag: string): void {

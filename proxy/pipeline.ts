@@ -58,6 +58,11 @@ export function buildStages(listener: CompiledListener<Cluster>): Stage[] {
 
 /** Runs the stages, then the upstream call. Synchronous today; an async stage would return a promise here. */
 export function handleRequest(stages: readonly Stage[], ctx: RequestContext): void {
+  const telemetry = ctx.listener.telemetry;
+  if (telemetry.tracer !== null) {
+    ctx.tracer = telemetry.tracer;
+    ctx.trace = telemetry.startTrace(ctx, (name) => ctx.header(name));
+  }
   for (let i = 0; i < stages.length; i++) {
     const reply = stages[i].onRequest(ctx);
     if (reply !== null) {
@@ -86,6 +91,7 @@ function forward(ctx: RequestContext): void {
   const rw = route.rewrite;
   if (rw !== undefined && path.startsWith(rw[0])) path = rw[1] + path.slice(rw[0].length);
   const { body, contentLength } = ctx.requestBody();
+  ctx.upstreamStartMs = performance.now();
   ctx.exchange = ep.pool(upstreamProtocol(ctx)).request(
     {
       method: ctx.method,

@@ -11,6 +11,7 @@ import { Cluster } from './cluster.ts';
 import { ListenerRuntime, sameBinding } from './listener.ts';
 import type { Logger } from './log.ts';
 import { ProxyStats } from './stats.ts';
+import { ProxyTelemetry } from './telemetry.ts';
 
 export interface ProxyServerOptions {
   log: Logger;
@@ -21,6 +22,7 @@ export interface ProxyServerOptions {
 export class ProxyServer {
   readonly log: Logger;
   readonly stats = new ProxyStats();
+  readonly telemetry: ProxyTelemetry;
   private readonly baseDir: string;
   private current: Snapshot<Cluster> | null = null;
   private readonly listeners = new Map<string, ListenerRuntime>();
@@ -32,6 +34,7 @@ export class ProxyServer {
   constructor(opts: ProxyServerOptions) {
     this.log = opts.log;
     this.baseDir = opts.baseDir;
+    this.telemetry = new ProxyTelemetry(opts.log, opts.baseDir);
   }
 
   get snapshot(): Snapshot<Cluster> {
@@ -77,7 +80,7 @@ export class ProxyServer {
       for (const [name, compiled] of next.listeners) {
         const running = this.listeners.get(name);
         if (running !== undefined && sameBinding(running.compiled.config, compiled.config)) continue;
-        const l = new ListenerRuntime(compiled, config.service, this.log, this.stats);
+        const l = new ListenerRuntime(compiled, config.service, this.log, this.stats, this.telemetry);
         await l.listen();
         fresh.push(l);
       }
@@ -90,6 +93,7 @@ export class ProxyServer {
     }
 
     // Swap.
+    this.telemetry.apply(config.telemetry, config.service);
     for (const [name, compiled] of next.listeners) {
       const running = this.listeners.get(name);
       const replacement = fresh.find((l) => l.name === name);
@@ -181,6 +185,7 @@ export class ProxyServer {
       admin.closeAllConnections();
       await closed;
     }
+    await this.telemetry.shutdown();
     this.log.info('drained', { cutRequests });
     return { cutRequests };
   }
