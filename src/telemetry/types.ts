@@ -72,6 +72,9 @@ export interface RequestTracer<State extends TraceState = TraceState> {
   start(rec: RequestRecord, header: HeaderReader): State | null;
   /** Starts the client span and writes the outgoing propagation headers into `out`. */
   inject(state: State, rec: RequestRecord, out: FlatHeaders): void;
+  /** A failed attempt the retry stage will retry: ends its client span with its outcome; the next inject()
+   *  starts the next attempt's. */
+  retry?(state: State, failed: { readonly status: number; readonly flag: string }): void;
   /** Ends the spans with what the record says (status, flag, bytes, upstream host). */
   end(state: State, rec: RequestRecord): void;
   /** Exports what is queued (bounded wait) and stops. */
