@@ -34,7 +34,14 @@ export function createAdminServer(proxy: ProxyServer): http.Server {
       case '/listeners':
         return json(200, proxy.describeListeners());
       case '/metrics':
-        return send(200, 'text/plain; version=0.0.4', proxy.stats.render());
+        proxy.stats.render().then(
+          (text) => send(200, proxy.stats.contentType, text),
+          (err: Error) => {
+            proxy.log.error('rendering /metrics failed', { error: err.message });
+            send(500, 'text/plain', 'metrics unavailable\n');
+          },
+        );
+        return;
       case '/':
         return json(200, { endpoints: ['/live', '/ready', '/config', '/clusters', '/listeners', '/metrics'] });
       default:

@@ -101,7 +101,11 @@ export class Cluster {
   /** The discovery source has answered once (endpoints or an error): until then the proxy is not ready. */
   warmed = false;
 
-  constructor(config: ClusterConfig, key: string, opts: { baseDir: string; log: ClusterLog }) {
+  constructor(
+    config: ClusterConfig,
+    key: string,
+    opts: { baseDir: string; log: ClusterLog; onUpstreamConnection?: (cluster: string, delta: 1 | -1) => void },
+  ) {
     this.config = config;
     this.key = key;
     this.name = config.name;
@@ -113,6 +117,7 @@ export class Cluster {
       connectTimeoutMs: config.timeouts.connectMs,
       idleTimeoutMs: config.timeouts.idleMs,
       maxIdle: config.maxIdlePerEndpoint,
+      onConnection: opts.onUpstreamConnection && ((delta) => opts.onUpstreamConnection!(config.name, delta)),
     };
     this.discovery = createDiscoverySource(config.discovery, { baseDir: opts.baseDir });
     this.discovery.start({

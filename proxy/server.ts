@@ -63,7 +63,11 @@ export class ProxyServer {
         const key = clusterConfigKey(cfg);
         const old = prev?.clusters.get(cfg.name);
         if (old !== undefined && old.key === key) return old;
-        const c = new Cluster(cfg, key, { baseDir: this.baseDir, log: this.log });
+        const c = new Cluster(cfg, key, {
+          baseDir: this.baseDir,
+          log: this.log,
+          onUpstreamConnection: (cluster, delta) => this.stats.upstreamConnections(cluster, delta),
+        });
         created.push(c);
         return c;
       });
@@ -94,6 +98,7 @@ export class ProxyServer {
 
     // Swap.
     this.telemetry.apply(config.telemetry, config.service);
+    this.stats.metricsEnabled = config.telemetry.metrics.enabled;
     for (const [name, compiled] of next.listeners) {
       const running = this.listeners.get(name);
       const replacement = fresh.find((l) => l.name === name);
@@ -109,7 +114,12 @@ export class ProxyServer {
       }
     }
     this.current = next;
-    if (prev !== null) for (const [name, c] of prev.clusters) if (next.clusters.get(name) !== c) c.close();
+    if (prev !== null)
+      for (const [name, c] of prev.clusters) {
+        if (next.clusters.get(name) === c) continue;
+        c.close();
+        if (!next.clusters.has(name)) this.stats.forgetCluster(name);
+      }
     this.stats.configVersion = next.version;
 
     if (admin !== null) {

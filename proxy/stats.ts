@@ -1,96 +1,246 @@
-// Counters the admin listener exposes until the telemetry module (prom-client) replaces them: requests by
-// listener, status class and response flag, requests in flight, downstream connections, protocol errors.
-// The per-request update is one array increment: labels are resolved to indexes, not joined into keys.
-import type { RequestContext } from './context.ts';
-import { FLAG } from './flags.ts';
+// The proxy's metrics, served on the admin listener's /metrics from one prom-client Registry per ProxyServer:
+// the service_mesh_* traffic and mesh-state families of manifests/README.md (src/telemetry/metrics*.ts), and the
+// skein_* families about this process itself (connections, listeners, config). Listeners, pools and stages call
+// the methods here; each is a few additions, and prom-client reads the numbers when Prometheus scrapes.
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { RequestMetrics, type RequestMetricsInput } from '../src/telemetry/metrics.ts';
+import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-collected.ts';
+import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
+import type { RequestRecord } from '../src/telemetry/types.ts';
 
-const FLAGS: readonly string[] = ['', ...Object.values(FLAG)];
-const FLAG_INDEX = new Map(FLAGS.map((f, i) => [f, i]));
-const CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export type { ClusterRef, HealthCheckResult } from '../src/telemetry/metrics-state.ts';
 
-/** Request counts of one listener: [status class][flag] flattened. */
-class ListenerCounters {
-  readonly requests = new Float64Array(CLASSES.length * FLAGS.length);
-  connectionsActive = 0;
-  connectionsTotal = 0;
-  readonly protocolErrors = new Map<string, number>();
-  readonly tcp = new Map<string, number>();
+/** Where this proxy stands with control's config stream (absent until a control client reports). */
+export const CONFIG_PUSH_STATES = ['connecting', 'synced', 'rejected', 'disconnected'] as const;
+export type ConfigPushState = (typeof CONFIG_PUSH_STATES)[number];
+
+export interface ProxyStatsOptions {
+  /** telemetry.metrics.enabled: when false, per-request families (requests, durations, bytes, retries) stay empty. */
+  metricsEnabled?: boolean;
+  /** Node's process_* and nodejs_* metrics (shared by every ProxyStats of the process). Default true. */
+  processMetrics?: boolean;
 }
 
+interface ConnectionCounts {
+  active: number;
+  total: number;
+}
+
+/** Counts by one extra label value (protocol error code, response flag) under a listener. */
+type CountsBy = Map<string, number>;
+
 export class ProxyStats {
-  private readonly listeners = new Map<string, ListenerCounters>();
+  readonly registry = new Registry();
   /** Requests started and not yet finished, across listeners; drain waits for it to reach 0. */
   inFlight = 0;
   configVersion = 0;
   configReloadFailures = 0;
+  private readonly requests: RequestMetrics;
+  private readonly state: MeshStateMetrics;
+  private readonly downstream = new Map<string, ConnectionCounts>();
+  private readonly upstream = new Map<string, ConnectionCounts>();
+  private readonly protocolErrors = new Map<string, CountsBy>();
+  private readonly tcpConnections = new Map<string, CountsBy>();
+  private pushState: ConfigPushState | undefined = undefined;
+  private readonly pushes = { accepted: 0, rejected: 0 };
+  private readonly processMetrics: boolean;
 
-  private of(listener: string): ListenerCounters {
-    let c = this.listeners.get(listener);
-    if (c === undefined) this.listeners.set(listener, (c = new ListenerCounters()));
-    return c;
+  constructor(opts: ProxyStatsOptions = {}) {
+    this.requests = new RequestMetrics(this.registry);
+    this.requests.enabled = opts.metricsEnabled ?? true;
+    this.state = new MeshStateMetrics(this.registry);
+    this.processMetrics = opts.processMetrics ?? true;
+    this.registerProxyFamilies();
   }
 
-  onRequestEnd(listener: string, ctx: RequestContext): void {
-    const s = ctx.status;
-    const cls = s < 100 || s > 599 ? 0 : (s / 100) | 0;
-    this.of(listener).requests[cls * FLAGS.length + (FLAG_INDEX.get(ctx.flag) ?? 0)]++;
+  /** telemetry.metrics.enabled; the server sets it on every config apply. */
+  get metricsEnabled(): boolean {
+    return this.requests.enabled;
+  }
+  set metricsEnabled(enabled: boolean) {
+    this.requests.enabled = enabled;
+  }
+
+  /** Once per finished HTTP request (`listener` is also rec.listenerName; kept for the existing callers). */
+  onRequestEnd(_listener: string, rec: RequestMetricsInput): void {
+    this.requests.onRequestEnd(rec);
+  }
+
+  /** The retry stage, once per retry attempt, before picking the next endpoint. */
+  onRetry(rec: Pick<RequestRecord, 'sourceService' | 'destinationService' | 'destinationVersion'>): void {
+    this.requests.onRetry(rec);
   }
 
   onTcpConnectionEnd(listener: string, flag: string): void {
-    const m = this.of(listener).tcp;
-    m.set(flag, (m.get(flag) ?? 0) + 1);
+    countBy(this.tcpConnections, listener, flag);
   }
 
   downstreamConnections(listener: string, delta: number): void {
-    const c = this.of(listener);
-    c.connectionsActive += delta;
-    if (delta > 0) c.connectionsTotal++;
+    addConnection(this.downstream, listener, delta);
+  }
+
+  /** The upstream pools: +1 when a connection to an endpoint of `cluster` opens, -1 when it closes. */
+  upstreamConnections(cluster: string, delta: number): void {
+    addConnection(this.upstream, cluster, delta);
   }
 
   onProtocolError(listener: string, code: string): void {
-    const m = this.of(listener).protocolErrors;
-    m.set(code, (m.get(code) ?? 0) + 1);
+    countBy(this.protocolErrors, listener, code);
   }
 
-  /** Prometheus text exposition. */
-  render(): string {
-    const lines: string[] = [];
-    const family = (name: string, help: string, type: string) =>
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    family('skein_requests_total', 'Requests finished, by listener, status class and response flag.', 'counter');
-    for (const [l, c] of this.listeners) {
-      c.requests.forEach((v, i) => {
-        if (v === 0) return;
-        const cls = CLASSES[Math.floor(i / FLAGS.length)];
-        lines.push(
-          `skein_requests_total{listener="${l}",status_class="${cls}",response_flag="${FLAGS[i % FLAGS.length]}"} ${v}`,
-        );
-      });
-    }
-    family('skein_requests_active', 'Requests in flight.', 'gauge');
-    lines.push(`skein_requests_active ${this.inFlight}`);
-    family('skein_downstream_connections_active', 'Open downstream connections.', 'gauge');
-    for (const [l, c] of this.listeners)
-      lines.push(`skein_downstream_connections_active{listener="${l}"} ${c.connectionsActive}`);
-    family('skein_downstream_connections_total', 'Downstream connections accepted.', 'counter');
-    for (const [l, c] of this.listeners)
-      lines.push(`skein_downstream_connections_total{listener="${l}"} ${c.connectionsTotal}`);
-    family('skein_downstream_protocol_errors_total', 'Malformed requests rejected, by parser error code.', 'counter');
-    for (const [l, c] of this.listeners)
-      for (const [code, v] of c.protocolErrors)
-        lines.push(`skein_downstream_protocol_errors_total{listener="${l}",code="${code}"} ${v}`);
-    family('skein_tcp_connections_total', 'TCP passthrough connections finished, by response flag.', 'counter');
-    for (const [l, c] of this.listeners)
-      for (const [flag, v] of c.tcp)
-        lines.push(`skein_tcp_connections_total{listener="${l}",response_flag="${flag}"} ${v}`);
-    family('skein_config_version', 'Version of the Snapshot being served.', 'gauge');
-    lines.push(`skein_config_version ${this.configVersion}`);
-    family(
+  setCircuitBreakerOpen(cluster: ClusterRef, open: boolean): void {
+    this.state.setCircuitBreakerOpen(cluster, open);
+  }
+
+  onOutlierEjection(cluster: ClusterRef): void {
+    this.state.onOutlierEjection(cluster);
+  }
+
+  onHealthCheck(cluster: ClusterRef, result: HealthCheckResult): void {
+    this.state.onHealthCheck(cluster, result);
+  }
+
+  /** A cluster removed by a reload: its breaker state stops being exported. */
+  forgetCluster(name: string): void {
+    this.state.forgetCluster(name);
+  }
+
+  /** The workload certificate (after each rotation): expiry days are computed at every scrape. */
+  setCertificateExpiry(identity: string, notAfterMs: number): void {
+    this.state.setCertificateExpiry(identity, notAfterMs);
+  }
+
+  removeCertificate(identity: string): void {
+    this.state.removeCertificate(identity);
+  }
+
+  /** The control client, on every change of its stream's state. */
+  setConfigPushState(state: ConfigPushState): void {
+    this.pushState = state;
+  }
+
+  /** The control client, once per pushed Snapshot: ACKed (applied) or NACKed (rejected, the last good one kept). */
+  onConfigPush(accepted: boolean): void {
+    if (accepted) this.pushes.accepted++;
+    else this.pushes.rejected++;
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Prometheus text exposition: this proxy's registry, then the process metrics. */
+  async render(): Promise<string> {
+    const own = await this.registry.metrics();
+    return this.processMetrics ? `${own}\n${await processRegistry().metrics()}` : own;
+  }
+
+  private registerProxyFamilies(): void {
+    const r = this.registry;
+    collectedGauge(r, 'skein_requests_active', 'Requests in flight.', [], (set) => set({}, this.inFlight));
+    collectedGauge(r, 'skein_downstream_connections_active', 'Open downstream connections.', ['listener'], (set) => {
+      for (const [listener, c] of this.downstream) set({ listener }, c.active);
+    });
+    collectedCounter(
+      r,
+      'skein_downstream_connections_total',
+      'Downstream connections accepted.',
+      ['listener'],
+      (add) => {
+        for (const [listener, c] of this.downstream) add({ listener }, c.total);
+      },
+    );
+    collectedGauge(
+      r,
+      'skein_upstream_connections_active',
+      'Open connections to upstream endpoints.',
+      ['cluster'],
+      (set) => {
+        for (const [cluster, c] of this.upstream) set({ cluster }, c.active);
+      },
+    );
+    collectedCounter(
+      r,
+      'skein_upstream_connections_total',
+      'Connections opened to upstream endpoints.',
+      ['cluster'],
+      (add) => {
+        for (const [cluster, c] of this.upstream) add({ cluster }, c.total);
+      },
+    );
+    collectedCounter(
+      r,
+      'skein_downstream_protocol_errors_total',
+      'Malformed requests rejected, by parser error code.',
+      ['listener', 'code'],
+      (add) => {
+        for (const [listener, byCode] of this.protocolErrors)
+          for (const [code, n] of byCode) add({ listener, code }, n);
+      },
+    );
+    collectedCounter(
+      r,
+      'skein_tcp_connections_total',
+      'TCP passthrough connections finished, by response flag.',
+      ['listener', 'response_flag'],
+      (add) => {
+        for (const [listener, byFlag] of this.tcpConnections)
+          for (const [flag, n] of byFlag) add({ listener, response_flag: flag }, n);
+      },
+    );
+    collectedGauge(r, 'skein_config_version', 'Version of the Snapshot being served.', [], (set) =>
+      set({}, this.configVersion),
+    );
+    collectedCounter(
+      r,
       'skein_config_reload_failures_total',
       'Config reloads rejected (the previous config kept serving).',
-      'counter',
+      [],
+      (add) => add({}, this.configReloadFailures),
     );
-    lines.push(`skein_config_reload_failures_total ${this.configReloadFailures}`);
-    return `${lines.join('\n')}\n`;
+    collectedGauge(
+      r,
+      'skein_config_push_state',
+      "One-hot: this proxy's state on control's config stream (connecting, synced, rejected, disconnected).",
+      ['state'],
+      (set) => {
+        if (this.pushState === undefined) return;
+        for (const state of CONFIG_PUSH_STATES) set({ state }, state === this.pushState ? 1 : 0);
+      },
+    );
+    collectedCounter(
+      r,
+      'skein_config_pushes_total',
+      'Config snapshots pushed by control, by result (accepted: applied and ACKed; rejected: NACKed).',
+      ['result'],
+      (add) => {
+        if (this.pushState === undefined && this.pushes.accepted + this.pushes.rejected === 0) return;
+        add({ result: 'accepted' }, this.pushes.accepted);
+        add({ result: 'rejected' }, this.pushes.rejected);
+      },
+    );
   }
+}
+
+function addConnection(m: Map<string, ConnectionCounts>, key: string, delta: number): void {
+  let c = m.get(key);
+  if (c === undefined) m.set(key, (c = { active: 0, total: 0 }));
+  c.active += delta;
+  if (delta > 0) c.total += delta;
+}
+
+function countBy(m: Map<string, CountsBy>, key: string, value: string): void {
+  let by = m.get(key);
+  if (by === undefined) m.set(key, (by = new Map()));
+  by.set(value, (by.get(value) ?? 0) + 1);
+}
+
+/** Node's process metrics, once per process: they describe the process, and their monitors are never stopped. */
+let processRegistryInstance: Registry | undefined;
+function processRegistry(): Registry {
+  if (processRegistryInstance === undefined) {
+    processRegistryInstance = new Registry();
+    collectDefaultMetrics({ register: processRegistryInstance });
+  }
+  return processRegistryInstance;
 }

@@ -41,6 +41,7 @@ class H1Connection implements Exchange {
     socket.on('connect', () => {
       this.connected = true;
       socket.setTimeout(opts.idleTimeoutMs);
+      opts.onConnection?.(1);
     });
     socket.on('data', (chunk: Buffer) => {
       const r = this.parser.execute(chunk);
@@ -57,6 +58,7 @@ class H1Connection implements Exchange {
     });
     socket.on('error', (err) => this.fail(this.connected ? 'UC' : 'UF', err.message, err));
     socket.on('close', () => {
+      if (this.connected) opts.onConnection?.(-1);
       if (this.timer !== null) clearTimeout(this.timer);
       this.pool.forget(this);
       if (this.sink !== null) this.fail(this.connected ? 'UC' : 'UF', 'upstream closed the connection');

@@ -132,6 +132,7 @@ export class H2Pool implements EndpointPool {
     connectTimer.unref();
     session.on('connect', () => {
       connected = true;
+      this.opts.onConnection?.(1);
       connectedSessions.add(session);
       clearTimeout(connectTimer);
       session.setTimeout(this.opts.idleTimeoutMs, () => {
@@ -141,6 +142,9 @@ export class H2Pool implements EndpointPool {
     });
     session.on('error', () => {
       // Streams on it get their own error/close; the next request opens a new session.
+    });
+    session.once('close', () => {
+      if (connected) this.opts.onConnection?.(-1);
     });
     const forget = () => {
       clearTimeout(connectTimer);

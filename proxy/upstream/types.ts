@@ -57,4 +57,6 @@ export interface PoolOptions {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxIdle: number;
+  /** Told when a connection (HTTP/2: a session) to the endpoint is established (+1) and when it closes (-1). */
+  readonly onConnection?: (delta: 1 | -1) => void;
 }

@@ -1,5 +1,5 @@
-// The admin listener as an orchestrator and an operator use it: readiness that waits for discovery, and the
-// running state (/config, /clusters, /listeners) that explains where traffic goes.
+// The admin listener as an orchestrator and an operator use it: readiness that waits for discovery, the
+// running state (/config, /clusters, /listeners) that explains where traffic goes, and /metrics for Prometheus.
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 import { type RunningProxy, startEchoUpstream, startProxy, type Upstream } from '../support/proxy.ts';
@@ -67,5 +67,51 @@ describe('admin listener', () => {
       }),
     ]);
     expect((await get(`${proxy.adminUrl()}/nothing`)).status).toBe(404);
+  });
+
+  it('serves Prometheus text on /metrics, counting the requests that went through the proxy', async () => {
+    upstream = await startEchoUpstream();
+    proxy = await startProxy({
+      service: 'web',
+      admin: { address: '127.0.0.1:0' },
+      listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ name: 'all', cluster: 'app' }] }],
+      clusters: [
+        {
+          name: 'app',
+          service: 'api',
+          discovery: { type: 'static', endpoints: [{ address: upstream.address, labels: { version: 'v1' } }] },
+        },
+      ],
+    });
+    for (let i = 0; i < 3; i++) await (await fetch(`${proxy.url()}/items/${i}`)).text();
+    const res = await fetch(`${proxy.adminUrl()}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const lines = (await res.text()).split('\n');
+    expect(lines).toContain(
+      'service_mesh_requests_total{source_service="web",destination_service="api",destination_version="v1",' +
+        'response_code="200",grpc_status="",response_flag=""} 3',
+    );
+    expect(lines).toContain('# TYPE service_mesh_request_duration_seconds histogram');
+    expect(lines).toContain('skein_config_version 1');
+    expect(lines.some((l) => l.startsWith('process_resident_memory_bytes '))).toBe(true);
+    expect(lines.some((l) => l.includes('/items/'))).toBe(false);
+    // Three sequential requests reuse one pooled upstream connection.
+    expect(lines).toContain('skein_upstream_connections_active{cluster="app"} 1');
+    expect(lines).toContain('skein_upstream_connections_total{cluster="app"} 1');
+  });
+
+  it('stops counting metrics per request when telemetry.metrics is disabled', async () => {
+    upstream = await startEchoUpstream();
+    proxy = await startProxy({
+      admin: { address: '127.0.0.1:0' },
+      telemetry: { metrics: { enabled: false } },
+      listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ cluster: 'app' }] }],
+      clusters: [{ name: 'app', discovery: { type: 'static', endpoints: [{ address: upstream.address }] } }],
+    });
+    await (await fetch(`${proxy.url()}/`)).text();
+    const text = await (await fetch(`${proxy.adminUrl()}/metrics`)).text();
+    expect(text).not.toMatch(/^service_mesh_requests_total\{/m);
+    expect(text).toMatch(/^skein_config_version 1$/m);
   });
 });

@@ -1,0 +1,140 @@
+// Mesh state that the resilience and identity stages report: circuit breakers, outlier ejections, active health
+// checks and the workload certificate. Rare events, kept per cluster and summed (or, for breakers, OR-ed) into
+// the contract's destination_service at scrape time. Nothing is exported until a stage reports something.
+import type { Registry } from 'prom-client';
+import { collectedCounter, collectedGauge } from './metrics-collected.ts';
+
+/** What these metrics need of a cluster: its name (the key) and its service (the label). */
+export interface ClusterRef {
+  readonly name: string;
+  readonly service: string;
+}
+
+export type HealthCheckResult = 'success' | 'failure';
+
+const DAY_MS = 86_400_000;
+
+interface ClusterState {
+  readonly name: string;
+  readonly service: string;
+  breakerOpen: boolean | undefined;
+  ejections: number;
+  healthChecks: Record<HealthCheckResult, number>;
+}
+
+export class MeshStateMetrics {
+  /** By cluster name and service: a reload that changes a cluster's service starts new sums. */
+  private readonly clusters = new Map<string, ClusterState>();
+  /** SPIFFE id → certificate notAfter (Unix ms). */
+  private readonly certificates = new Map<string, number>();
+
+  constructor(registry: Registry, nowMs: () => number = Date.now) {
+    const clusters = this.clusters;
+    collectedGauge(
+      registry,
+      'service_mesh_circuit_breaker_open',
+      "1 while this proxy's breaker for the destination is open (requests get flag UO), else 0.",
+      ['destination_service'],
+      (set) => {
+        const open = new Map<string, boolean>();
+        for (const c of clusters.values())
+          if (c.breakerOpen !== undefined) open.set(c.service, (open.get(c.service) ?? false) || c.breakerOpen);
+        for (const [service, isOpen] of open) set({ destination_service: service }, isOpen ? 1 : 0);
+      },
+    );
+    collectedGauge(
+      registry,
+      'service_mesh_certificate_expiry_days',
+      "Days until the proxy's workload certificate expires (fractional; negative once expired).",
+      ['identity'],
+      (set) => {
+        const now = nowMs();
+        for (const [identity, notAfterMs] of this.certificates) set({ identity }, (notAfterMs - now) / DAY_MS);
+      },
+    );
+    collectedCounter(
+      registry,
+      'service_mesh_outlier_ejections_total',
+      'Endpoints ejected by outlier detection.',
+      ['destination_service'],
+      (add) => {
+        for (const [service, n] of sumByService(
+          clusters,
+          (c) => c.ejections,
+          (c) => c.ejections > 0,
+        ))
+          add({ destination_service: service }, n);
+      },
+    );
+    collectedCounter(
+      registry,
+      'service_mesh_health_checks_total',
+      'Active health checks of endpoints, by result.',
+      ['destination_service', 'result'],
+      (add) => {
+        // Both results once a cluster has been checked, so the first failure is an increase from 0.
+        const checked = (c: ClusterState) => c.healthChecks.success + c.healthChecks.failure > 0;
+        for (const result of ['success', 'failure'] as const)
+          for (const [service, n] of sumByService(clusters, (c) => c.healthChecks[result], checked))
+            add({ destination_service: service, result }, n);
+      },
+    );
+  }
+
+  /** The breaker stage, on every open/close transition (and once when it starts, with false). */
+  setCircuitBreakerOpen(cluster: ClusterRef, open: boolean): void {
+    this.forgetCluster(cluster.name); // a reload may have moved the cluster to another service
+    this.state(cluster).breakerOpen = open;
+  }
+
+  /** Outlier detection, once per ejected endpoint. */
+  onOutlierEjection(cluster: ClusterRef): void {
+    this.state(cluster).ejections++;
+  }
+
+  /** The health checker, once per check of one endpoint. */
+  onHealthCheck(cluster: ClusterRef, result: HealthCheckResult): void {
+    this.state(cluster).healthChecks[result]++;
+  }
+
+  /** A cluster removed by a reload: its breaker state no longer applies (its counts stay in the sums). */
+  forgetCluster(name: string): void {
+    for (const c of this.clusters.values()) if (c.name === name) c.breakerOpen = undefined;
+  }
+
+  /** The workload certificate in use (after each rotation); days are computed at every scrape. */
+  setCertificateExpiry(identity: string, notAfterMs: number): void {
+    this.certificates.set(identity, notAfterMs);
+  }
+
+  /** A certificate no longer in use (its identity changed). */
+  removeCertificate(identity: string): void {
+    this.certificates.delete(identity);
+  }
+
+  private state(cluster: ClusterRef): ClusterState {
+    const key = `${cluster.name}\n${cluster.service}`;
+    let c = this.clusters.get(key);
+    if (c === undefined) {
+      c = {
+        name: cluster.name,
+        service: cluster.service,
+        breakerOpen: undefined,
+        ejections: 0,
+        healthChecks: { success: 0, failure: 0 },
+      };
+      this.clusters.set(key, c);
+    }
+    return c;
+  }
+}
+
+function sumByService(
+  clusters: Map<string, ClusterState>,
+  value: (c: ClusterState) => number,
+  include: (c: ClusterState) => boolean,
+): Map<string, number> {
+  const sums = new Map<string, number>();
+  for (const c of clusters.values()) if (include(c)) sums.set(c.service, (sums.get(c.service) ?? 0) + value(c));
+  return sums;
+}
