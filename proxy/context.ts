@@ -84,9 +84,11 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   get sourceService(): string {
     return this.listener.outbound ? this.listener.serviceName : (this.header('x-source-service') ?? 'unknown');
   }
-  /** Outbound: the picked cluster's service. Inbound: the local service this proxy fronts. */
+  /** Outbound: the picked cluster's service. Inbound: the local app's cluster's `service` when the config names
+   *  one, else the service this proxy fronts. */
   get destinationService(): string {
-    return this.listener.outbound ? (this.cluster?.service ?? '') : this.listener.serviceName;
+    if (this.listener.outbound) return this.cluster?.service ?? '';
+    return this.cluster?.config.service ?? this.listener.serviceName;
   }
   get destinationVersion(): string {
     return this.endpoint?.labels.version ?? '';
