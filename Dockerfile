@@ -10,6 +10,7 @@ COPY src ./src
 COPY proxy ./proxy
 COPY examples ./examples
 COPY probes ./probes
+COPY bench ./bench
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim
