@@ -37,6 +37,12 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['grpc-timeout', H_GRPC_TIMEOUT],
 ]);
 
+/** Lengths of the names above: HTTP/1.1 copies a field of any other length without lowercasing its name
+ *  (unless the route edits headers), which is most of a typical request's fields. */
+export const ACTION_NAME_LENGTHS: ReadonlySet<number> = new Set(
+  [...REQUEST_HEADER_ACTIONS.keys()].map((k) => k.length),
+);
+
 /** Fields gathered while copying, then written by pushMeshHeaders. */
 export interface GatheredHeaders {
   xff: string | undefined;

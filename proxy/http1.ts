@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
 import { FLAG, FLAG_HEADER, type ResponseFlag, type UpstreamError } from './flags.ts';
 import {
+  ACTION_NAME_LENGTHS,
   type GatheredHeaders,
   H_CONNECTION,
   H_REQUEST_ID,
@@ -132,8 +133,14 @@ export class Http1Context extends RequestContext {
     const out: FlatHeaders = [];
     const g: GatheredHeaders = { xff: undefined, xfp: undefined, requestId: undefined, source: undefined };
     let connectionTokens: string[] | null = null;
+    const route = this.route!;
+    const routeEdits = route.removeHeaders.size !== 0 || route.setHeaders.length !== 0;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i];
+      if (!routeEdits && !ACTION_NAME_LENGTHS.has(name.length)) {
+        out.push(name, raw[i + 1]);
+        continue;
+      }
       const lower = name.toLowerCase();
       const action = REQUEST_HEADER_ACTIONS.get(lower);
       if (action === undefined) {
