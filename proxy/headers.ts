@@ -51,6 +51,12 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ].map((n) => [n, H_TRACE] as const),
 ]);
 
+/** Lengths of the names above: HTTP/1.1 copies a field of any other length without lowercasing its name
+ *  (unless the route edits headers), which is most of a typical request's fields. */
+export const ACTION_NAME_LENGTHS: ReadonlySet<number> = new Set(
+  [...REQUEST_HEADER_ACTIONS.keys()].map((k) => k.length),
+);
+
 /** Fields gathered while copying, then written by pushMeshHeaders. */
 export interface GatheredHeaders {
   xff: string | undefined;

@@ -1,11 +1,13 @@
-// HTTP/1.1 downstream: node:http's server (llhttp) parses requests, rejects malformed ones and smuggling
-// attempts, and enforces header timeouts; this file turns each request into a pipeline run and writes the
-// upstream response back with backpressure. Keep-alive, pipelining and chunked framing are node:http's.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// HTTP/1.1 downstream request context: one per request parsed by the connection (http1-connection.ts). It
+// reads the request from the parser's raw header list (no header objects), runs through the pipeline like any
+// context, and writes the upstream's response back itself: the head is serialised into one string and sent
+// together with the first body bytes, so a small response is one socket write. Framing is ours to choose:
+// the upstream's Content-Length when it gave one, chunked otherwise (or close-delimited for HTTP/1.0).
 import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
 import { FLAG, FLAG_HEADER, type ResponseFlag, type UpstreamError } from './flags.ts';
 import {
+  ACTION_NAME_LENGTHS,
   type GatheredHeaders,
   H_CONNECTION,
   H_REQUEST_ID,
@@ -17,64 +19,127 @@ import {
   REQUEST_HEADER_ACTIONS,
   routeOverrides,
 } from './headers.ts';
+import { RequestBody } from './http1-body.ts';
+import type { Http1Connection } from './http1-connection.ts';
+import { chunkHeader, CONTINUE, CRLF, dateHeaderLine, lastChunk, statusLine } from './http1-wire.ts';
 import type { ListenerRuntime } from './listener.ts';
-import { handleRequest } from './pipeline.ts';
 import type { FlatHeaders } from './upstream/types.ts';
+
+/** What the request line and head said, as the connection hands it over. */
+export interface RequestHead {
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  /** HTTP/1.0: no chunked responses; keep-alive only when the client asked for it. */
+  readonly http10: boolean;
+  /** llhttp's verdict from the version and Connection: another request may follow on this connection. */
+  readonly keepAlive: boolean;
+}
 
 export class Http1Context extends RequestContext {
   readonly protocol = 'HTTP/1.1';
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  private contentLength = 0;
-  private chunked = false;
-  private drainHooked = false;
+  readonly conn: Http1Connection;
+  readonly rawHeaders: string[];
+  readonly http10: boolean;
+  readonly keepAlive: boolean;
+  /** The Upgrade field (websocket.ts tunnels "websocket"; any other upgrade is served as plain HTTP). */
+  upgrade: string | undefined = undefined;
+  /** The Expect field, when the client sent one. */
+  expect: string | undefined = undefined;
+  /** Request body as the parser delivers it; null when the request has none. */
+  readonly body: RequestBody | null = null;
+  private readonly contentLength: number = 0;
+  private readonly chunked: boolean = false;
+  /** The parser has seen the end of this request (its body included). */
+  requestComplete = false;
+  /** The response ended before the body did: the rest of the body is read and dropped. */
+  dumpingBody = false;
+  private continueSent = false;
+  /** The response head has been built (it may still wait for the first body bytes to go out with them). */
+  responseStarted = false;
+  /** The connection closes after this response. */
+  closeAfter = false;
+  /** A write returned false: the upstream is paused until the socket drains. */
+  waitingDrain = false;
+  private pendingHead: string | null = null;
+  private chunkedResponse = false;
+  private bodyless = false;
 
-  /** `res` is null for Upgrade requests (websocket.ts), which never use the sink or replyLocal. */
-  constructor(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse | null) {
+  constructor(listener: ListenerRuntime, conn: Http1Connection, head: RequestHead) {
     super(listener);
-    this.req = req;
-    this.res = res as ServerResponse;
-    const url = req.url ?? '/';
+    this.conn = conn;
+    this.method = head.method;
+    const url = head.url;
     this.url = url;
     const q = url.indexOf('?');
     this.path = q < 0 ? url : url.slice(0, q);
-    this.method = req.method ?? 'GET';
-    this.remoteAddress = req.socket.remoteAddress ?? '';
-    if ((req.socket as { encrypted?: boolean }).encrypted === true) this.scheme = 'https';
-    // Host and framing are needed for every request; read them off rawHeaders without building req.headers
-    // (the length check skips the lowercase for most names).
-    const raw = req.rawHeaders;
+    this.rawHeaders = head.rawHeaders;
+    this.http10 = head.http10;
+    this.keepAlive = head.keepAlive;
+    this.remoteAddress = conn.remoteAddress;
+    if (conn.encrypted) this.scheme = 'https';
+    // The fields every request needs, read off the raw list; the length check skips the lowercase for most
+    // names. llhttp has already rejected conflicting Content-Length and Transfer-Encoding fields.
+    const raw = head.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i];
-      if (n.length === 4 && n.toLowerCase() === 'host') this.authority = raw[i + 1];
-      else if (n.length === 14 && n.toLowerCase() === 'content-length') this.contentLength = Number(raw[i + 1]);
-      else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') this.chunked = true;
+      switch (n.length) {
+        case 4:
+          if (n.toLowerCase() === 'host') this.authority = raw[i + 1];
+          break;
+        case 6:
+          if (n.toLowerCase() === 'expect') this.expect = raw[i + 1];
+          break;
+        case 7:
+          if (n.toLowerCase() === 'upgrade') this.upgrade = raw[i + 1];
+          break;
+        case 14:
+          if (n.toLowerCase() === 'content-length') this.contentLength = Number(raw[i + 1]);
+          break;
+        case 17:
+          if (n.toLowerCase() === 'transfer-encoding') this.chunked = true;
+          break;
+      }
     }
-    res?.once('close', this.onDownstreamClose);
+    if (this.chunked || this.contentLength > 0) this.body = new RequestBody(conn);
   }
 
+  /** Header value by lowercase name, repeated fields joined with ", " (cookies with "; "), as node:http did. */
   header(name: string): string | undefined {
-    const v = this.req.headers[name];
-    return Array.isArray(v) ? v.join(', ') : v;
+    const raw = this.rawHeaders;
+    let value: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const n = raw[i];
+      if (n.length !== name.length || n.toLowerCase() !== name) continue;
+      value = value === undefined ? raw[i + 1] : `${value}${name === 'cookie' ? '; ' : ', '}${raw[i + 1]}`;
+    }
+    return value;
   }
 
   requestBody(): { body: Readable | null; contentLength: number } {
-    if (!this.chunked && this.contentLength <= 0) return { body: null, contentLength: 0 };
-    this.req.on('data', this.countRequestBytes);
-    return { body: this.req, contentLength: this.chunked ? -1 : this.contentLength };
+    const body = this.body;
+    if (body === null) return { body: null, contentLength: 0 };
+    // The client waits for our go-ahead before sending the body: given now that it is about to be streamed.
+    if (this.expect !== undefined && !this.continueSent && !this.requestComplete) {
+      this.continueSent = true;
+      this.conn.io.writeString(CONTINUE);
+    }
+    return { body, contentLength: this.chunked ? -1 : this.contentLength };
   }
 
-  private readonly countRequestBytes = (chunk: Buffer): void => {
-    this.requestBytes += chunk.length;
-  };
-
   upstreamHeaders(): FlatHeaders {
-    const raw = this.req.rawHeaders;
+    const raw = this.rawHeaders;
     const out: FlatHeaders = [];
     const g: GatheredHeaders = { xff: undefined, xfp: undefined, requestId: undefined, source: undefined };
     let connectionTokens: string[] | null = null;
+    const route = this.route!;
+    const routeEdits = route.removeHeaders.size !== 0 || route.setHeaders.length !== 0;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i];
+      if (!routeEdits && !ACTION_NAME_LENGTHS.has(name.length)) {
+        out.push(name, raw[i + 1]);
+        continue;
+      }
       const lower = name.toLowerCase();
       const action = REQUEST_HEADER_ACTIONS.get(lower);
       if (action === undefined) {
@@ -112,63 +177,87 @@ export class Http1Context extends RequestContext {
   }
 
   replyLocal(status: number, flag: ResponseFlag, message: string, _grpcStatus: number): void {
-    const res = this.res;
-    if (!res.headersSent && !res.destroyed) {
+    if (!this.responseStarted && !this.conn.closed) {
+      this.responseStarted = true;
       const body = `${message}\n`;
       this.responseBytes = Buffer.byteLength(body);
-      res.writeHead(status, [
-        'content-type',
-        'text/plain',
-        'content-length',
-        String(Buffer.byteLength(body)),
-        FLAG_HEADER,
-        flag,
-        'x-request-id',
-        this.requestId || this.ensureRequestId(this.header('x-request-id')),
-      ]);
-      res.end(body);
-    } else res.destroy();
+      const requestId = this.requestId || this.ensureRequestId(this.header('x-request-id'));
+      const head =
+        `${statusLine(status)}content-type: text/plain\r\ncontent-length: ${this.responseBytes}\r\n` +
+        `${FLAG_HEADER}: ${flag}\r\nx-request-id: ${requestId}\r\n${dateHeaderLine()}${this.connectionField()}\r\n`;
+      if (this.method === 'HEAD') this.conn.io.writeString(head);
+      else this.conn.io.send(head, '', Buffer.from(body), '');
+      this.finish(status, flag);
+      this.conn.responseDone(this);
+      return;
+    }
+    this.conn.destroy();
     this.finish(status, flag);
   }
 
   onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
     this.status = status;
     this.noteUpstreamHead(headers, endStream);
-    this.res.writeHead(status, headers);
+    this.responseStarted = true;
+    const noBodyAllowed = this.method === 'HEAD' || status === 204 || status === 304;
+    this.bodyless = endStream || noBodyAllowed;
+    let head = statusLine(status);
+    let hasLength = false;
+    let hasDate = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const n = headers[i];
+      if (n.length === 14 && n.toLowerCase() === 'content-length') hasLength = true;
+      else if (n.length === 4 && n.toLowerCase() === 'date') hasDate = true;
+      head += `${n}: ${headers[i + 1]}\r\n`;
+    }
+    if (!hasDate) head += dateHeaderLine();
+    if (!hasLength && !noBodyAllowed) {
+      if (endStream) head += 'content-length: 0\r\n';
+      else if (this.http10)
+        this.closeAfter = true; // the end of the body is the end of the connection
+      else {
+        this.chunkedResponse = true;
+        head += 'transfer-encoding: chunked\r\n';
+      }
+    }
+    this.pendingHead = `${head}${this.connectionField()}\r\n`;
   }
 
   onData(chunk: Buffer): boolean {
     this.responseBytes += chunk.length;
-    if (this.res.write(chunk)) return true;
-    if (!this.drainHooked) {
-      this.drainHooked = true;
-      this.res.on('drain', () => this.exchange?.resume());
-    }
-    return false;
+    if (this.bodyless) return true;
+    const head = this.pendingHead;
+    this.pendingHead = null;
+    const ok = this.chunkedResponse
+      ? this.conn.io.send(head, chunkHeader(chunk.length), chunk, CRLF)
+      : this.conn.io.send(head, '', chunk, '');
+    if (!ok) this.waitingDrain = true;
+    return ok;
   }
 
   onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
-    const res = this.res;
-    if (trailers !== null && trailers.length > 0) {
-      const t: Record<string, string> = {};
-      for (let i = 0; i < trailers.length; i += 2) t[trailers[i]] = trailers[i + 1];
-      res.addTrailers(t);
-    }
     this.exchange = null;
-    if (last !== null) {
-      this.responseBytes += last.length;
-      res.end(last);
-    } else res.end();
+    const head = this.pendingHead;
+    this.pendingHead = null;
+    if (last !== null) this.responseBytes += last.length;
+    if (this.bodyless || last === null || last.length === 0) {
+      const tail = this.chunkedResponse ? lastChunk(trailers) : '';
+      if (head !== null) this.conn.io.writeString(head + tail);
+      else if (tail !== '') this.conn.io.writeString(tail);
+    } else if (this.chunkedResponse) {
+      this.conn.io.send(head, chunkHeader(last.length), last, `\r\n${lastChunk(trailers)}`);
+    } else this.conn.io.send(head, '', last, '');
     this.finish(this.status, '');
+    this.conn.responseDone(this);
   }
 
   onError(err: UpstreamError): void {
     this.exchange = null;
     const flag = err.flag;
     this.listener.log.debug('upstream error', { requestId: this.requestId, flag, error: err.message });
-    if (this.res.headersSent) {
+    if (this.responseStarted) {
       // Mid-response: the only honest signal left is to cut the connection.
-      this.res.destroy();
+      this.conn.destroy();
       this.finish(this.status, flag);
       return;
     }
@@ -176,23 +265,31 @@ export class Http1Context extends RequestContext {
     this.replyLocal(reply.status, flag, `${reply.message}: ${err.message}`, reply.grpcStatus);
   }
 
-  private readonly onDownstreamClose = (): void => {
+  /** The downstream went away (or was cut) before this request finished. */
+  onDownstreamGone(): void {
+    this.body?.destroy();
     if (this.finished) return;
-    // The client went away before the response was complete.
     const ex = this.exchange;
     this.exchange = null;
     ex?.abort();
     this.finish(this.status || 499, FLAG.DownstreamDisconnect);
-  };
+  }
+
+  /** Decided once per response, when its head is built: does the connection end after it? */
+  private connectionField(): string {
+    if (!this.closeAfter) this.closeAfter = this.conn.mustCloseAfter(this);
+    if (this.closeAfter) return 'connection: close\r\n';
+    return this.http10 ? 'connection: keep-alive\r\n' : '';
+  }
+
+  /** The client sent "Expect: 100-continue" and never got the go-ahead: its body may never come. */
+  get bodyWithheld(): boolean {
+    return this.expect !== undefined && !this.continueSent && !this.requestComplete;
+  }
 }
 
 function dropNamed(out: FlatHeaders, names: string[]): void {
   for (let i = out.length - 2; i >= 0; i -= 2) {
     if (names.includes(out[i].toLowerCase())) out.splice(i, 2);
   }
-}
-
-export function onHttp1Request(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse): void {
-  const ctx = new Http1Context(listener, req, res);
-  handleRequest(listener.stages, ctx);
 }

@@ -2,7 +2,6 @@
 // preface; h2 or HTTP/1.1 by ALPN under TLS; raw TCP), and the current compiled config with its stages.
 // A reload swaps the compiled config in place; requests in flight keep the contexts they started with.
 import { readFileSync } from 'node:fs';
-import http, { STATUS_CODES } from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -11,15 +10,14 @@ import type { ListenerConfig } from '../src/config/schema.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
 import type { Cluster } from './cluster.ts';
 import type { RequestContext } from './context.ts';
-import { FLAG_HEADER, type LocalReply, localReply, type ResponseFlag } from './flags.ts';
-import { onHttp1Request } from './http1.ts';
+import { type LocalReply, localReply, type ResponseFlag } from './flags.ts';
+import { Http1Connections, type Http1Limits } from './http1-connections.ts';
 import { onHttp2Stream } from './http2.ts';
 import type { Logger } from './log.ts';
 import { buildStages, type Stage } from './pipeline.ts';
 import type { ProxyStats } from './stats.ts';
 import type { ProxyTelemetry } from './telemetry.ts';
 import { onTcpConnection } from './tcp.ts';
-import { isWebSocketUpgrade, onUpgrade } from './websocket.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
 
@@ -38,7 +36,7 @@ export class ListenerRuntime {
   outbound: boolean;
   serviceName: string;
   private server: net.Server | null = null;
-  private readonly h1: http.Server;
+  private readonly h1: Http1Connections;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -59,24 +57,7 @@ export class ListenerRuntime {
     this.log = log;
     this.stats = stats;
     this.telemetry = telemetry;
-    const cfg = compiled.config;
-    this.h1 = http.createServer({
-      maxHeaderSize: cfg.maxHeaderBytes,
-      headersTimeout: cfg.headersTimeoutMs,
-      requestTimeout: 0,
-      keepAliveTimeout: cfg.idleTimeoutMs,
-      connectionsCheckingInterval: 1000,
-      requireHostHeader: true,
-      noDelay: true,
-      shouldUpgradeCallback: isWebSocketUpgrade,
-    });
-    this.h1.on('request', (req, res) => onHttp1Request(this, req, res));
-    this.h1.on('upgrade', (req, socket, head) => onUpgrade(this, this.stages, req, socket, head));
-    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
-    // node:http starts the headersTimeout checks (slowloris) and the connection list closeIdleConnections()
-    // needs on 'listening'. This server never listens itself (the listener's socket hands it connections),
-    // so start them here; destroy() stops them with close().
-    this.h1.emit('listening');
+    this.h1 = new Http1Connections(this, http1Limits(compiled.config));
     this.h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: 1000 } });
     this.h2.on('stream', (stream, headers, flags) => onHttp2Stream(this, stream, headers, flags));
     this.h2.on('session', (session) => {
@@ -93,10 +74,7 @@ export class ListenerRuntime {
     this.stages = buildStages(compiled);
     this.outbound = compiled.config.direction === 'outbound';
     this.serviceName = serviceName;
-    const cfg = compiled.config;
-    this.h1.headersTimeout = cfg.headersTimeoutMs;
-    this.h1.keepAliveTimeout = cfg.idleTimeoutMs;
-    (this.h1 as http.Server & { maxHeaderSize: number }).maxHeaderSize = cfg.maxHeaderBytes;
+    this.h1.limits = http1Limits(compiled.config);
   }
 
   reply(flag: ResponseFlag): LocalReply {
@@ -134,7 +112,7 @@ export class ListenerRuntime {
         (socket) => {
           this.track(socket);
           if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
-          else this.h1.emit('connection', socket);
+          else this.h1.accept(socket, null);
         },
       );
     } else {
@@ -155,9 +133,9 @@ export class ListenerRuntime {
   }
 
   /**
-   * Plaintext HTTP on a shared port: read the first bytes without putting the socket in flowing mode, put
-   * them back, and hand the socket to the HTTP/1.1 or HTTP/2 server. Both read what was put back first
-   * (node:http2 feeds a socket's buffered bytes to nghttp2), then consume the socket natively.
+   * Plaintext HTTP on a shared port: read the first bytes without putting the socket in flowing mode and hand
+   * the socket to HTTP/1.1 with them, or put them back for the HTTP/2 server (node:http2 feeds a socket's
+   * buffered bytes to nghttp2). Both then consume the socket natively.
    */
   private detect(socket: net.Socket): void {
     const timeoutMs = this.compiled.config.headersTimeoutMs;
@@ -166,10 +144,11 @@ export class ListenerRuntime {
       const first: Buffer | null = socket.read();
       if (first === null) return; // closed before sending anything
       if (timeoutMs > 0) socket.setTimeout(0);
-      socket.unshift(first);
       const n = Math.min(first.length, H2_PREFACE.length);
-      if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) this.h2.emit('connection', socket);
-      else this.h1.emit('connection', socket);
+      if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+        socket.unshift(first);
+        this.h2.emit('connection', socket);
+      } else this.h1.accept(socket, first);
     });
   }
 
@@ -184,44 +163,19 @@ export class ListenerRuntime {
     if (this.draining) socket.destroy();
   }
 
-  private onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
-    const code = err.code ?? '';
-    // A connection we already answered and ended (its client's FIN then cuts the head it was sending)
-    // was counted once, when it was answered.
-    if (socket.writableEnded) {
-      socket.destroy();
-      return;
-    }
-    this.stats.onProtocolError(this.name, code);
-    const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (!socket.writable || code === 'ECONNRESET' || pending?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    this.log.debug('bad request', { listener: this.name, code, status });
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${FLAG_HEADER}: DPE\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
-    );
-  }
-
   /** Stop accepting; ask keep-alive and h2 clients to go away once their requests finish. */
   startDrain(): void {
     this.draining = true;
     this.server?.close();
-    this.h1.closeIdleConnections();
+    // HTTP/1.1: idle connections close now, busy ones get `connection: close` on their response.
+    this.h1.startDrain();
     for (const s of this.sessions) s.close(); // GOAWAY: streams in flight finish
-    // HTTP/1.1 connections still busy get `connection: close` on their response.
-    this.h1.on('request', (_req, res) => {
-      res.shouldKeepAlive = false;
-    });
   }
 
   /** Cut whatever is left. */
   destroy(): void {
     this.server?.close();
-    this.h1.closeAllConnections();
-    this.h1.close();
+    this.h1.closeAll();
     for (const s of this.sessions) s.destroy();
     for (const s of this.sockets) s.destroy();
   }
@@ -229,4 +183,12 @@ export class ListenerRuntime {
   get openConnections(): number {
     return this.sockets.size;
   }
+}
+
+function http1Limits(cfg: ListenerConfig): Http1Limits {
+  return {
+    maxHeaderBytes: cfg.maxHeaderBytes,
+    headersTimeoutMs: cfg.headersTimeoutMs,
+    idleTimeoutMs: cfg.idleTimeoutMs,
+  };
 }

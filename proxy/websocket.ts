@@ -1,21 +1,20 @@
 // WebSocket upgrades: the request goes through the same pipeline stages to pick a route and endpoint, then
 // the upgrade request is written to a fresh upstream connection and bytes flow both ways untouched, so
 // frames, pings and close handshakes pass through as the peers sent them.
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FLAG, FLAG_HEADER, localReply, type ResponseFlag } from './flags.ts';
-import { Http1Context } from './http1.ts';
-import type { ListenerRuntime } from './listener.ts';
+import type { Http1Context } from './http1.ts';
 import type { Stage } from './pipeline.ts';
 
 /**
- * Which Upgrade requests become tunnels (node:http's shouldUpgradeCallback). Any other upgrade (h2c from
+ * Which Upgrade requests become tunnels (the request's Upgrade field). Any other upgrade (h2c from
  * `curl --http2`, …) is served as a plain HTTP/1.1 request with Upgrade dropped as hop-by-hop: tunnelling it
  * would hand the client a raw pipe to the upstream past every stage of the pipeline (h2c smuggling).
  */
-export function isWebSocketUpgrade(req: IncomingMessage): boolean {
-  return req.headers.upgrade?.trim().toLowerCase() === 'websocket';
+export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
+  return upgrade?.trim().toLowerCase() === 'websocket';
 }
 
 function rejectUpgrade(socket: Duplex, status: number, flag: ResponseFlag, message: string): void {
@@ -24,6 +23,8 @@ function rejectUpgrade(socket: Duplex, status: number, flag: ResponseFlag, messa
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
       `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${FLAG_HEADER}: ${flag}\r\nconnection: close\r\n\r\n${body}`,
   );
+  // Read (and drop) until the client's FIN, so the connection closes rather than waiting half-open.
+  socket.resume();
 }
 
 /** Serialises the upgrade request for the upstream, with the mesh's headers added. */
@@ -32,18 +33,12 @@ function upgradeHead(ctx: Http1Context): string {
   const h = ctx.upstreamHeaders();
   for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
   // Upgrade and Connection are hop-by-hop, but an upgrade must carry them to the next hop.
-  head += `connection: upgrade\r\nupgrade: ${ctx.req.headers.upgrade}\r\n\r\n`;
+  head += `connection: upgrade\r\nupgrade: ${ctx.upgrade}\r\n\r\n`;
   return head;
 }
 
-export function onUpgrade(
-  listener: ListenerRuntime,
-  stages: readonly Stage[],
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-): void {
-  const ctx = new Http1Context(listener, req, null);
+/** `ctx` is the parsed upgrade request; the socket is ours from here on, `head` is what followed the request. */
+export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: Duplex, head: Buffer): void {
   for (const stage of stages) {
     const reply = stage.onRequest(ctx);
     if (reply !== null) {
@@ -71,6 +66,11 @@ export function onUpgrade(
     fail(connected ? FLAG.UpstreamConnectionTermination : FLAG.UpstreamConnectFailure, err.message),
   );
   socket.on('error', () => upstream.destroy());
+  socket.once('close', () => {
+    if (connected) return;
+    upstream.destroy();
+    ctx.finish(499, FLAG.DownstreamDisconnect);
+  });
   upstream.once('connect', () => {
     connected = true;
     upstream.setTimeout(0);

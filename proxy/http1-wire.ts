@@ -1,0 +1,67 @@
+// HTTP/1.1 response bytes the downstream writes itself (proxy/http1.ts, proxy/http1-connection.ts): status
+// lines, the Date header, chunk framing and the bare error answers for requests that never got a context.
+// Everything here is a string written with the latin1 encoding, so header bytes pass through unchanged.
+import { STATUS_CODES } from 'node:http';
+import { FLAG_HEADER } from './flags.ts';
+
+export const CRLF = '\r\n';
+export const LAST_CHUNK = '0\r\n\r\n';
+export const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+/** Status lines by code, built on first use: the common ones cost one array read per response. */
+const statusLines: string[] = [];
+
+export function statusLine(status: number): string {
+  let line = statusLines[status];
+  if (line === undefined) {
+    line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    if (status >= 100 && status <= 999) statusLines[status] = line;
+  }
+  return line;
+}
+
+/** The Date field, formatted once per second at most (responses that lack one get it; RFC 9110 §6.6.1). */
+let dateLine = '';
+let dateSecond = -1;
+
+export function dateHeaderLine(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
+  }
+  return dateLine;
+}
+
+/** The chunk-size line in front of a chunk of `length` bytes. */
+export function chunkHeader(length: number): string {
+  return `${length.toString(16)}\r\n`;
+}
+
+/** The last chunk, with trailer fields when the upstream sent any. */
+export function lastChunk(trailers: string[] | null): string {
+  if (trailers === null || trailers.length === 0) return LAST_CHUNK;
+  let s = '0\r\n';
+  for (let i = 0; i < trailers.length; i += 2) s += `${trailers[i]}: ${trailers[i + 1]}\r\n`;
+  return `${s}\r\n`;
+}
+
+/** The answer to a request the proxy could not parse (400, 408, 413, 431): flagged DPE, connection closed. */
+export function malformedRequestResponse(status: number): string {
+  return `${statusLine(status)}${FLAG_HEADER}: DPE\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+}
+
+/** Parser error code → status: an oversized head is 431, a too-slow one 408, anything else 400. */
+export function statusForParseError(code: string): number {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 431;
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return 413;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    default:
+      return 400;
+  }
+}
