@@ -13,6 +13,7 @@ const COMMANDS = {
   mesh: ['../dist/proxy/mesh.js', 'Start a local mesh: a sample service behind inbound and outbound proxies.'],
   config: ['../dist/src/config/cli.js', 'Validate a config file, or print the config JSON Schema.'],
   probe: ['../dist/probes/cli.js', 'Measure what processes cost in the kernel (eBPF: TCP, socket I/O, CPU).'],
+  bench: ['../dist/bench/cli.js', 'Benchmark proxies side by side (skein, nginx, HAProxy, Node peers, meshes).'],
 };
 
 const HELP = `Usage: skein <command> [options]

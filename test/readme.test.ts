@@ -1,6 +1,7 @@
 // README.md is the user's reference: the CLI help it shows must be the help the code prints.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { RUN_HELP } from '../bench/run/options.ts';
 import { PROXY_HELP } from '../proxy/cli.ts';
 import { MESH_HELP } from '../proxy/mesh.ts';
 
@@ -9,6 +10,10 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 describe('README.md', () => {
   it('shows `skein proxy --help` exactly as the CLI prints it', () => {
     expect(readme).toContain(PROXY_HELP);
+  });
+
+  it('shows `skein bench --help` exactly as the CLI prints it', () => {
+    expect(readme).toContain(RUN_HELP.trimEnd());
   });
 
   it('documents every `skein mesh` option', () => {

@@ -1,13 +1,55 @@
-// The proxies the core benchmark puts between wrk and the origin, and how to start each one listening on `port`
-// and forwarding to the origin: configs for nginx and HAProxy, argv for the Node targets, skein's CLI or a custom command.
+// The proxies the benchmarks put between the load generator and the origin, and how to start each one listening
+// on `port` and forwarding to the origin: configs for nginx and HAProxy, argv for the Node targets, skein's CLI
+// (plain, or with the full telemetry chain) or a custom command. bench/core.ts uses the first five; `skein bench`
+// all of them, against the nginx origin (HTTP/1.1) or the Node multi-protocol origin (h2c, gRPC, WebSocket too).
 import { existsSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
+import type { LoadProtocol } from '../load/types.ts';
+import { skeinMetricsOffConfig, skeinTelemetryConfig, type TelemetrySinks } from './skein-telemetry.ts';
 
+/** The core benchmark's targets (bench/core.ts). */
 export const TARGET_NAMES = ['direct', 'nginx', 'haproxy', 'naive-undici', 'skein'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
+/** Every local target `skein bench` knows, in its default visiting order. */
+export const LOCAL_TARGET_NAMES = [
+  'direct',
+  'skein',
+  'skein-telemetry',
+  'skein-mtls',
+  'skein-full',
+  'nginx',
+  'haproxy',
+  'http-proxy',
+  'naive-undici',
+  'skein-no-metrics',
+] as const;
+export type LocalTargetName = (typeof LOCAL_TARGET_NAMES)[number];
+
 export function isTargetName(s: string): s is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(s);
+}
+
+export function isLocalTargetName(s: string): s is LocalTargetName {
+  return (LOCAL_TARGET_NAMES as readonly string[]).includes(s);
+}
+
+/** nginx: the core benchmark's origin, HTTP/1.1 only. node: `skein bench origin` (h1, h2c, gRPC echo, WebSocket echo). */
+export type OriginKind = 'nginx' | 'node';
+
+const ALL_PROTOCOLS: readonly LoadProtocol[] = ['http1', 'http2', 'grpc-unary', 'grpc-server-stream', 'websocket'];
+
+/** The protocols a target can forward; a scenario of any other protocol has no figures for it. */
+export function targetProtocols(name: LocalTargetName): readonly LoadProtocol[] {
+  switch (name) {
+    case 'http-proxy':
+      return ['http1', 'websocket'];
+    case 'naive-undici':
+      return ['http1'];
+    default:
+      return ALL_PROTOCOLS;
+  }
 }
 
 export interface TargetContext {
@@ -23,10 +65,16 @@ export interface TargetContext {
   readonly skeinCmd?: string;
   /** How long skein may take to answer 200. */
   readonly skeinReadyTimeoutMs: number;
+  /** Which origin the target forwards to (default nginx). */
+  readonly origin?: OriginKind;
+  /** A second listen port for the targets that need a separate h2c listener (nginx, HAProxy) before the Node origin. */
+  readonly h2Port?: number;
+  /** skein-telemetry: where its admin listener, OTLP endpoint and access log are. */
+  readonly telemetry?: TelemetrySinks;
 }
 
 export type TargetPlan =
-  /** No proxy: wrk talks to the origin itself. */
+  /** No proxy: the generator talks to the origin itself. */
   | { readonly kind: 'origin' }
   | {
       readonly kind: 'process';
@@ -36,26 +84,32 @@ export type TargetPlan =
       readonly readyTimeoutMs: number;
       /** One line for the report: what exactly runs. */
       readonly description: string;
+      /** Where h2c and gRPC are served when not on `port` (nginx and HAProxy need a listener of their own). */
+      readonly h2Port?: number;
     }
   | { readonly kind: 'skip'; readonly reason: string };
 
-export function nginxProxyConfig(ctx: Pick<TargetContext, 'port' | 'originPort' | 'runDir'>): string {
-  return `# nginx as reverse proxy: one worker, HTTP/1.1 keep-alive pool to the origin.
-worker_processes 1;
+const NGINX_HEAD = (ctx: Pick<TargetContext, 'runDir'>) => `worker_processes 1;
 daemon off;
 pid ${join(ctx.runDir, 'nginx-proxy.pid')};
 error_log ${join(ctx.runDir, 'nginx-proxy.err')} warn;
-events { worker_connections 4096; }
+events { worker_connections 4096; }`;
+
+const NGINX_UPSTREAM = (originPort: number) => `  upstream origin {
+    server 127.0.0.1:${originPort};
+    keepalive 128;                # idle upstream connections kept by the worker
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+  }`;
+
+export function nginxProxyConfig(ctx: Pick<TargetContext, 'port' | 'originPort' | 'runDir'>): string {
+  return `# nginx as reverse proxy: one worker, HTTP/1.1 keep-alive pool to the origin.
+${NGINX_HEAD(ctx)}
 http {
   access_log off;
   keepalive_requests 1000000;
   keepalive_timeout 300s;
-  upstream origin {
-    server 127.0.0.1:${ctx.originPort};
-    keepalive 128;                # idle upstream connections kept by the worker
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-  }
+${NGINX_UPSTREAM(ctx.originPort)}
   server {
     listen 127.0.0.1:${ctx.port} backlog=4096;
     location / {
@@ -68,9 +122,44 @@ http {
 `;
 }
 
-export function haproxyConfig(ctx: Pick<TargetContext, 'port' | 'originPort'>): string {
-  return `# HAProxy in HTTP mode: one thread, idle server connections shared between clients.
-global
+/**
+ * nginx before the Node origin: HTTP/1.1 and WebSocket on `port`; h2c on `h2Port` (plaintext HTTP/2 in nginx is a
+ * listener of its own), gRPC there passed on over h2c with grpc_pass, other h2 requests over HTTP/1.1 keep-alive.
+ */
+export function nginxMultiProtocolConfig(
+  ctx: Pick<TargetContext, 'port' | 'originPort' | 'runDir'> & { readonly h2Port: number },
+): string {
+  const h1Location = `      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;   # empty unless upgrading: keeps the upstream alive`;
+  return `# nginx as reverse proxy before the multi-protocol origin: one worker, keep-alive pools, gRPC over h2c.
+${NGINX_HEAD(ctx)}
+http {
+  access_log off;
+  keepalive_requests 1000000;    # also HTTP/2 requests per connection (else a GOAWAY every 1000)
+  keepalive_timeout 300s;
+  proxy_read_timeout 300s;
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+${NGINX_UPSTREAM(ctx.originPort)}
+  server {
+    listen 127.0.0.1:${ctx.port} backlog=4096;
+    location / {
+${h1Location}
+    }
+  }
+  server {
+    listen 127.0.0.1:${ctx.h2Port} http2 backlog=4096;
+    location /skein.bench.Echo/ { grpc_pass grpc://origin; }
+    location / {
+${h1Location}
+    }
+  }
+}
+`;
+}
+
+const HAPROXY_HEAD = `global
   nbthread 1
   maxconn 4000
 defaults
@@ -80,80 +169,172 @@ defaults
   timeout connect 5s
   timeout client 300s
   timeout server 300s
-  timeout http-keep-alive 300s
+  timeout tunnel 300s
+  timeout http-keep-alive 300s`;
+
+export function haproxyConfig(ctx: Pick<TargetContext, 'port' | 'originPort'> & { readonly h2Port?: number }): string {
+  const h2 =
+    ctx.h2Port === undefined
+      ? ''
+      : `
+frontend fe_h2
+  bind 127.0.0.1:${ctx.h2Port} proto h2
+  default_backend be_h2
+backend be_h2
+  server origin 127.0.0.1:${ctx.originPort} proto h2
+`;
+  return `# HAProxy in HTTP mode: one thread, idle server connections shared between clients.
+${HAPROXY_HEAD}
 frontend fe
   bind 127.0.0.1:${ctx.port}
   default_backend be
 backend be
   server origin 127.0.0.1:${ctx.originPort}
-`;
+${h2}`;
 }
 
 // Through the executable's shebang, so the proxy runs with the Node flags it ships with.
 const SKEIN_DEFAULT_CMD = 'exec bin/skein.js proxy --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$ORIGIN_PORT';
+const SKEIN_CONFIG_CMD = 'exec bin/skein.js proxy --config "$SKEIN_CONFIG"';
 
 /** The skein command line as it will be (or would have been) run, for the report. */
 export function skeinCommand(ctx: Pick<TargetContext, 'skeinCmd'>): string {
   return ctx.skeinCmd ?? SKEIN_DEFAULT_CMD;
 }
 
-export function planTarget(name: TargetName, ctx: TargetContext): TargetPlan {
+/** Why a target cannot run on this machine at all, whatever the origin; undefined when it can. */
+export function unavailableReason(name: LocalTargetName, projectDir: string): string | undefined {
+  switch (name) {
+    case 'skein-mtls':
+      return 'mTLS between proxies is not built yet: it comes with the identity work (certificates from control’s CA)';
+    case 'skein-full':
+      return 'skein with every stage on needs mTLS and rate limiting, which are not built yet: they come with the identity and resilience work';
+    case 'http-proxy':
+      try {
+        createRequire(join(projectDir, 'package.json')).resolve('http-proxy');
+        return undefined;
+      } catch {
+        return 'the http-proxy package is not installed (a devDependency: production installs leave it out)';
+      }
+    default:
+      return undefined;
+  }
+}
+
+function skeinProcess(
+  ctx: TargetContext,
+  command: string,
+  extraEnv: NodeJS.ProcessEnv,
+  description: string,
+): TargetPlan {
+  if (ctx.skeinCmd === undefined && !existsSync(join(ctx.projectDir, 'bin/skein.js'))) {
+    return { kind: 'skip', reason: 'bin/skein.js does not exist yet (use --skein-cmd to start skein another way)' };
+  }
+  // Through bash so a custom command can use $PORT/$ORIGIN_PORT; `node` resolves to the harness's own Node.
+  return {
+    kind: 'process',
+    argv: ['bash', '-c', command],
+    cwd: ctx.projectDir,
+    env: {
+      ...process.env,
+      ...extraEnv,
+      PORT: String(ctx.port),
+      ORIGIN_PORT: String(ctx.originPort),
+      PATH: `${dirname(ctx.nodePath)}${delimiter}${process.env.PATH ?? ''}`,
+    },
+    readyTimeoutMs: ctx.skeinReadyTimeoutMs,
+    description,
+  };
+}
+
+function nodeTarget(ctx: TargetContext, script: string, description: string): TargetPlan {
+  return {
+    kind: 'process',
+    argv: [ctx.nodePath, join(ctx.projectDir, 'bench/targets', script), String(ctx.port), String(ctx.originPort)],
+    cwd: ctx.projectDir,
+    readyTimeoutMs: 10_000,
+    description: `bench/targets/${script} on Node ${process.version}: ${description}`,
+  };
+}
+
+export function planTarget(name: LocalTargetName, ctx: TargetContext): TargetPlan {
   const readyTimeoutMs = 10_000;
+  const reason = unavailableReason(name, ctx.projectDir);
+  if (reason !== undefined) return { kind: 'skip', reason };
+  const nodeOrigin = ctx.origin === 'node';
+  if (nodeOrigin && (name === 'nginx' || name === 'haproxy') && ctx.h2Port === undefined) {
+    throw new Error(`${name} before the Node origin needs a second port (h2Port) for its h2c listener`);
+  }
   switch (name) {
     case 'direct':
       return { kind: 'origin' };
     case 'nginx': {
       const conf = join(ctx.runDir, 'nginx-proxy.conf');
-      writeFileSync(conf, nginxProxyConfig(ctx));
+      const h2Port = nodeOrigin ? ctx.h2Port : undefined;
+      writeFileSync(
+        conf,
+        h2Port === undefined ? nginxProxyConfig(ctx) : nginxMultiProtocolConfig({ ...ctx, h2Port: h2Port }),
+      );
       return {
         kind: 'process',
         argv: ['nginx', '-p', ctx.runDir, '-e', join(ctx.runDir, 'nginx-proxy.err'), '-c', conf],
         readyTimeoutMs,
+        h2Port,
         description:
-          'nginx, worker_processes 1, proxy_pass to an upstream block with keepalive 128, proxy_http_version 1.1',
+          'nginx, worker_processes 1, proxy_pass to an upstream block with keepalive 128, proxy_http_version 1.1' +
+          (h2Port === undefined ? '' : '; h2c listener of its own, gRPC by grpc_pass'),
       };
     }
     case 'haproxy': {
       const conf = join(ctx.runDir, 'haproxy.cfg');
-      writeFileSync(conf, haproxyConfig(ctx));
+      const h2Port = nodeOrigin ? ctx.h2Port : undefined;
+      writeFileSync(conf, haproxyConfig({ ...ctx, h2Port }));
       return {
         kind: 'process',
         argv: ['haproxy', '-db', '-f', conf],
         readyTimeoutMs,
-        description: 'HAProxy, mode http, nbthread 1, http-reuse always',
+        h2Port,
+        description:
+          'HAProxy, mode http, nbthread 1, http-reuse always' +
+          (h2Port === undefined ? '' : '; h2c frontend of its own with an h2 server line'),
       };
     }
     case 'naive-undici':
-      return {
-        kind: 'process',
-        argv: [
-          ctx.nodePath,
-          join(ctx.projectDir, 'bench/targets/naive-undici.ts'),
-          String(ctx.port),
-          String(ctx.originPort),
-        ],
-        cwd: ctx.projectDir,
-        readyTimeoutMs,
-        description: `bench/targets/naive-undici.ts on Node ${process.version}: node:http server + undici Pool.request, headers copied per request`,
-      };
-    case 'skein': {
-      if (ctx.skeinCmd === undefined && !existsSync(join(ctx.projectDir, 'bin/skein.js'))) {
-        return { kind: 'skip', reason: 'bin/skein.js does not exist yet (use --skein-cmd to start skein another way)' };
-      }
-      // Through bash so a custom command can use $PORT/$ORIGIN_PORT; `node` resolves to the harness's own Node.
-      return {
-        kind: 'process',
-        argv: ['bash', '-c', skeinCommand(ctx)],
-        cwd: ctx.projectDir,
-        env: {
-          ...process.env,
-          PORT: String(ctx.port),
-          ORIGIN_PORT: String(ctx.originPort),
-          PATH: `${dirname(ctx.nodePath)}${delimiter}${process.env.PATH ?? ''}`,
-        },
-        readyTimeoutMs: ctx.skeinReadyTimeoutMs,
-        description: `\`${skeinCommand(ctx)}\` (run with bash -c in the repository root)`,
-      };
+      return nodeTarget(ctx, 'naive-undici.ts', 'node:http server + undici Pool.request, headers copied per request');
+    case 'http-proxy':
+      return nodeTarget(ctx, 'http-proxy.ts', 'node:http server + the http-proxy package, keep-alive http.Agent');
+    case 'skein':
+      return skeinProcess(
+        ctx,
+        skeinCommand(ctx),
+        {},
+        `\`${skeinCommand(ctx)}\` (run with bash -c in the repository root)`,
+      );
+    case 'skein-telemetry': {
+      if (ctx.telemetry === undefined) throw new Error('skein-telemetry needs its telemetry sinks (ctx.telemetry)');
+      const file = join(ctx.runDir, 'skein-telemetry.yaml');
+      writeFileSync(file, skeinTelemetryConfig({ port: ctx.port, originPort: ctx.originPort, ...ctx.telemetry }));
+      return skeinProcess(
+        ctx,
+        SKEIN_CONFIG_CMD,
+        { SKEIN_CONFIG: file },
+        `\`bin/skein.js proxy --config skein-telemetry.yaml\`: metrics on, traces sampled 1% to a local OTLP sink, ` +
+          'access log sampled 1% to a file, a header-match route before the catch-all',
+      );
     }
+    case 'skein-no-metrics': {
+      const file = join(ctx.runDir, 'skein-no-metrics.yaml');
+      writeFileSync(file, skeinMetricsOffConfig({ port: ctx.port, originPort: ctx.originPort }));
+      return skeinProcess(
+        ctx,
+        SKEIN_CONFIG_CMD,
+        { SKEIN_CONFIG: file },
+        '`bin/skein.js proxy --config skein-no-metrics.yaml`: the plain target with telemetry.metrics.enabled false ' +
+          '(what metrics cost: compare with skein)',
+      );
+    }
+    case 'skein-mtls':
+    case 'skein-full':
+      return { kind: 'skip', reason: `${name} is not available` }; // unavailableReason() answered above
   }
 }

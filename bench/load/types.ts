@@ -35,19 +35,22 @@ export interface LoadSpec {
   readonly ratePerS?: number;
   /** TCP connections (HTTP/1.1: one request in flight each; h2/gRPC: multiplexed). */
   readonly connections: number;
-  /** Streams in flight per connection for h2/gRPC closed loop (default 1). */
+  /** h2/gRPC: closed loop, streams in flight per connection (default 1); open loop, the most in flight per
+   *  connection before requests wait in the generator (default 1000, never above the server's limit). */
   readonly streamsPerConnection?: number;
   /** Measured duration (ignored when stages are given). */
   readonly durationS: number;
   /** Unmeasured warm-up at the same load before the measured window. */
   readonly warmupS?: number;
   readonly stages?: readonly RampStage[];
+  /** Where the first stage ramps from (default: rate 0 for open loop, 1 connection for closed loop, as k6). */
+  readonly rampStart?: number;
   /** Request body (POST) / gRPC message / WebSocket message size in bytes; 0 = GET with no body. */
   readonly payloadBytes?: number;
-  /** gRPC server streaming: messages per call. */
+  /** gRPC server streaming: messages per call (sent to the server as the `x-stream-messages` header). */
   readonly streamMessages?: number;
   readonly tls?: LoadTls;
-  /** Per-request timeout; a request over it counts as an error of kind "timeout". */
+  /** Per-request timeout (default 5000); a request over it counts as an error of kind "timeout". */
   readonly timeoutMs?: number;
   /** CPU the generator runs on (taskset / worker affinity); undefined = anywhere. */
   readonly cpu?: number;
@@ -81,7 +84,8 @@ export interface LoadResult {
   /** Requests (gRPC calls, WebSocket round trips) completed in the window, successes and errors. */
   readonly requests: number;
   readonly ok: number;
-  /** Error counts by kind: "connect", "timeout", "status_5xx", "status_4xx", "reset", "grpc_<code>", … */
+  /** Error counts by kind: "connect", "timeout", "status_5xx", "status_4xx", "reset", "grpc_<code>", …
+   *  (gRPC codes by lowercase name: "grpc_unavailable", "grpc_deadline_exceeded"; unknown ones by number). */
   readonly errors: Readonly<Record<string, number>>;
   readonly throughputPerS: number;
   /** Open loop: the rate asked for; closed loop: undefined. */
@@ -91,6 +95,21 @@ export interface LoadResult {
   readonly percentileCurve: readonly (readonly [number, number])[];
   /** Open loop only; undefined for closed loop and for engines that cannot report it. */
   readonly lag?: GeneratorLag;
+  /** gRPC server streaming: response messages received in the window. */
+  readonly messages?: number;
+  /** Open loop, built-in engine: requests that waited in the generator for a free connection or stream
+   *  (the target answered slower than rate ÷ connections); their wait is part of their latency. */
+  readonly queued?: number;
+  /** Built-in engine: CPU seconds (user + system) the generator process spent during the run. */
+  readonly generatorCpuSeconds?: number;
+  /** How the engine measured, when it differs from the built-in open loop (e.g. h2load's paced mode). */
+  readonly notes?: readonly string[];
+}
+
+/** Whether an engine can run here (and, given a spec, run that spec); `reason` says what is missing. */
+export interface EngineAvailability {
+  readonly available: boolean;
+  readonly reason?: string;
 }
 
 /** Every engine implements this. */

@@ -1,0 +1,109 @@
+// manifests/bench-job.yaml can't be applied here (no Kubernetes API server); what is checked: it parses, the Job
+// runs `skein bench` with arguments the bench accepts (remote targets only), every remote URL names a Service of
+// the manifest on its port, the results land on the volume, the embedded Skein sidecar config passes the proxy's
+// validation and fronts the origin the pod runs, and everything runs as a non-root user with a read-only root.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { parseRunOptions, type RunOptions } from '../../bench/run/options.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+import { manifestPath } from './metrics-contract.ts';
+
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  ports?: { name: string; containerPort: number }[];
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface Doc {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [key: string]: any;
+}
+
+const docs = parseAllDocuments(readFileSync(manifestPath('bench-job.yaml'), 'utf8')).map((d) => d.toJS() as Doc);
+const find = (kind: string, name?: string) => {
+  const doc = docs.find((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
+  if (doc === undefined) throw new Error(`no ${kind} ${name ?? ''} in bench-job.yaml`);
+  return doc;
+};
+const job = find('Job');
+const pod = job.spec.template.spec;
+const bench = pod.containers.find((c: Container) => c.name === 'bench') as Container;
+const sidecarImage = parseAllDocuments(readFileSync(manifestPath('sidecar.yaml'), 'utf8'))
+  .map((d) => d.toJS() as Doc)
+  .find((d) => d.kind === 'Deployment')
+  ?.spec.template.spec.containers.find((c: Container) => c.name === 'skein').image;
+
+/** Flag values of an argv (`--listen 1.2.3.4:80` → '1.2.3.4:80'). */
+const flag = (args: readonly string[], name: string) => args[args.indexOf(name) + 1];
+
+describe('manifests/bench-job.yaml', () => {
+  it('is a run-once Job of the skein image running `skein bench` on remote targets only', () => {
+    expect(job.apiVersion).toBe('batch/v1');
+    expect(job.spec.backoffLimit).toBe(0);
+    expect(pod.restartPolicy).toBe('Never');
+    expect(job.spec.activeDeadlineSeconds).toBeGreaterThan(0);
+    expect(bench.image).toBe(sidecarImage);
+    expect(bench.args?.[0]).toBe('bench');
+    const opts = parseRunOptions(bench.args!.slice(1)) as RunOptions;
+    expect(opts.localTargets).toEqual([]);
+    expect(opts.remotes.map((r) => r.mesh)).toEqual(expect.arrayContaining(['baseline', 'skein']));
+  });
+
+  it('points every --remote at a Service of this manifest, on a port the Service exposes', () => {
+    const opts = parseRunOptions(bench.args!.slice(1)) as RunOptions;
+    for (const r of opts.remotes) {
+      const url = new URL(r.url);
+      const [service, namespace] = url.hostname.split('.');
+      const svc = find('Service', service);
+      expect(namespace, r.name).toBe(svc.metadata.namespace);
+      expect(
+        svc.spec.ports.map((p: { port: number }) => p.port),
+        r.name,
+      ).toContain(Number(url.port));
+      const deployment = docs.find(
+        (d) => d.kind === 'Deployment' && d.spec.selector.matchLabels.app === svc.spec.selector.app,
+      );
+      expect(deployment, `${r.name}: a Deployment behind ${service}`).toBeDefined();
+    }
+  });
+
+  it('writes the reports onto the results volume, backed by a claim defined here', () => {
+    const out = flag(bench.args!, '--out');
+    const mount = bench.volumeMounts!.find((m) => out.startsWith(`${m.mountPath}/`));
+    expect(mount, `--out ${out} is under a mounted volume`).toBeDefined();
+    const volume = pod.volumes.find((v: { name: string }) => v.name === mount!.name);
+    expect(find('PersistentVolumeClaim', volume.persistentVolumeClaim.claimName)).toBeDefined();
+    // A read-only root needs a writable /tmp for the run's scratch directory.
+    expect(bench.volumeMounts!.map((m) => m.mountPath)).toContain('/tmp');
+  });
+
+  it('runs the origin with `skein bench origin`, alone and behind a Skein sidecar whose config the proxy accepts', () => {
+    const plain = find('Deployment', 'bench-origin').spec.template.spec.containers[0] as Container;
+    expect(plain.args?.slice(0, 2)).toEqual(['bench', 'origin']);
+    const listen = flag(plain.args!, '--listen');
+    expect(Number(listen.split(':')[1])).toBe(plain.ports![0].containerPort);
+
+    const meshed = find('Deployment', 'bench-origin-skein').spec.template.spec;
+    const origin = meshed.containers.find((c: Container) => c.name === 'origin') as Container;
+    const skein = meshed.containers.find((c: Container) => c.name === 'skein') as Container;
+    const cfg = parseConfigText(find('ConfigMap', 'bench-origin-skein').data['config.yaml'], 'bench-origin-skein');
+    const inbound = cfg.listeners.find((l) => l.name === 'inbound');
+    const endpoint = cfg.clusters[0].discovery;
+    expect(endpoint.type === 'static' && endpoint.endpoints[0].address).toBe(flag(origin.args!, '--listen'));
+    const inboundPort = skein.ports!.find((p) => p.name === 'inbound')!.containerPort;
+    expect(inbound?.address).toBe(`0.0.0.0:${inboundPort}`);
+    expect(find('Service', 'bench-origin-skein').spec.ports[0].targetPort).toBe('inbound');
+    expect(skein.args).toEqual(['proxy', '--config', '/etc/skein/config.yaml']);
+  });
+
+  it('runs every container as non-root with a read-only root filesystem', () => {
+    const pods = [pod, ...docs.filter((d) => d.kind === 'Deployment').map((d) => d.spec.template.spec)];
+    for (const spec of pods)
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers] as Container[])
+        expect(c.securityContext, c.name).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
+  });
+});
