@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # binary → Debian package providing it
-declare -A NEED=([curl]=curl [h2load]=nghttp2-client [nghttp]=nghttp2-client [promtool]=prometheus [openssl]=openssl [bpftrace]=bpftrace [setpriv]=util-linux [chromium]=chromium)
+declare -A NEED=([curl]=curl [h2load]=nghttp2-client [nghttp]=nghttp2-client [promtool]=prometheus [openssl]=openssl [bpftrace]=bpftrace [setpriv]=util-linux [chromium]=chromium [wrk]=wrk [nginx]=nginx [haproxy]=haproxy)
 missing_pkgs=()
 for bin in "${!NEED[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing_pkgs+=("${NEED[$bin]}")
@@ -17,7 +17,11 @@ if [ ${#missing_pkgs[@]} -gt 0 ]; then
     echo "test: installing missing system packages: ${missing_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
+    # Packages with a service (nginx, HAProxy) must not start it: tests start their own instances.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added_policy=1; fi
     apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+    if [ "${added_policy:-0}" = 1 ]; then rm -f "$policy"; fi
   else
     echo "test: missing system packages: ${missing_pkgs[*]} (install them with: sudo apt-get install -y ${missing_pkgs[*]})" >&2
     exit 1
