@@ -67,8 +67,8 @@ describe('error kinds', () => {
     const s = await h1(() => {}); // never answers
     const r = await runLoad(spec(s.url, { timeoutMs: 200 }));
     expect(r).toMatchObject({ requests: 50, ok: 0, errors: { timeout: 50 } });
-    // Only 2 connections: 48 requests waited in the generator's queue and timed out there.
-    expect(s.arrivals.length).toBeLessThan(50);
+    // Requests queued behind a stuck one time out too (how many reach the server depends on when connections
+    // are replaced, so it is not asserted).
     expect(r.latencyUs.p50).toBeGreaterThanOrEqual(200_000);
   });
 
