@@ -29,6 +29,8 @@ const CURVE_PREFIX = 'WRK_CURVE ';
 export function wrkAvailable(spec?: LoadSpec): EngineAvailability {
   if (missingTools({ wrk: 'wrk' }).length > 0)
     return { available: false, reason: 'wrk not installed: apt-get install wrk' };
+  const missing = [LOAD_SCRIPT, SUMMARY_SCRIPT].find((f) => !existsSync(f));
+  if (missing !== undefined) return { available: false, reason: `wrk's script ${missing} is missing` };
   if (spec === undefined) return { available: true };
   if (spec.protocol !== 'http1') return { available: false, reason: `wrk speaks HTTP/1.1 only, not ${spec.protocol}` };
   if (spec.mode !== 'closed')

@@ -2,11 +2,10 @@
 // supervisor (nothing outlives the harness), then assembles the report, writes report.json/.md/.html and returns
 // it. The harness itself — the builtin generator, the OTLP sink — is pinned to the load CPU for the run.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { engineAvailable, runLoad as engineRunLoad } from '../load/index.ts';
 import type { RunLoad } from '../load/types.ts';
 import type { ProbeControl } from '../lib/measure.ts';
@@ -46,16 +45,11 @@ export interface RunOutcome {
 export const runLoad: RunLoad = (spec, signal) =>
   engineRunLoad(spec.engine === 'wrk' ? { ...spec, durationS: Math.max(1, Math.ceil(spec.durationS)) } : spec, signal);
 
-/** The Lua scripts the wrk engine hands to wrk; a build (dist/) without them cannot drive wrk. */
-const WRK_SCRIPTS = ['../load/wrk-load.lua', '../lib/wrk-summary.lua'].map((p) => new URL(p, import.meta.url));
-
 function installed(notes: string[]): Installed {
   const has = (tool: string, pkg: string) => missingTools({ [tool]: pkg }).length === 0;
-  let wrk = engineAvailable('wrk').available;
-  if (wrk && !WRK_SCRIPTS.every((u) => existsSync(u))) {
-    wrk = false;
-    notes.push(`wrk is installed but ${fileURLToPath(WRK_SCRIPTS[0])} is missing: wrk could not be used`);
-  }
+  const wrkEngine = engineAvailable('wrk');
+  const wrk = wrkEngine.available;
+  if (!wrk && missingTools({ wrk: 'wrk' }).length === 0) notes.push(`wrk could not be used: ${wrkEngine.reason}`);
   return {
     nginx: has('nginx', 'nginx'),
     haproxy: has('haproxy', 'haproxy'),
