@@ -1,6 +1,7 @@
 // How request headers cross the proxy: hop-by-hop fields dropped, the mesh's own fields set (x-request-id,
 // x-forwarded-for/-proto, x-source-service, x-target-service) and the route's header edits applied.
 // The name → action table is built once; per header the hot path does one lowercase and one map lookup.
+import { propagationHeaderNames } from '../src/telemetry/trace-context.ts';
 import type { RequestContext } from './context.ts';
 import type { FlatHeaders } from './upstream/types.ts';
 
@@ -36,19 +37,9 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
   ['x-source-service', H_SOURCE],
   ['x-target-service', H_TARGET],
   ['grpc-timeout', H_GRPC_TIMEOUT],
-  // Trace propagation: copied as is unless the request is traced (then the tracer writes its own).
-  ...[
-    'traceparent',
-    'tracestate',
-    'b3',
-    'x-b3-traceid',
-    'x-b3-spanid',
-    'x-b3-parentspanid',
-    'x-b3-sampled',
-    'x-b3-flags',
-    'x-trace-id',
-    'x-span-id',
-  ].map((n) => [n, H_TRACE] as const),
+  // Trace propagation, every format a tracer may be configured with: copied as is unless the request is traced
+  // (then the tracer writes its own).
+  ...[...propagationHeaderNames(['w3c', 'b3', 'b3multi'])].map((n) => [n, H_TRACE] as const),
 ]);
 
 /** Lengths of the names above: HTTP/1.1 copies a field of any other length without lowercasing its name
