@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { LoadEngine, RampStage } from '../load/types.ts';
 import { isLocalTargetName, LOCAL_TARGET_NAMES, type LocalTargetName } from '../lib/targets.ts';
 import type { MeshType } from '../report/model.ts';
+import type { ProgressMode } from './progress.ts';
 import { DEFAULT_SCENARIOS, isScenarioName, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 
 export const MESH_TYPES: readonly MeshType[] = ['baseline', 'skein', 'istio', 'linkerd', 'cilium', 'consul'];
@@ -91,6 +92,8 @@ Machine:
 Output:
   --out DIR                Where the reports go (default ./bench-results/<timestamp>).
   --keep-tmp               Keep the temporary directory with the generated configs and process logs.
+  --progress MODE          auto: a bar on a terminal, one line per step otherwise; json: one JSON object
+                           per line on stderr (step, tick every second, log), for programs (default auto).
   -h, --help               Show this help.
 
 The defaults finish in about three and a half minutes on a 2-CPU machine.`;
@@ -125,6 +128,7 @@ export interface RunOptions {
   /** Absent: ./bench-results/<timestamp>, decided when the run starts. */
   readonly out?: string;
   readonly keepTmp: boolean;
+  readonly progress: ProgressMode;
 }
 
 /** A command-line mistake: printed with a pointer to --help, exit status 1. */
@@ -157,6 +161,7 @@ export const RUN_OPTIONS = {
   'skein-wait-s': { type: 'string' },
   out: { type: 'string' },
   'keep-tmp': { type: 'boolean' },
+  progress: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -285,6 +290,9 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
   const engine = values.engine ?? 'auto';
   if (!['auto', 'wrk', 'builtin'].includes(engine))
     throw new UsageError(`--engine must be auto, wrk or builtin, got '${engine}'`);
+  const progress = values.progress ?? 'auto';
+  if (progress !== 'auto' && progress !== 'json')
+    throw new UsageError(`--progress must be auto or json, got '${progress}'`);
   const opts: RunOptions = {
     localTargets,
     remotes,
@@ -308,6 +316,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
     skeinWaitS: number('skein-wait-s', values['skein-wait-s'], DEFAULTS.skeinWaitS, 1, false),
     out: values.out,
     keepTmp: values['keep-tmp'] === true,
+    progress,
   };
   if (opts.proxyCpu === opts.loadCpu) throw new UsageError('--proxy-cpu and --load-cpu must differ');
   if (opts.stages !== undefined && !opts.scenarios.some((s) => s.endsWith('-open')))

@@ -1,6 +1,6 @@
 // Progress of a long benchmark on stderr: a redrawn bar with the current step and an ETA when stderr is a
-// terminal, one line per step otherwise (CI logs, files). Log lines go through here too so they never
-// collide with the bar. The plan's seconds are what the steps are expected to take; the ETA scales them by
+// terminal, one line per step otherwise (CI logs, files), or JSON lines for a program that runs the bench
+// (control's job API: --progress json). Log lines go through here too so they never collide with the bar. The plan's seconds are what the steps are expected to take; the ETA scales them by
 // how far reality has run behind the plan so far.
 
 export interface ProgressSink {
@@ -19,9 +19,18 @@ export function progressBar(fraction: number, width: number): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
 
+/** What --progress json writes, one object per line. */
+export type ProgressEvent =
+  | { type: 'step'; elapsedS: number; percent: number; etaS: number; step: string }
+  | { type: 'tick'; elapsedS: number; percent: number; etaS: number; step: string }
+  | { type: 'log'; elapsedS: number; message: string };
+
+export type ProgressMode = 'auto' | 'json';
+
 export class Progress {
   readonly #out: ProgressSink;
   readonly #tty: boolean;
+  readonly #json: boolean;
   readonly #now: () => number;
   #plannedS: number;
   #doneS = 0;
@@ -32,9 +41,10 @@ export class Progress {
   #timer: NodeJS.Timeout | undefined;
   #barShown = false;
 
-  constructor(out: ProgressSink, plannedS: number, now: () => number = Date.now) {
+  constructor(out: ProgressSink, plannedS: number, now: () => number = Date.now, mode: ProgressMode = 'auto') {
     this.#out = out;
-    this.#tty = out.isTTY === true;
+    this.#json = mode === 'json';
+    this.#tty = !this.#json && out.isTTY === true;
     this.#plannedS = plannedS;
     this.#now = now;
     this.#startedMs = now();
@@ -51,7 +61,11 @@ export class Progress {
     this.#label = label;
     this.#stepS = plannedS;
     this.#stepStartedMs = this.#now();
-    if (this.#tty) {
+    if (this.#json) {
+      // A tick every second: a step can last minutes, and the reader wants the percentage to move.
+      this.#timer ??= setInterval(() => this.#event('tick'), 1000).unref();
+      this.#event('step');
+    } else if (this.#tty) {
       this.#timer ??= setInterval(() => this.#draw(), 250).unref();
       this.#draw();
     } else {
@@ -60,6 +74,10 @@ export class Progress {
   }
 
   log(line: string): void {
+    if (this.#json) {
+      this.#write({ type: 'log', elapsedS: this.#elapsedS(), message: line });
+      return;
+    }
     this.#clearBar();
     this.#out.write(`${this.#stamp()} ${line}\n`);
     if (this.#tty && this.#timer !== undefined) this.#draw();
@@ -89,6 +107,20 @@ export class Progress {
     const elapsed = (this.#now() - this.#startedMs) / 1000;
     if (f < 0.1) return remaining;
     return remaining * (elapsed / (f * this.#plannedS));
+  }
+
+  #elapsedS(): number {
+    return Math.round((this.#now() - this.#startedMs) / 100) / 10;
+  }
+
+  #event(type: 'step' | 'tick'): void {
+    if (this.#label === '') return;
+    const percent = Math.floor(this.fraction() * 1000) / 10;
+    this.#write({ type, elapsedS: this.#elapsedS(), percent, etaS: Math.round(this.etaS()), step: this.#label });
+  }
+
+  #write(event: ProgressEvent): void {
+    this.#out.write(`${JSON.stringify(event)}\n`);
   }
 
   #finishStep(): void {

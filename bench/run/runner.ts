@@ -162,7 +162,7 @@ export async function executeRun(opts: RunOptions, io: RunIo): Promise<RunOutcom
   const sink = plan.targets.some((t) => t.local === 'skein-telemetry' && t.unavailableReason === undefined)
     ? await startOtlpSink()
     : undefined;
-  const progress = new Progress(io.stderr, 0);
+  const progress = new Progress(io.stderr, 0, Date.now, opts.progress);
   let keepRunDir = opts.keepTmp;
   let restoreAffinity: string | undefined;
   // Stops load calls in flight (the generator and wrk run in process groups of their own) on an interrupt.

@@ -43,3 +43,27 @@ describe('bench progress', () => {
     expect(progressBar(2, 4)).toBe('[####]');
   });
 });
+
+describe('bench progress as JSON lines (--progress json, what control reads)', () => {
+  it('writes a step event per step and log events, each one JSON object per line', () => {
+    let now = 0;
+    const out = sink(false);
+    const p = new Progress(out, 100, () => now, 'json');
+    p.step('round 1/3 http1-max: direct', 10);
+    now = 5_000;
+    p.log('direct up');
+    now = 10_000;
+    p.step('round 1/3 http1-max: skein', 10);
+    p.done();
+    const events = out
+      .text()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events).toEqual([
+      { type: 'step', elapsedS: 0, percent: 0, etaS: 100, step: 'round 1/3 http1-max: direct' },
+      { type: 'log', elapsedS: 5, message: 'direct up' },
+      { type: 'step', elapsedS: 10, percent: 10, etaS: 90, step: 'round 1/3 http1-max: skein' },
+    ]);
+  });
+});
