@@ -1,4 +1,4 @@
-# Skein proxy image. The build stage compiles the TypeScript to dist/ (what bin/skein.js runs) and drops the
+# Skein image (the proxy by default; `skein control` too). The build stage compiles the TypeScript to dist/ (what bin/skein.js runs) and drops the
 # dev dependencies; the runtime stage has Node 24, the runtime dependencies and dist/. Runs as a non-root user.
 FROM node:24-bookworm-slim AS build
 WORKDIR /opt/skein
@@ -8,6 +8,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY proxy ./proxy
+COPY control ./control
 COPY examples ./examples
 COPY probes ./probes
 COPY bench ./bench
@@ -22,8 +23,9 @@ COPY package.json ./
 COPY bin ./bin
 COPY examples ./examples
 USER node
-# 15001 outbound, 15006 inbound, 15000 admin (the defaults of manifests/ and examples/mesh.yaml)
-EXPOSE 15000 15001 15006
+# 15001 outbound, 15006 inbound, 15000 admin (the defaults of manifests/ and examples/mesh.yaml); 15010 is
+# `skein control`'s API when the image runs control instead of a proxy.
+EXPOSE 15000 15001 15006 15010
 # The same Node flags as bin/skein.js's shebang (small young generation: see README "Design numbers").
 ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/skein.js"]
 CMD ["proxy", "--config", "/etc/skein/config.yaml"]

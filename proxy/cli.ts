@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.ts';
 import type { Config, ConfigInput } from '../src/config/schema.ts';
-import { createLogger, type LogLevel } from './log.ts';
+import { createLogger, type LogLevel } from '../src/log.ts';
 import { ProxyServer } from './server.ts';
 
 export const PROXY_HELP = `Usage: skein proxy [options]
@@ -128,8 +128,11 @@ function quickConfig(v: {
   };
 }
 
-/** Runs the proxy in this process until SIGTERM/SIGINT. Resolves with the started server (for the mesh command). */
-export async function runProxy(args: ProxyArgs): Promise<ProxyServer> {
+/**
+ * Runs the proxy in this process until SIGTERM/SIGINT. Resolves with the started server (for the mesh command,
+ * which passes `onStop` to stop what it runs beside the proxy while the proxy drains).
+ */
+export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<void> } = {}): Promise<ProxyServer> {
   const log = createLogger(args.logLevel);
   const proxy = new ProxyServer({ log, baseDir: args.configFile ? dirname(args.configFile) : process.cwd() });
   await proxy.apply(args.config);
@@ -173,7 +176,7 @@ export async function runProxy(args: ProxyArgs): Promise<ProxyServer> {
     if (stopping) return;
     stopping = true;
     log.info('draining', { signal });
-    await proxy.drain();
+    await Promise.all([proxy.drain(), hooks.onStop?.()]);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

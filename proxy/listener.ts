@@ -13,7 +13,7 @@ import type { RequestContext } from './context.ts';
 import { type LocalReply, localReply, type ResponseFlag } from './flags.ts';
 import { Http1Connections, type Http1Limits } from './http1-connections.ts';
 import { onHttp2Stream } from './http2.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../src/log.ts';
 import { buildStages, type Stage } from './pipeline.ts';
 import type { ProxyStats } from './stats.ts';
 import type { ProxyTelemetry } from './telemetry.ts';

@@ -1,14 +1,16 @@
 // `skein mesh` (npm start): a local mesh on one machine with nothing else installed: the bundled sample
-// service behind a sidecar with inbound and outbound listeners, from examples/mesh.yaml (the embedded
-// default until the control process and its store exist). Prints how to call it.
+// service behind a sidecar with inbound and outbound listeners, from examples/mesh.yaml, and the control API
+// with its embedded file store (benchmark jobs, eBPF probe runs). Prints how to call it.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSampleService } from '../examples/sample-service.ts';
 import { ConfigError, loadConfigFile } from '../src/config/load.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
+import { CONTROL_DEFAULTS, parseControlArgs, startControlProcess } from '../control/cli.ts';
+import type { ControlServer } from '../control/server.ts';
 import { runProxy } from './cli.ts';
-import type { LogLevel } from './log.ts';
+import type { LogLevel } from '../src/log.ts';
 
 export const MESH_HELP = `Usage: skein mesh [options]
 
@@ -18,6 +20,8 @@ Start a local mesh: the bundled sample service on --app, and a sidecar proxy wit
 Options:
   -c, --config FILE     Mesh config (default: examples/mesh.yaml). Reloaded when it changes.
   --app HOST:PORT       Where the sample service listens (default 127.0.0.1:18080; must match the config).
+  --control HOST:PORT   Where the control API listens, or "off" (default ${CONTROL_DEFAULTS.listen}).
+  --data-dir DIR        Control's store and benchmark reports (default ${CONTROL_DEFAULTS.dataDir}).
   --log-level LEVEL     debug | info | warn | error (default info).
   -h, --help            Show this help.`;
 
@@ -36,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c', default: defaultMeshConfig() },
       app: { type: 'string', default: '127.0.0.1:18080' },
+      control: { type: 'string', default: CONTROL_DEFAULTS.listen },
+      'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -52,15 +58,37 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const app = parseHostPort(values.app);
+  let controlArgs;
+  try {
+    controlArgs =
+      values.control === 'off'
+        ? undefined
+        : parseControlArgs([
+            '--listen',
+            values.control,
+            '--data-dir',
+            values['data-dir'],
+            '--log-level',
+            values['log-level'],
+          ]);
+  } catch (err) {
+    process.stderr.write(`skein mesh: ${(err as Error).message.replace('--listen', '--control')}\n`);
+    return 1;
+  }
+  let control: ControlServer | undefined;
   try {
     await startSampleService(app.host, app.port);
-    const proxy = await runProxy({
-      configFile: values.config,
-      config,
-      workers: 1,
-      logLevel: values['log-level'] as LogLevel,
-      check: false,
-    });
+    if (controlArgs !== undefined && controlArgs !== 'help') control = await startControlProcess(controlArgs);
+    const proxy = await runProxy(
+      {
+        configFile: values.config,
+        config,
+        workers: 1,
+        logLevel: values['log-level'] as LogLevel,
+        check: false,
+      },
+      { onStop: () => control?.close() ?? Promise.resolve() },
+    );
     const out = proxy.listenerAddress('outbound');
     const inb = proxy.listenerAddress('inbound');
     const admin = config.admin?.address;
@@ -72,12 +100,16 @@ export async function main(argv: string[]): Promise<number> {
         out ? `  outbound listener   http://${out.host}:${out.port}   (the app's calls into the mesh)` : '',
         inb ? `  inbound listener    http://${inb.host}:${inb.port}   (the mesh's calls into the app)` : '',
         admin ? `  admin               http://${admin}/clusters  /config  /metrics  /ready` : '',
+        control ? `  control API         ${control.url}/benchmarks/jobs  /ebpf/probe/status` : '',
         '',
         'Try:',
         out ? `  curl -s http://${out.host}:${out.port}/hello` : '',
         out ? `  curl -s -H 'x-canary: true' http://${out.host}:${out.port}/hello` : '',
         out ? `  curl -s --http2-prior-knowledge http://${out.host}:${out.port}/hello` : '',
         admin ? `  curl -s http://${admin}/clusters` : '',
+        control
+          ? `  curl -s -X POST ${control.url}/benchmarks/start -d '{"localTargets":["direct","skein"],"scenarios":["http1-max"],"rounds":1}'`
+          : '',
         '',
         `Config: ${values.config} (edit it: the proxy reloads; a bad edit is rejected). Ctrl-C drains and stops.`,
         '',

@@ -9,7 +9,7 @@ import { parseHostPort } from '../src/discovery/address.ts';
 import { createAdminServer } from './admin.ts';
 import { Cluster } from './cluster.ts';
 import { ListenerRuntime, sameBinding } from './listener.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../src/log.ts';
 import { ProxyStats } from './stats.ts';
 import { ProxyTelemetry } from './telemetry.ts';
 

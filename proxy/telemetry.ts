@@ -5,7 +5,7 @@ import type { TelemetryConfig } from '../src/config/schema.ts';
 import { AccessLog } from '../src/telemetry/access-log.ts';
 import { createTracer } from '../src/telemetry/tracing.ts';
 import type { RequestRecord, RequestTracer, TraceState } from '../src/telemetry/types.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../src/log.ts';
 
 /** How long a replaced tracer or access log stays open for the requests that started with it. */
 const RETIRE_AFTER_MS = 15_000;

@@ -1,5 +1,5 @@
-// The proxy's operational log: one JSON object per line on stderr, with a level filter. (Per-request
-// access logs are a telemetry concern and live in src/telemetry once built.)
+// The operational log of every Skein process (proxy, control): one JSON object per line on stderr, with a
+// level filter. Per-request access logs are telemetry and live in src/telemetry/access-log.ts.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };

@@ -2,7 +2,7 @@
 // afterwards; plus small real upstream servers (HTTP/1.1, h2c) that echo what they received.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger, type Logger } from '../../proxy/log.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
 import { ProxyServer } from '../../proxy/server.ts';
 import { startH2Upstream } from './h2-upstream.ts';
 import { parseConfig } from '../../src/config/load.ts';

@@ -1,0 +1,111 @@
+// `skein control`: the control process. Today it serves the bench job API and the eBPF probe API from the
+// file store under --data-dir; traffic rules, config push, canaries and certificate signing join it as they
+// are built. Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
+// start), running probes are stopped with their figures kept.
+import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { parseHostPort } from '../src/discovery/address.ts';
+import { createLogger, type LogLevel } from '../src/log.ts';
+import { type ControlServer, startControl } from './server.ts';
+
+export const CONTROL_DEFAULTS = {
+  listen: '127.0.0.1:15010',
+  dataDir: '.skein/control',
+  retentionDays: 30,
+} as const;
+
+export const CONTROL_HELP = `Usage: skein control [options]
+
+Start the control process: its HTTP API for benchmark jobs (/benchmarks/...) and eBPF probe runs
+(/ebpf/probe/...), kept in a file store under --data-dir so the history survives restarts.
+
+Options:
+  --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). The API starts benchmark runs and
+                           attaches probes and has no authentication yet: keep it on loopback or a private network.
+  --data-dir DIR           Store and benchmark reports (default ${CONTROL_DEFAULTS.dataDir}).
+  --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
+  --log-level LEVEL        debug | info | warn | error (default info).
+  -h, --help               Show this help.
+
+Signals: SIGTERM/SIGINT stop the running benchmark job (queued jobs run after the next start) and exit 0.`;
+
+export const CONTROL_OPTIONS = {
+  listen: { type: 'string', default: CONTROL_DEFAULTS.listen },
+  'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir },
+  'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsOptionsConfig;
+
+export interface ControlArgs {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly retentionDays: number;
+  readonly logLevel: LogLevel;
+}
+
+/** Parses `skein control` arguments; 'help' for -h. Throws an Error naming the bad option. */
+export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' {
+  const { values } = parseArgs({ args: [...argv], options: CONTROL_OPTIONS, strict: true, allowPositionals: false });
+  if (values.help) return 'help';
+  let address;
+  try {
+    address = parseHostPort(values.listen);
+  } catch (err) {
+    throw new Error(`--listen: ${(err as Error).message}`);
+  }
+  const retentionDays = Number(values['retention-days']);
+  if (!(retentionDays > 0) || !Number.isFinite(retentionDays))
+    throw new Error(`--retention-days must be a number > 0, got '${values['retention-days']}'`);
+  const logLevel = values['log-level'] as LogLevel;
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
+    throw new Error('--log-level must be debug, info, warn or error');
+  return { host: address.host, port: address.port, dataDir: resolve(values['data-dir']), retentionDays, logLevel };
+}
+
+/** Starts control with a JSON logger on stderr; the caller owns the returned server. */
+export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
+  const logger = createLogger(args.logLevel);
+  return startControl({
+    host: args.host,
+    port: args.port,
+    dataDir: args.dataDir,
+    retentionDays: args.retentionDays,
+    log: (level, message) => logger[level](message),
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: ControlArgs | 'help';
+  try {
+    args = parseControlArgs(argv);
+  } catch (err) {
+    process.stderr.write(`skein control: ${(err as Error).message}\n\nRun \`skein control --help\` for usage.\n`);
+    return 1;
+  }
+  if (args === 'help') {
+    process.stdout.write(`${CONTROL_HELP}\n`);
+    return 0;
+  }
+  let control: ControlServer;
+  try {
+    control = await startControlProcess(args);
+  } catch (err) {
+    process.stderr.write(`skein control: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(`skein control listening on ${control.url} (data in ${args.dataDir})\n`);
+  const stop = () => {
+    void control.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`skein control: error while stopping: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return -1; // keep running
+}

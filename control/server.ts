@@ -1,0 +1,86 @@
+// The control process's core, without the command line: opens the store under the data directory, starts the
+// managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their routes on one HTTP
+// API. `close()` stops everything it started, in reverse order. `skein control` and `skein mesh` both call it.
+import type http from 'node:http';
+import { join } from 'node:path';
+import { benchJobRoutes } from './api/bench-jobs.ts';
+import { probeRoutes } from './api/probes.ts';
+import { BenchJobs } from './bench-jobs.ts';
+import { type ApiReply, createApiServer, listen, type Route } from './http.ts';
+import { ProbeRuns } from './probe-runs.ts';
+import { FileStore } from './store/file.ts';
+
+export interface ControlOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** The store's files and the benchmark jobs' reports live here. */
+  readonly dataDir: string;
+  /** Finished jobs and probe runs older than this are forgotten (and their reports deleted). */
+  readonly retentionDays: number;
+  readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** The command that runs `skein bench` for a job (default: this Node and bin/skein.js). */
+  readonly benchCommand?: readonly string[];
+}
+
+export interface ControlServer {
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  readonly benchJobs: BenchJobs;
+  readonly probeRuns: ProbeRuns;
+  close(): Promise<void>;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export async function startControl(opts: ControlOptions): Promise<ControlServer> {
+  const store = new FileStore({ dir: join(opts.dataDir, 'store'), warn: (m) => opts.log('warn', m) });
+  const retentionMs = opts.retentionDays * DAY_MS;
+  const benchJobs = await BenchJobs.open({
+    store,
+    resultsDir: join(opts.dataDir, 'bench-jobs'),
+    retentionMs,
+    log: opts.log,
+    command: opts.benchCommand,
+  });
+  const probeRuns = await ProbeRuns.open({ store, retentionMs, log: opts.log });
+  const health: Route = { method: 'GET', path: '/healthz', handle: (): ApiReply => ({ json: { status: 'ok' } }) };
+  const server: http.Server = createApiServer({
+    routes: [health, ...benchJobRoutes(benchJobs), ...probeRoutes(probeRuns)],
+    onError: (err, req) =>
+      opts.log(
+        'error',
+        `${req.method} ${req.path} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+      ),
+  });
+  let address;
+  try {
+    address = await listen(server, opts.host, opts.port);
+  } catch (err) {
+    await probeRuns.close();
+    await benchJobs.close();
+    await store.close();
+    throw err;
+  }
+  const host = address.address;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  let closing: Promise<void> | undefined;
+  return {
+    host,
+    port: address.port,
+    url,
+    benchJobs,
+    probeRuns,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await probeRuns.close();
+        await benchJobs.close();
+        await store.close();
+      })()),
+  };
+}
