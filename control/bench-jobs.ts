@@ -293,6 +293,7 @@ export class BenchJobs {
       job.status = 'cancelled';
     } else if (code === 0) {
       job.status = 'succeeded';
+      if (job.progress !== undefined) job.progress = { ...job.progress, percent: 100, etaS: 0 };
     } else {
       job.status = 'failed';
       job.error = spawnError?.message ?? job.log.at(-1) ?? `skein bench exited with status ${code}`;

@@ -108,7 +108,7 @@ export async function main(argv: string[]): Promise<number> {
         out ? `  curl -s --http2-prior-knowledge http://${out.host}:${out.port}/hello` : '',
         admin ? `  curl -s http://${admin}/clusters` : '',
         control
-          ? `  curl -s -X POST ${control.url}/benchmarks/start -d '{"localTargets":["direct","skein"],"scenarios":["http1-max"],"rounds":1}'`
+          ? `  curl -s --json '{"localTargets":["direct","skein"],"scenarios":["http1-max"],"rounds":1}' ${control.url}/benchmarks/start`
           : '',
         '',
         `Config: ${values.config} (edit it: the proxy reloads; a bad edit is rejected). Ctrl-C drains and stops.`,

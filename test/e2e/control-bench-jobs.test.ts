@@ -111,6 +111,7 @@ describe('skein control: bench job API', () => {
     expect(done.status, done.log.join('\n')).toBe('succeeded');
     expect(sawProgress).toBe(true);
     expect(done.exitCode).toBe(0);
+    expect(done.progress?.percent).toBe(100);
     expect(done.startedAt! >= done.createdAt && done.finishedAt! >= done.startedAt!).toBe(true);
 
     const result = await api<BenchReport>(control.url, 'GET', `/benchmarks/jobs/${submitted.id}/result`);
