@@ -56,7 +56,8 @@ describe('skein command line', () => {
   it('`skein --help` lists the subcommands and exits 0', async () => {
     const r = await runSkein(['--help']);
     expect(r.code).toBe(0);
-    for (const command of ['proxy', 'mesh', 'control', 'config', 'probe', 'bench']) expect(r.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['proxy', 'mesh', 'control', 'config', 'probe', 'bench'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
   });
 
   it('an unknown option exits 1 naming the option and pointing at --help', async () => {
