@@ -49,6 +49,12 @@ export interface ProbeRunsOptions {
 const COLLECTION = 'probe-runs';
 export const MAX_CONCURRENT_PROBES = 4;
 const HOUR_MS = 60 * 60 * 1000;
+/**
+ * How long bpftrace may take to print its figures and exit after SIGINT. Usually well under a second, but
+ * detaching each tracepoint waits for an RCU grace period, and on a loaded 2-CPU machine a full CI run once
+ * took bpftrace past 15 s; the figures are worth waiting for.
+ */
+const STOP_TIMEOUT_MS = 60_000;
 
 interface Active {
   readonly run: ProbeRun;
@@ -163,7 +169,7 @@ export class ProbeRuns {
       (finishing ??= (async () => {
         clearTimeout(timer);
         try {
-          record.result = await run.stop();
+          record.result = await run.stop(STOP_TIMEOUT_MS);
           record.status = status;
         } catch (err) {
           record.status = 'failed';
