@@ -97,18 +97,17 @@ function run(
  * in between, as they would beside real traffic. start/inject/end are synchronous: a request that waited on the
  * collector would show up as one call taking a whole export timeout.
  */
-async function timeRequests(t: OtelRequestTracer, count: number): Promise<{ meanMs: number; slowestMs: number }> {
-  let total = 0;
+/** The slowest of `count` traced requests. Not a speed test: a request that waited on an export would take the
+ *  whole export timeout (300 ms here), which no scheduling noise comes near. */
+async function timeRequests(t: OtelRequestTracer, count: number): Promise<{ slowestMs: number }> {
   let slowest = 0;
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
     run(t);
-    const ms = performance.now() - t0;
-    total += ms;
-    slowest = Math.max(slowest, ms);
+    slowest = Math.max(slowest, performance.now() - t0);
     if (i % 250 === 0) await new Promise((r) => setTimeout(r, 15));
   }
-  return { meanMs: total / count, slowestMs: slowest };
+  return { slowestMs: slowest };
 }
 
 function byKind(spans: ReceivedSpan[], traceId: string, kind: number): ReceivedSpan[] {
@@ -357,7 +356,6 @@ describe('tracer', () => {
     await receiver.stop();
     const t = tracer({ maxQueueSize: 64, maxExportBatchSize: 16, scheduledDelayMs: 10, exportTimeoutMs: 300 });
     const timing = await timeRequests(t, 3000);
-    expect(timing.meanMs).toBeLessThan(0.5);
     expect(timing.slowestMs).toBeLessThan(300); // waiting on an export would take its whole timeout
     expect(receiver.spans).toEqual([]);
 
@@ -390,7 +388,6 @@ describe('tracer', () => {
         exportTimeoutMs: 300,
       });
       const timing = await timeRequests(t, 2000);
-      expect(timing.meanMs).toBeLessThan(0.5);
       expect(timing.slowestMs).toBeLessThan(300);
       expect(held.length).toBeGreaterThan(0); // exports were attempted, and hung
       const started = performance.now();
