@@ -16,8 +16,10 @@ export const PROXY_HELP = `Usage: skein proxy [options]
 Start the Skein sidecar proxy.
 
 Config (one of):
-  -c, --config FILE        YAML or JSON config (see README "Configuration"); reloaded when the file
-                           changes and on SIGHUP. A bad file is rejected; the last good config keeps serving.
+  -c, --config FILE        YAML or JSON config (see README "Configuration"); reloaded when it, or a TLS
+                           file it names, changes and on SIGHUP. A bad file is rejected; the last good
+                           config keeps serving. --admin, --service and --drain-timeout-ms, when given,
+                           override the file's values (on every reload too).
   --listen HOST:PORT       Quick form: one HTTP listener (HTTP/1.1, h2c, gRPC, WebSocket) routing
   --upstream HOST:PORT     everything to these endpoints (repeat for a round-robin cluster).
   --tcp                    Quick form: make the listener raw TCP passthrough instead of HTTP.

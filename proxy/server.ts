@@ -4,6 +4,7 @@
 // Snapshot serving.
 import type http from 'node:http';
 import { clusterConfigKey, compileSnapshot, type Snapshot } from '../src/config/compile.ts';
+import { resolveConfigPaths } from '../src/config/paths.ts';
 import type { Config } from '../src/config/schema.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
 import { createAdminServer } from './admin.ts';
@@ -15,7 +16,10 @@ import { ProxyTelemetry } from './telemetry.ts';
 
 export interface ProxyServerOptions {
   log: Logger;
-  /** Relative paths in the config (discovery files, TLS files) resolve against it. */
+  /**
+   * Relative paths in a config handed to apply() resolve against it (src/config/paths.ts); the config file's
+   * directory, or the working directory for the quick form. A loaded file's paths are already absolute.
+   */
   baseDir: string;
 }
 
@@ -53,8 +57,9 @@ export class ProxyServer {
   }
 
   /** Compile and serve `config`. On any failure the previous Snapshot keeps serving and this throws. */
-  async apply(config: Config): Promise<Snapshot<Cluster>> {
+  async apply(given: Config): Promise<Snapshot<Cluster>> {
     if (this.draining) throw new Error('draining: config not applied');
+    const config = resolveConfigPaths(given, this.baseDir);
     const prev = this.current;
     const created: Cluster[] = [];
     let next: Snapshot<Cluster>;
