@@ -1,6 +1,6 @@
 // A reload applies every edit in the file: the admin address, the service name and the drain timeout too,
 // and only the flags actually given on the command line stay fixed. Each test runs the `skein proxy` process.
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile as writeFileInPlace } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,12 @@ import type { EchoBody } from '../support/proxy.ts';
 import { waitForAsync } from '../support/wait-for.ts';
 
 const fixture = processTestFixture('skein-reload-edits-');
+
+/** Write-and-rename, as editors do: the watcher never sees a half-written file and the reload sees the whole edit. */
+async function writeFile(file: string, text: string): Promise<void> {
+  await writeFileInPlace(`${file}.tmp`, text);
+  await rename(`${file}.tmp`, file);
+}
 
 function config(adminPort: number, upstream: string, extra: Partial<ConfigInput> = {}): ConfigInput {
   return {

@@ -1,13 +1,12 @@
 // A listener's certificate replaced in place (same paths, new contents), as cert-manager or a mounted Secret
 // does it: the proxy sees the files change, swaps the certificate into the running server, and keeps every
 // open connection. A pair that does not match is rejected and the running certificate keeps serving.
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { writeFile } from 'node:fs/promises';
 import { makeSelfSignedCert, type TestCert } from '../support/certs.ts';
 import { freePort, processTestFixture, startSkeinProxy } from '../support/process.ts';
 
@@ -39,9 +38,9 @@ function getOver(agent: https.Agent, port: number): Promise<{ status: number; re
 }
 
 /** Replace the served pair in place: same paths, the contents of `from`. */
-async function overwrite(served: { certFile: string; keyFile: string }, from: TestCert, what: 'both' | 'cert') {
+async function overwrite(served: { certFile: string; keyFile: string }, from: TestCert) {
   await copyFile(from.certFile, served.certFile);
-  if (what === 'both') await copyFile(from.keyFile, served.keyFile);
+  await copyFile(from.keyFile, served.keyFile);
 }
 
 async function startTlsProxy(): Promise<{
@@ -58,7 +57,7 @@ async function startTlsProxy(): Promise<{
   const a = makeSelfSignedCert(join(dir, 'made'), 'a');
   const b = makeSelfSignedCert(join(dir, 'made'), 'b');
   const served = { certFile: join(dir, 'tls', 'server.crt'), keyFile: join(dir, 'tls', 'server.key') };
-  await overwrite(served, a, 'both');
+  await overwrite(served, a);
   const app = await fixture.upstream('app');
   const adminPort = await freePort();
   const file = join(dir, 'conf', 'skein.yaml');
@@ -90,7 +89,7 @@ describe('TLS certificate replaced in place', () => {
       expect(await getOver(agent, port)).toEqual({ status: 200, reused: false, fingerprint: a.fingerprint256 });
       expect(await presentedFingerprint(port)).toBe(a.fingerprint256);
 
-      await overwrite(served, b, 'both');
+      await overwrite(served, b);
       const replaced = await proxy.waitForLog((l) => l.msg === 'tls certificate replaced', 10_000);
       expect(replaced.listener).toBe('secure');
       expect(await presentedFingerprint(port)).toBe(b.fingerprint256);
@@ -105,7 +104,9 @@ describe('TLS certificate replaced in place', () => {
   it('rejects a certificate whose key is not the one beside it, and the running certificate keeps serving', async () => {
     const { proxy, served, a, b } = await startTlsProxy();
     const port = proxy.port();
-    await overwrite(served, b, 'cert'); // b's certificate, a's key
+    // b's certificate, a's key; renamed into place so the reload sees the whole certificate, never half of it.
+    await copyFile(b.certFile, `${served.certFile}.new`);
+    await rename(`${served.certFile}.new`, served.certFile);
     const rejected = await proxy.waitForLog((l) => l.msg.startsWith('config rejected'), 10_000);
     expect(rejected.problems).toEqual([
       `listeners[0].tls.keyFile: ${served.keyFile} is not the private key of the certificate in ${served.certFile}`,
