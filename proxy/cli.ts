@@ -2,12 +2,13 @@
 // file change or SIGHUP (a bad file is rejected and the last good config keeps serving), drain on SIGTERM,
 // and optionally fork --workers N processes that share the listen ports.
 import cluster from 'node:cluster';
-import { statSync, watch } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.ts';
 import type { Config, ConfigInput } from '../src/config/schema.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
+import { parseIntegerFlag } from './cli-number.ts';
+import { ConfigWatcher } from './config-watch.ts';
 import { ProxyServer } from './server.ts';
 
 export const PROXY_HELP = `Usage: skein proxy [options]
@@ -15,8 +16,10 @@ export const PROXY_HELP = `Usage: skein proxy [options]
 Start the Skein sidecar proxy.
 
 Config (one of):
-  -c, --config FILE        YAML or JSON config (see README "Configuration"); reloaded when the file
-                           changes and on SIGHUP. A bad file is rejected; the last good config keeps serving.
+  -c, --config FILE        YAML or JSON config (see README "Configuration"); reloaded when it, or a TLS
+                           file it names, changes and on SIGHUP. A bad file is rejected; the last good
+                           config keeps serving. --admin, --service and --drain-timeout-ms, when given,
+                           override the file's values (on every reload too).
   --listen HOST:PORT       Quick form: one HTTP listener (HTTP/1.1, h2c, gRPC, WebSocket) routing
   --upstream HOST:PORT     everything to these endpoints (repeat for a round-robin cluster).
   --tcp                    Quick form: make the listener raw TCP passthrough instead of HTTP.
@@ -33,9 +36,14 @@ Options:
 
 Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit 0.`;
 
+/** Config fields set by a flag; a reload of the file keeps them, and only them. */
+export type ConfigOverrides = Pick<ConfigInput, 'admin' | 'service' | 'drainTimeoutMs'>;
+
 interface ProxyArgs {
   configFile: string | undefined;
   config: Config;
+  /** What the command line set (only flags actually given): applied over every version of the file. */
+  overrides: ConfigOverrides;
   workers: number;
   logLevel: LogLevel;
   check: boolean;
@@ -61,12 +69,29 @@ export const PROXY_OPTIONS = {
 export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
   const { values } = parseArgs({ args: argv, options: PROXY_OPTIONS, strict: true, allowPositionals: false });
   if (values.help) return 'help';
-  const workers = Number(values.workers);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 256)
-    throw new Error('--workers must be an integer 1..256');
+  const workers = parseIntegerFlag(values.workers, {
+    flag: '--workers',
+    what: 'a number of worker processes',
+    min: 1,
+    max: 256,
+  });
   const logLevel = values['log-level'] as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     throw new Error('--log-level must be debug, info, warn or error');
+
+  const overrides: ConfigOverrides = {
+    ...(values.admin !== undefined ? { admin: { address: values.admin } } : {}),
+    ...(values.service !== undefined ? { service: values.service } : {}),
+    ...(values['drain-timeout-ms'] !== undefined
+      ? {
+          drainTimeoutMs: parseIntegerFlag(values['drain-timeout-ms'], {
+            flag: '--drain-timeout-ms',
+            what: 'a number of milliseconds',
+            min: 0,
+          }),
+        }
+      : {}),
+  };
 
   let config: Config;
   let configFile: string | undefined;
@@ -74,33 +99,21 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
     if (values.listen !== undefined || values.upstream !== undefined)
       throw new Error('use either --config or --listen/--upstream, not both');
     configFile = resolve(values.config);
-    const loaded = loadConfigFile(configFile);
-    config = parseConfig(
-      {
-        ...loaded,
-        ...(values.admin !== undefined ? { admin: { address: values.admin } } : {}),
-        ...(values.service !== undefined ? { service: values.service } : {}),
-        ...(values['drain-timeout-ms'] !== undefined ? { drainTimeoutMs: Number(values['drain-timeout-ms']) } : {}),
-      },
-      'command line',
-    );
+    config = withOverrides(loadConfigFile(configFile), overrides, 'command line');
   } else {
     if (values.listen === undefined || values.upstream === undefined)
       throw new Error('give --config FILE, or --listen HOST:PORT with at least one --upstream HOST:PORT');
-    config = parseConfig(quickConfig(values), 'command line');
+    config = parseConfig({ ...quickConfig(values), ...overrides }, 'command line');
   }
-  return { configFile, config, workers, logLevel, check: values.check };
+  return { configFile, config, overrides, workers, logLevel, check: values.check };
 }
 
-function quickConfig(v: {
-  listen?: string;
-  upstream?: string[];
-  tcp?: boolean;
-  admin?: string;
-  service?: string;
-  direction?: string;
-  'drain-timeout-ms'?: string;
-}): ConfigInput {
+/** The file's config with the command line's flags over it, validated again (an --admin may clash, say). */
+function withOverrides(loaded: Config, overrides: ConfigOverrides, source: string): Config {
+  return parseConfig({ ...loaded, ...overrides }, source);
+}
+
+function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; direction?: string }): ConfigInput {
   const cluster = {
     name: 'upstream',
     discovery: { type: 'static' as const, endpoints: (v.upstream ?? []).map((address) => ({ address })) },
@@ -119,13 +132,7 @@ function quickConfig(v: {
         direction: v.direction as 'outbound' | 'inbound',
         routes: [{ name: 'default', cluster: 'upstream' }],
       };
-  return {
-    service: v.service ?? 'unknown',
-    ...(v.admin !== undefined ? { admin: { address: v.admin } } : {}),
-    ...(v['drain-timeout-ms'] !== undefined ? { drainTimeoutMs: Number(v['drain-timeout-ms']) } : {}),
-    listeners: [listener],
-    clusters: [cluster],
-  };
+  return { listeners: [listener], clusters: [cluster] };
 }
 
 /**
@@ -137,40 +144,32 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
   const proxy = new ProxyServer({ log, baseDir: args.configFile ? dirname(args.configFile) : process.cwd() });
   await proxy.apply(args.config);
 
-  const overrides = {
-    admin: args.config.admin,
-    service: args.config.service,
-    drainTimeoutMs: args.config.drainTimeoutMs,
-  };
-  const reload = async (why: string) => {
-    if (args.configFile === undefined) return;
-    try {
-      const next = parseConfig({ ...loadConfigFile(args.configFile), ...overrides }, args.configFile);
-      const snap = await proxy.apply(next);
-      log.info('config reloaded', { why, version: snap.version });
-    } catch (err) {
-      proxy.stats.configReloadFailures++;
-      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
-      log.error('config rejected; the last good config keeps serving', { why, file: args.configFile, problems });
-    }
-  };
+  const configFile = args.configFile === undefined ? undefined : resolve(args.configFile);
+  // The config file and the TLS files it names: a certificate replaced in place is a change to apply too.
+  const watched = (config: Config) => [
+    configFile!,
+    ...config.listeners.flatMap((l) => (l.tls === undefined ? [] : [l.tls.certFile, l.tls.keyFile])),
+  ];
+  const watcher = configFile === undefined ? null : new ConfigWatcher((files) => void reload('file changed', files));
+  watcher?.setFiles(watched(args.config));
+  // Reloads run one at a time, in order: a second trigger while one is applying waits for it.
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = (why: string, files?: string[]) =>
+    (reloading = reloading.then(async () => {
+      if (configFile === undefined) return;
+      try {
+        // Only the flags actually given stay fixed; every other field (admin, service, drainTimeoutMs, …) is the file's.
+        const next = withOverrides(loadConfigFile(configFile), args.overrides, configFile);
+        const snap = await proxy.apply(next);
+        watcher?.setFiles(watched(next));
+        log.info('config reloaded', { why, ...(files ? { files } : {}), version: snap.version });
+      } catch (err) {
+        proxy.stats.configReloadFailures++;
+        const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+        log.error('config rejected; the last good config keeps serving', { why, file: configFile, problems });
+      }
+    }));
   process.on('SIGHUP', () => void reload('SIGHUP'));
-  if (args.configFile !== undefined) {
-    let timer: NodeJS.Timeout | null = null;
-    // Watch the directory: editors and config-map updates replace the file rather than writing it.
-    const file = args.configFile;
-    let identity = fileIdentity(file);
-    const watcher = watch(dirname(file), (_event, name) => {
-      // An event for another name counts only if the file now resolves to something else: a Kubernetes ConfigMap
-      // update swaps the `..data` symlink and never touches the file's own name.
-      const now = fileIdentity(file);
-      if (name !== null && resolve(dirname(file), name) !== file && now === identity) return;
-      identity = now;
-      if (timer !== null) clearTimeout(timer);
-      timer = setTimeout(() => void reload('file changed'), 100);
-    });
-    watcher.unref();
-  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -182,16 +181,6 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   return proxy;
-}
-
-/** What `path` resolves to (symlinks followed) and its size and mtime; changes when the file's content may have. */
-function fileIdentity(path: string): string {
-  try {
-    const s = statSync(path);
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;
-  } catch (err) {
-    return `error:${(err as NodeJS.ErrnoException).code}`;
-  }
 }
 
 function runPrimary(args: ProxyArgs): void {

@@ -1,6 +1,7 @@
 // A listener at run time: the bound socket, protocol detection on it (HTTP/1.1 or h2c by the connection
 // preface; h2 or HTTP/1.1 by ALPN under TLS; raw TCP), and the current compiled config with its stages.
 // A reload swaps the compiled config in place; requests in flight keep the contexts they started with.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -21,9 +22,27 @@ import { onTcpConnection } from './tcp.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
 
-/** Same socket and protocol options: a reload can keep the bound socket. */
+/**
+ * Same socket and protocol: a reload can keep the bound socket. TLS on both sides counts as the same binding
+ * whatever the files: a new certificate is swapped into the running server (prepareTls/applyTls).
+ */
 export function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
-  return a.address === b.address && a.protocol === b.protocol && JSON.stringify(a.tls) === JSON.stringify(b.tls);
+  return a.address === b.address && a.protocol === b.protocol && (a.tls === undefined) === (b.tls === undefined);
+}
+
+/** A listener's certificate and key as read from its files; `digest` tells a changed pair from the same one. */
+export interface TlsMaterial {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly digest: string;
+}
+
+/** Reads the pair; compared by contents, so a certificate replaced in place under the same path is seen. */
+export function readTlsMaterial(tlsConfig: { certFile: string; keyFile: string }): TlsMaterial {
+  const cert = readFileSync(tlsConfig.certFile);
+  const key = readFileSync(tlsConfig.keyFile);
+  const digest = createHash('sha256').update(cert).update('\0').update(key).digest('hex');
+  return { cert, key, digest };
 }
 
 export class ListenerRuntime {
@@ -36,6 +55,7 @@ export class ListenerRuntime {
   outbound: boolean;
   serviceName: string;
   private server: net.Server | null = null;
+  private tlsMaterial: TlsMaterial | null = null;
   private readonly h1: Http1Connections;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
@@ -107,8 +127,10 @@ export class ListenerRuntime {
         onTcpConnection(this, cluster, socket);
       });
     } else if (cfg.tls !== undefined) {
+      const material = readTlsMaterial(cfg.tls);
+      this.tlsMaterial = material;
       server = tls.createServer(
-        { cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile), ALPNProtocols: ['h2', 'http/1.1'] },
+        { cert: material.cert, key: material.key, ALPNProtocols: ['h2', 'http/1.1'] },
         (socket) => {
           this.track(socket);
           if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
@@ -130,6 +152,28 @@ export class ListenerRuntime {
         resolve();
       });
     });
+  }
+
+  /**
+   * For a reload that keeps this listener's socket: the new certificate and key when their contents differ from
+   * the running ones, checked by building a secure context (throws on an unreadable file or a key that does not
+   * match), or null when nothing changed. Nothing is swapped yet, so a failure leaves the listener as it was.
+   */
+  prepareTls(next: ListenerConfig): TlsMaterial | null {
+    if (next.tls === undefined || this.tlsMaterial === null) return null;
+    const material = readTlsMaterial(next.tls);
+    if (material.digest === this.tlsMaterial.digest) return null;
+    tls.createSecureContext({ cert: material.cert, key: material.key });
+    return material;
+  }
+
+  /**
+   * Swap the certificate on the running server: handshakes from now on get it; connections already open keep
+   * the one they were made with, and nothing is dropped.
+   */
+  applyTls(material: TlsMaterial): void {
+    (this.server as tls.Server).setSecureContext({ cert: material.cert, key: material.key });
+    this.tlsMaterial = material;
   }
 
   /**

@@ -83,6 +83,7 @@ export async function main(argv: string[]): Promise<number> {
       {
         configFile: values.config,
         config,
+        overrides: {},
         workers: 1,
         logLevel: values['log-level'] as LogLevel,
         check: false,

@@ -4,18 +4,22 @@
 // Snapshot serving.
 import type http from 'node:http';
 import { clusterConfigKey, compileSnapshot, type Snapshot } from '../src/config/compile.ts';
+import { resolveConfigPaths } from '../src/config/paths.ts';
 import type { Config } from '../src/config/schema.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
 import { createAdminServer } from './admin.ts';
 import { Cluster } from './cluster.ts';
-import { ListenerRuntime, sameBinding } from './listener.ts';
+import { ListenerRuntime, sameBinding, type TlsMaterial } from './listener.ts';
 import type { Logger } from '../src/log.ts';
 import { ProxyStats } from './stats.ts';
 import { ProxyTelemetry } from './telemetry.ts';
 
 export interface ProxyServerOptions {
   log: Logger;
-  /** Relative paths in the config (discovery files, TLS files) resolve against it. */
+  /**
+   * Relative paths in a config handed to apply() resolve against it (src/config/paths.ts); the config file's
+   * directory, or the working directory for the quick form. A loaded file's paths are already absolute.
+   */
   baseDir: string;
 }
 
@@ -53,8 +57,9 @@ export class ProxyServer {
   }
 
   /** Compile and serve `config`. On any failure the previous Snapshot keeps serving and this throws. */
-  async apply(config: Config): Promise<Snapshot<Cluster>> {
+  async apply(given: Config): Promise<Snapshot<Cluster>> {
     if (this.draining) throw new Error('draining: config not applied');
+    const config = resolveConfigPaths(given, this.baseDir);
     const prev = this.current;
     const created: Cluster[] = [];
     let next: Snapshot<Cluster>;
@@ -79,11 +84,16 @@ export class ProxyServer {
     // Bind new listeners and a new admin address before touching the running ones, so a port conflict rejects
     // the whole config (and a first config that cannot start leaves nothing bound to keep the process alive).
     const fresh: ListenerRuntime[] = [];
+    const newTls = new Map<ListenerRuntime, TlsMaterial>();
     let admin: http.Server | null = null;
     try {
       for (const [name, compiled] of next.listeners) {
         const running = this.listeners.get(name);
-        if (running !== undefined && sameBinding(running.compiled.config, compiled.config)) continue;
+        if (running !== undefined && sameBinding(running.compiled.config, compiled.config)) {
+          const material = running.prepareTls(compiled.config);
+          if (material !== null) newTls.set(running, material);
+          continue;
+        }
         const l = new ListenerRuntime(compiled, config.service, this.log, this.stats, this.telemetry);
         await l.listen();
         fresh.push(l);
@@ -105,7 +115,14 @@ export class ProxyServer {
       if (replacement !== undefined) {
         if (running !== undefined) this.retire(running);
         this.listeners.set(name, replacement);
-      } else running!.update(compiled, config.service);
+      } else {
+        running!.update(compiled, config.service);
+        const material = newTls.get(running!);
+        if (material !== undefined) {
+          running!.applyTls(material);
+          this.log.info('tls certificate replaced', { listener: name, sha256: material.digest.slice(0, 16) });
+        }
+      }
     }
     for (const [name, l] of this.listeners) {
       if (!next.listeners.has(name)) {
@@ -122,10 +139,19 @@ export class ProxyServer {
       }
     this.stats.configVersion = next.version;
 
-    if (admin !== null) {
-      this.admin?.close();
+    // The admin listener follows the config like any other: moved to a new address (bound above, before
+    // anything was swapped, so a taken port rejects the reload) or closed when the config drops it.
+    if (admin !== null || (config.admin === undefined && this.admin !== null)) {
+      if (this.admin !== null) {
+        if (prev !== null)
+          this.log.info(admin !== null ? 'admin listener moved' : 'admin listener closed', {
+            from: this.adminAddress,
+            ...(admin !== null ? { to: config.admin!.address } : {}),
+          });
+        closeAdmin(this.admin);
+      }
       this.admin = admin;
-      this.adminAddress = config.admin!.address;
+      this.adminAddress = config.admin?.address ?? '';
     }
     this.started = true;
     this.log.info('config applied', {
@@ -199,6 +225,12 @@ export class ProxyServer {
     this.log.info('drained', { cutRequests });
     return { cutRequests };
   }
+}
+
+/** Stop accepting and let the requests being answered finish; idle keep-alive connections go now. */
+function closeAdmin(server: http.Server): void {
+  server.close();
+  server.closeIdleConnections();
 }
 
 function formatAddress(a: { address: string; port: number } | null): string {

@@ -2,9 +2,12 @@
 // and the reason (`listeners[0].routes[2].match.headers[0].regex: invalid regular expression`), so a bad file
 // is rejected whole and the caller keeps serving its last good config.
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { resolveConfigPaths } from './paths.ts';
 import { Config } from './schema.ts';
+import { checkTlsFiles } from './tls-files.ts';
 
 export class ConfigError extends Error {
   readonly code = 'SKEIN_CONFIG_INVALID';
@@ -48,6 +51,10 @@ export function parseConfigText(text: string, source = 'config'): Config {
   return parseConfig(raw, source);
 }
 
+/**
+ * Read, parse and validate a config file: relative paths in it become paths relative to the file's directory,
+ * and the files it names for TLS are checked (readable, PEM, key matching certificate) as a start would need.
+ */
 export function loadConfigFile(path: string): Config {
   let text: string;
   try {
@@ -55,5 +62,8 @@ export function loadConfigFile(path: string): Config {
   } catch (err) {
     throw new ConfigError(path, [`(file): ${(err as Error).message}`]);
   }
-  return parseConfigText(text, path);
+  const config = resolveConfigPaths(parseConfigText(text, path), dirname(resolve(path)));
+  const problems = checkTlsFiles(config);
+  if (problems.length > 0) throw new ConfigError(path, problems);
+  return config;
 }

@@ -2,6 +2,7 @@
 // control API validate with it, and `skein config schema` prints it as JSON Schema for the docs.
 // Nothing here does I/O; compile.ts turns a validated Config into an immutable Snapshot.
 import { z } from 'zod';
+import { addressConflicts, type ConfigAddress } from './address-conflicts.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -284,6 +285,14 @@ export const Config = z
         });
       });
     });
+    const addresses: ConfigAddress[] = cfg.listeners.map((l, li) => ({
+      path: ['listeners', li, 'address'],
+      owner: `listeners[${li}] ('${l.name}')`,
+      address: l.address,
+    }));
+    if (cfg.admin !== undefined)
+      addresses.push({ path: ['admin', 'address'], owner: 'admin', address: cfg.admin.address });
+    for (const c of addressConflicts(addresses)) ctx.addIssue({ code: 'custom', message: c.message, path: c.path });
   });
 
 export type Config = z.infer<typeof Config>;

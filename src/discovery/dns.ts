@@ -1,7 +1,9 @@
 // The DNS discovery source: resolves A, AAAA or SRV records and re-resolves when the answer's TTL runs out, bounded
 // by minRefreshMs and maxRefreshMs. A failed lookup reports onError, keeps the last good list and retries after
 // minRefreshMs; an answer equal to the last one (in any order) is not re-emitted.
-import { Resolver } from 'node:dns/promises';
+// Names resolve the way every other program on the host resolves them (getaddrinfo: /etc/hosts first, then the
+// system's DNS servers), unless `servers` is set: then those servers are asked directly and /etc/hosts is not.
+import { lookup, Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { DiscoveryConfig } from '../config/schema.ts';
 import { endpointListKey } from './endpoint-list.ts';
@@ -21,6 +23,15 @@ export function refreshDelayMs(ttlS: number, minRefreshMs: number, maxRefreshMs:
   return Math.max(minRefreshMs, Math.min(ttlS * 1000, maxRefreshMs));
 }
 
+/**
+ * How a name becomes addresses: `system` is getaddrinfo (hosts file, then DNS; no TTL, so re-resolved every
+ * minRefreshMs), `servers` asks the configured DNS servers directly (TTL honoured). SRV records always come from
+ * DNS (no hosts file holds them); their targets' addresses follow this choice.
+ */
+export function addressLookupFor(config: Pick<DnsDiscoveryConfig, 'servers'>): 'system' | 'servers' {
+  return config.servers !== undefined && config.servers.length > 0 ? 'servers' : 'system';
+}
+
 export function createDnsSource(config: DnsDiscoveryConfig): DiscoverySource {
   return new DnsSource(config);
 }
@@ -28,6 +39,7 @@ export function createDnsSource(config: DnsDiscoveryConfig): DiscoverySource {
 class DnsSource implements DiscoverySource {
   readonly #config: DnsDiscoveryConfig;
   readonly #resolver = new Resolver();
+  readonly #system: boolean;
   #events: DiscoveryEvents | undefined;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
@@ -37,10 +49,11 @@ class DnsSource implements DiscoverySource {
 
   constructor(config: DnsDiscoveryConfig) {
     this.#config = config;
+    this.#system = addressLookupFor(config) === 'system';
     if (config.recordType !== 'SRV' && config.port === undefined) {
       throw new Error(`dns discovery of ${config.recordType} records for '${config.name}' needs a port`);
     }
-    if (config.servers) {
+    if (!this.#system && config.servers) {
       try {
         this.#resolver.setServers(config.servers);
       } catch (err) {
@@ -91,6 +104,13 @@ class DnsSource implements DiscoverySource {
 
   async #resolveAddresses(): Promise<Resolution> {
     const { name, recordType, port, minRefreshMs, maxRefreshMs } = this.#config;
+    if (this.#system) {
+      const found = await lookup(name, { all: true, family: recordType === 'AAAA' ? 6 : 4 });
+      if (found.length === 0) throw new Error('no records');
+      const hosts = [...new Set(found.map((r) => r.address))];
+      const endpoints = hosts.map((host) => ({ host, port: port!, weight: 1, labels: {} }));
+      return { endpoints: sortEndpoints(endpoints), refreshMs: minRefreshMs, targetErrors: [] };
+    }
     const records =
       recordType === 'AAAA'
         ? await this.#resolver.resolve6(name, { ttl: true })
@@ -152,6 +172,11 @@ class DnsSource implements DiscoverySource {
 
   async #resolveTarget(target: string): Promise<string[]> {
     if (isIP(target) !== 0) return [target];
+    if (this.#system) {
+      const found = await lookup(target, { all: true, family: 4 });
+      if (found.length === 0) throw new Error('no records');
+      return [...new Set(found.map((r) => r.address))];
+    }
     const records = await this.#resolver.resolve4(target);
     if (records.length === 0) throw new Error('no records');
     return records;
@@ -167,6 +192,7 @@ function lookupError(recordType: string, name: string, err: unknown, context = '
 /** c-ares error codes, as node:dns reports them, in the words an operator reading the log would use. */
 const DNS_ERROR_REASONS: Readonly<Record<string, string>> = {
   ENOTFOUND: 'no such name (NXDOMAIN)',
+  EAI_AGAIN: 'temporary failure (EAI_AGAIN)',
   ENODATA: 'no records of that type',
   ESERVFAIL: 'server failure (SERVFAIL)',
   EREFUSED: 'query refused (REFUSED)',

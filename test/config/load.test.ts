@@ -82,6 +82,42 @@ describe('config validation', () => {
     expect(problems[1]).toMatch(/^clusters\[0\]\.maxIdlePerEndpoint: /);
   });
 
+  it('rejects two listeners on the same address, naming the second and the first', () => {
+    const raw = structuredClone(minimal);
+    raw.listeners.push({ name: 'out2', address: '127.0.0.1:15001', routes: [{ cluster: 'web' }] });
+    expect(problemsOf(raw)).toEqual(["listeners[1].address: 127.0.0.1:15001 is already used by listeners[0] ('out')"]);
+  });
+
+  it('rejects an admin address a listener already uses', () => {
+    const raw = { ...structuredClone(minimal), admin: { address: '127.0.0.1:15001' } };
+    expect(problemsOf(raw)).toEqual(["admin.address: 127.0.0.1:15001 is already used by listeners[0] ('out')"]);
+  });
+
+  it.each([
+    ['0.0.0.0:15001', '127.0.0.1:15001'],
+    ['127.0.0.1:15001', '[::]:15001'],
+    ['[::]:15001', '0.0.0.0:15001'],
+  ])('rejects %s beside %s: a wildcard address takes the port on every interface', (first, second) => {
+    const raw = structuredClone(minimal);
+    raw.listeners[0].address = first;
+    raw.listeners.push({ name: 'out2', address: second, routes: [{ cluster: 'web' }] });
+    expect(problemsOf(raw)).toEqual([
+      `listeners[1].address: ${second} conflicts with ${first} of listeners[0] ('out') (a wildcard address takes the port on every interface)`,
+    ]);
+  });
+
+  it('accepts port 0 twice, the same port on two specific addresses, and different ports', () => {
+    const raw = structuredClone(minimal);
+    raw.listeners[0].address = '127.0.0.1:0';
+    raw.listeners.push(
+      { name: 'b', address: '127.0.0.1:0', routes: [{ cluster: 'web' }] },
+      { name: 'c', address: '127.0.0.2:15002', routes: [{ cluster: 'web' }] },
+      { name: 'd', address: '[::1]:15002', routes: [{ cluster: 'web' }] },
+      { name: 'e', address: '0.0.0.0:15003', routes: [{ cluster: 'web' }] },
+    );
+    expect(() => parseConfig({ ...raw, admin: { address: '0.0.0.0:0' } })).not.toThrow();
+  });
+
   it('reports YAML syntax errors with a position', () => {
     expect(() => parseConfigText('listeners: [\n  - name: x\n', 'bad.yaml')).toThrow(
       /bad\.yaml: invalid configuration:\n {2}\(syntax\): .*line/s,

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Discovery } from '../../src/config/schema.ts';
-import { createDnsSource, type DnsDiscoveryConfig, refreshDelayMs } from '../../src/discovery/dns.ts';
+import { addressLookupFor, createDnsSource, type DnsDiscoveryConfig, refreshDelayMs } from '../../src/discovery/dns.ts';
 import type { DiscoverySource } from '../../src/discovery/types.ts';
 import { type DiscoveryRecorder, recordDiscovery } from '../support/discovery-recorder.ts';
 import { type DnsRecord, startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
@@ -159,6 +159,14 @@ describe('dns discovery', () => {
     expect(events.errors).toEqual([]);
   });
 
+  it('asks the configured servers, not /etc/hosts, when servers is set', async () => {
+    const events = start({ name: 'localhost', port: 80, minRefreshMs: 50 });
+    const err = await waitFor(() => events.errors[0]);
+    expect(err.message).toMatch(/A lookup of 'localhost' failed: no such name \(NXDOMAIN\)/);
+    expect(server.queryCount('localhost', 'A')).toBeGreaterThanOrEqual(1);
+    expect(events.lists).toEqual([]);
+  });
+
   it('rejects an A or AAAA config without a port, and bad servers', () => {
     expect(() => createDnsSource(dnsConfig({ name: 'api.test' }))).toThrow(
       "dns discovery of A records for 'api.test' needs a port",
@@ -175,5 +183,30 @@ describe('refreshDelayMs', () => {
     expect(refreshDelayMs(0, 5_000, 60_000)).toBe(5_000);
     expect(refreshDelayMs(3_600, 5_000, 60_000)).toBe(60_000);
     expect(refreshDelayMs(30, 10_000, 1_000)).toBe(10_000);
+  });
+});
+
+describe('dns discovery without servers', () => {
+  it('resolves through the system resolver, /etc/hosts first: localhost is 127.0.0.1', async () => {
+    const config = Discovery.parse({ type: 'dns', name: 'localhost', port: 8080 });
+    if (config.type !== 'dns') throw new Error('expected a dns config');
+    const source = createDnsSource(config);
+    const events = recordDiscovery();
+    try {
+      source.start(events);
+      await waitFor(() => events.latest() ?? events.errors[0]);
+      expect(events.errors).toEqual([]);
+      expect(events.lists[0]).toEqual([{ host: '127.0.0.1', port: 8080, weight: 1, labels: {} }]);
+    } finally {
+      source.close();
+    }
+  });
+});
+
+describe('addressLookupFor', () => {
+  it('uses the system resolver unless servers names at least one server', () => {
+    expect(addressLookupFor({})).toBe('system');
+    expect(addressLookupFor({ servers: [] })).toBe('system');
+    expect(addressLookupFor({ servers: ['10.96.0.10:53'] })).toBe('servers');
   });
 });

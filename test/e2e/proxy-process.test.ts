@@ -68,6 +68,21 @@ describe('skein command line', () => {
   });
 });
 
+describe('numbers on the command line', () => {
+  it.each([
+    [
+      ['--drain-timeout-ms', 'abc'],
+      '--drain-timeout-ms: "abc" is not a number of milliseconds (expected an integer ≥ 0)',
+    ],
+    [['--workers', 'two'], '--workers: "two" is not a number of worker processes (expected an integer from 1 to 256)'],
+    [['--workers', '0'], '--workers: "0" is out of range (expected an integer from 1 to 256)'],
+  ])('%j exits 1 saying what was given and what is expected', async (flag, message) => {
+    const r = await runSkein(['proxy', '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:1', ...flag]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`skein proxy: ${message}\n`);
+  });
+});
+
 describe('refusing a bad config at startup', () => {
   it('exits 1 naming the field path of an invalid header regex', async () => {
     const config = oneRouteConfig(await freePort(), ['127.0.0.1:1']);
@@ -118,6 +133,35 @@ describe('refusing a bad config at startup', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('config valid: 1 listener(s), 1 cluster(s)');
     expect(r.stderr).not.toContain('config applied');
+  });
+
+  it('--check and `config check` reject two listeners on one address and a missing TLS file, as the start would', async () => {
+    const config = oneRouteConfig(await freePort(), ['127.0.0.1:1']);
+    config.listeners.push({ name: 'second', address: '127.0.0.1:18443', routes: [{ cluster: 'app' }] });
+    config.listeners.push({ name: 'third', address: '127.0.0.1:18443', routes: [{ cluster: 'app' }] });
+    const duplicate = await writeConfig('duplicate.yaml', config);
+    const tls = oneRouteConfig(await freePort(), ['127.0.0.1:1']);
+    tls.listeners[0].tls = { certFile: 'missing.crt', keyFile: 'missing.key' };
+    const missingTls = await writeConfig('tls.yaml', tls);
+    const expected = {
+      [duplicate]: ["listeners[2].address: 127.0.0.1:18443 is already used by listeners[1] ('second')"],
+      [missingTls]: [
+        `listeners[0].tls.certFile: cannot read ${join(fixture.dir(), 'missing.crt')} (ENOENT: no such file or directory)`,
+        `listeners[0].tls.keyFile: cannot read ${join(fixture.dir(), 'missing.key')} (ENOENT: no such file or directory)`,
+      ],
+    };
+    for (const [file, problems] of Object.entries(expected)) {
+      for (const args of [
+        ['proxy', '--config', file, '--check'],
+        ['config', 'check', file],
+        ['proxy', '--config', file],
+      ]) {
+        const r = await runSkein(args);
+        expect(r.code, args.join(' ')).toBe(1);
+        for (const p of problems) expect(r.stderr).toContain(p);
+        expect(r.stdout).not.toContain('valid');
+      }
+    }
   });
 
   it('--check rejects a bad file with exit 1 and the field path', async () => {
