@@ -1,0 +1,71 @@
+// A hostile HTTP/1.1 upstream on a raw socket: it waits for the end of a request head, then writes exactly the
+// bytes a test scripts (a bad status line, forbidden fields, a truncated body, an HTTP/2 frame...) and closes
+// or keeps the connection as told. node:http would refuse to send most of these, hence node:net.
+// Requests whose path starts with /ok get a well-formed response, so one server serves a hostile request and
+// the normal request after it. 127.0.0.1, port 0; close() cuts every connection it still has.
+import net, { type AddressInfo } from 'node:net';
+import type { Upstream } from './proxy.ts';
+
+/** What to do with a connection once a request head has arrived on it. */
+export interface HostileAnswer {
+  /** Written as given (latin1 for strings). */
+  readonly bytes: string | Buffer;
+  /** After writing: 'close' (FIN), 'destroy' (no FIN wait) or 'keep' (hold the connection open). */
+  readonly then: 'close' | 'destroy' | 'keep';
+}
+
+export const OK_RESPONSE = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n';
+
+export interface HostileUpstream extends Upstream {
+  /** Requests seen by path, in order. */
+  readonly paths: string[];
+}
+
+/**
+ * `answer(path)` decides what each request gets; a path starting with /ok always gets OK_RESPONSE and the
+ * connection stays open (keep-alive). `answer` returning null means: close at once without writing.
+ */
+export async function startHostileUpstream(answer: (path: string) => HostileAnswer | null): Promise<HostileUpstream> {
+  const sockets = new Set<net.Socket>();
+  const paths: string[] = [];
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {}); // the proxy resets connections it gives up on
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      // One request at a time per connection: the proxy's pool never pipelines.
+      for (let end = head.indexOf('\r\n\r\n'); end >= 0; end = head.indexOf('\r\n\r\n')) {
+        const path = head.slice(head.indexOf(' ') + 1, head.indexOf(' ', head.indexOf(' ') + 1));
+        head = head.slice(end + 4); // requests in these tests carry no body
+        paths.push(path);
+        if (path.startsWith('/ok')) {
+          socket.write(OK_RESPONSE, 'latin1');
+          continue;
+        }
+        const a = answer(path);
+        if (a === null) {
+          socket.destroy();
+          return;
+        }
+        socket.write(a.bytes, typeof a.bytes === 'string' ? 'latin1' : undefined);
+        if (a.then === 'close') socket.end();
+        else if (a.then === 'destroy') socket.destroy();
+        return;
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    paths,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
