@@ -14,21 +14,110 @@ import { httpGet } from '../support/http-client.ts';
 import { freePort, killAllSkein, type RunningSkein, startSkeinProxy } from '../support/process.ts';
 import { type Upstream, startH2EchoUpstream } from '../support/proxy.ts';
 import { headerMap, RawConnection } from '../support/raw-http.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 /** A response head plus `rest`, closed afterwards. */
 function answer(head: string, rest = ''): HostileAnswer {
   return { bytes: `${head}\r\n\r\n${rest}`, then: 'close' };
 }
 
+/** What a client sees: a complete response, or 'reset' (the head went out, then the stream/connection was cut). */
+type Outcome =
+  { status: number; flag?: string; body?: string; absent?: string[]; present?: Record<string, string> } | 'reset';
+
 interface HostileCase {
   name: string;
+  /** null: the upstream closes the connection as soon as the request arrives. */
   answer: HostileAnswer | null;
+  h1: Outcome;
+  h2: Outcome;
 }
+
+const UPE: Outcome = { status: 502, flag: 'UPE' };
+const HOP_BY_HOP_SENT = ['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'http2-settings', 'te', 'trailer'];
+// An HTTP/2 client preface and an empty SETTINGS frame, as an h2c server would send them.
+const H2_BYTES = Buffer.concat([
+  Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+  Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+]);
 
 const CASES: HostileCase[] = [
   {
-    name: 'http2-settings',
-    answer: answer('HTTP/1.1 200 OK\r\ncontent-length: 3\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA', 'ok\n'),
+    name: 'hop-by-hop-fields',
+    answer: answer(
+      'HTTP/1.1 200 OK\r\ncontent-length: 3\r\nConnection: keep-alive, X-Hop\r\nConnection: x-hop-2\r\n' +
+        'Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nUpgrade: h2c\r\nTE: gzip\r\nTrailer: x-t\r\n' +
+        'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nX-Hop: 1\r\nx-hop-2: 2\r\nX-Kept: yes',
+      'ok\n',
+    ),
+    h1: { status: 200, body: 'ok\n', absent: [...HOP_BY_HOP_SENT, 'x-hop', 'x-hop-2'], present: { 'x-kept': 'yes' } },
+    h2: { status: 200, body: 'ok\n', absent: [...HOP_BY_HOP_SENT, 'x-hop', 'x-hop-2'], present: { 'x-kept': 'yes' } },
+  },
+  {
+    // Transfer-Encoding is the upstream's framing: the h2c client gets DATA frames, never the field.
+    name: 'chunked',
+    answer: answer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked', '3\r\nok\n\r\n0\r\n\r\n'),
+    h1: { status: 200, body: 'ok\n' },
+    h2: { status: 200, body: 'ok\n', absent: ['transfer-encoding'] },
+  },
+  { name: 'status-not-a-number', answer: answer('HTTP/1.1 abc OK\r\ncontent-length: 0'), h1: UPE, h2: UPE },
+  { name: 'status-600', answer: answer('HTTP/1.1 600 Odd\r\ncontent-length: 0'), h1: UPE, h2: UPE },
+  { name: 'status-099', answer: answer('HTTP/1.1 099 Early\r\ncontent-length: 0'), h1: UPE, h2: UPE },
+  { name: 'not-http', answer: answer('SSH-2.0-OpenSSH_9.6'), h1: UPE, h2: UPE },
+  {
+    name: 'content-length-and-chunked',
+    answer: answer('HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked', '3\r\nok\n\r\n0\r\n\r\n'),
+    h1: UPE,
+    h2: UPE,
+  },
+  {
+    name: 'unsolicited-101',
+    answer: {
+      bytes: 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
+      then: 'keep',
+    },
+    h1: UPE,
+    h2: UPE,
+  },
+  {
+    // Some body went out with the head: the only honest signal left is the cut (flag UC).
+    name: 'truncated-body',
+    answer: answer('HTTP/1.1 200 OK\r\ncontent-length: 100', 'partial'),
+    h1: 'reset',
+    h2: 'reset',
+  },
+  {
+    // Broken before any body byte: HTTP/1.1 still holds the head back (it goes out with the first bytes) and
+    // answers 502; HTTP/2 has sent its HEADERS frame already, so the stream is reset.
+    name: 'bad-chunking',
+    answer: answer('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked', 'zz\r\nok\r\n'),
+    h1: UPE,
+    h2: 'reset',
+  },
+  {
+    name: 'control-character',
+    answer: answer('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-bad: a\x01b'),
+    h1: UPE,
+    h2: UPE,
+  },
+  {
+    name: 'huge-head',
+    answer: answer(`HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-big: ${'a'.repeat(100_000)}`),
+    h1: UPE,
+    h2: UPE,
+  },
+  { name: 'http2-frames', answer: { bytes: H2_BYTES, then: 'keep' }, h1: UPE, h2: UPE },
+  { name: 'immediate-close', answer: null, h1: { status: 503, flag: 'UC' }, h2: { status: 503, flag: 'UC' } },
+  {
+    // Valid HTTP/1.1, but HTTP/2 allows content-type once: node:http2 throws converting it. The exception
+    // boundary turns that throw into a 502 UPE for this request (no field-by-field rule covers every such case).
+    name: 'repeated-single-value-field',
+    answer: answer(
+      'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-type: text/plain\r\ncontent-type: text/html',
+      'ok\n',
+    ),
+    h1: { status: 200, body: 'ok\n' },
+    h2: UPE,
   },
 ];
 const byName = new Map(CASES.map((c) => [c.name, c]));
@@ -56,6 +145,12 @@ beforeAll(async () => {
         address: '127.0.0.1:0',
         routes: [
           { name: 'to-h2', match: { pathPrefix: '/h2app' }, cluster: 'h2app' },
+          {
+            name: 'to-h2-bad',
+            match: { pathPrefix: '/h2bad' },
+            cluster: 'h2app',
+            requestHeaders: { set: { upgrade: 'h2c' } },
+          },
           { name: 'hostile', cluster: 'hostile' },
         ],
       },
@@ -87,14 +182,92 @@ async function expectStillServing(): Promise<void> {
   expect((await httpGet(`${proxy.adminUrl}/live`)).status).toBe(200);
 }
 
-describe('an HTTP/1.1 upstream answering an h2c client', () => {
-  it('with an HTTP2-Settings field: the field is dropped, the client gets the response, the proxy stays up', async () => {
-    const r = await h2Get(proxy.url(), '/http2-settings');
-    expect(r.status).toBe(200);
-    expect(r.body).toBe('ok\n');
-    expect(r.headers['http2-settings']).toBeUndefined();
+interface Seen {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  /** The head arrived, then the stream was reset or the connection closed before the body's end. */
+  cut: boolean;
+}
+
+async function viaHttp1(path: string): Promise<Seen> {
+  const conn = await RawConnection.open(proxy.port());
+  conn.write(`GET ${path} HTTP/1.1\r\nhost: app\r\n\r\n`, ['GET']);
+  await waitFor(() => conn.responses.length > 0 || conn.closed, 10_000);
+  conn.destroy();
+  const r = conn.responses[0];
+  if (r === undefined) {
+    const status = /^HTTP\/1\.1 (\d{3})/.exec(conn.pendingText);
+    return { status: status === null ? 0 : Number(status[1]), headers: {}, body: '', cut: true };
+  }
+  return { status: r.status, headers: headerMap(r.headers), body: r.body.toString(), cut: false };
+}
+
+async function viaH2(path: string): Promise<Seen> {
+  const r = await h2Get(proxy.url(), path, 10_000);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) headers[k] = String(v);
+  return { status: r.status, headers, body: r.body, cut: !r.complete && r.resetCode !== null };
+}
+
+function expectOutcome(seen: Seen, outcome: Outcome): void {
+  if (outcome === 'reset') {
+    expect(seen.status).toBe(200); // the head went out...
+    expect(seen.cut).toBe(true); // ...and then the client was told the response is broken
+    return;
+  }
+  expect(seen.cut).toBe(false);
+  expect(seen.status).toBe(outcome.status);
+  expect(seen.headers['x-skein-flags']).toBe(outcome.flag);
+  if (outcome.body !== undefined) expect(seen.body).toBe(outcome.body);
+  for (const name of outcome.absent ?? []) expect(seen.headers[name], name).toBeUndefined();
+  for (const [name, value] of Object.entries(outcome.present ?? {})) expect(seen.headers[name]).toBe(value);
+}
+
+describe.each([
+  { client: 'HTTP/1.1', request: viaHttp1, pick: (c: HostileCase) => c.h1 },
+  { client: 'h2c', request: viaH2, pick: (c: HostileCase) => c.h2 },
+])('a hostile HTTP/1.1 upstream, $client client', ({ request, pick }) => {
+  it.each(CASES)('$name: the client gets what the table says and the proxy serves the next request', async (c) => {
+    expectOutcome(await request(`/${c.name}`), pick(c));
     await expectStillServing();
   });
+});
+
+describe('the exception boundary', () => {
+  it('logs a conversion that threw with the request id and counts it under UPE', async () => {
+    const seen = await viaH2('/repeated-single-value-field');
+    expect(seen.status).toBe(502);
+    const requestId = seen.headers['x-request-id'];
+    expect(requestId).toBeTruthy();
+    const line = await proxy.waitForLog((l) => l.msg === 'request failed' && l.requestId === requestId);
+    expect(line.level).toBe('error');
+    expect(line.flag).toBe('UPE');
+    expect(String(line.error)).toContain('content-type');
+    const metrics = (await httpGet(`${proxy.adminUrl}/metrics`)).body;
+    expect(metrics).toMatch(
+      /service_mesh_requests_total\{[^}]*response_code="502"[^}]*response_flag="UPE"[^}]*\} [1-9]/,
+    );
+  });
+
+  it.each([
+    ['HTTP/1.1', viaHttp1],
+    ['h2c', viaH2],
+  ])(
+    'a request the proxy cannot convert for its upstream gets 500 IE (%s client), and the proxy carries on',
+    async (_, request) => {
+      // The route sets a field HTTP/2 forbids: node:http2 throws building the upstream request.
+      const seen = await request('/h2bad/x');
+      expect(seen.status).toBe(500);
+      expect(seen.headers['x-skein-flags']).toBe('IE');
+      await proxy.waitForLog((l) => l.msg === 'request failed' && l.requestId === seen.headers['x-request-id']);
+      const metrics = (await httpGet(`${proxy.adminUrl}/metrics`)).body;
+      expect(metrics).toMatch(
+        /service_mesh_requests_total\{[^}]*response_code="500"[^}]*response_flag="IE"[^}]*\} [1-9]/,
+      );
+      await expectStillServing();
+    },
+  );
 });
 
 describe('an HTTP/1.1 client calling an h2c upstream', () => {
