@@ -65,18 +65,23 @@ export const ACTION_NAME_LENGTHS: ReadonlySet<number> = new Set(
 );
 
 const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
-/** Lengths of the hop-by-hop names: a field of any other length is kept without lowercasing its name. */
-const HOP_BY_HOP_LENGTHS: ReadonlySet<number> = new Set(HOP_BY_HOP.map((n) => n.length));
+
+/** A name's length and lowercased first letter in one number: most fields (content-length is as long as
+ *  http2-settings) are kept on this one lookup, without lowercasing their name. */
+function nameKey(name: string): number {
+  return (name.length << 8) | (name.charCodeAt(0) | 0x20);
+}
+const HOP_BY_HOP_KEYS: ReadonlySet<number> = new Set(HOP_BY_HOP.map(nameKey));
 
 /**
  * A response's (or trailer section's) fields without the hop-by-hop ones and those its Connection fields name;
- * the same array when there are none (nearly every response: one length check per field, no copy).
+ * the same array when there are none (nearly every response: one lookup per field, no copy).
  */
 export function stripHopByHop(h: string[]): FlatHeaders {
   let named: string[] | null = null;
   let clean = true;
   for (let i = 0; i < h.length; i += 2) {
-    if (!HOP_BY_HOP_LENGTHS.has(h[i].length)) continue;
+    if (!HOP_BY_HOP_KEYS.has(nameKey(h[i]))) continue;
     const k = h[i].toLowerCase();
     if (HOP_BY_HOP_SET.has(k)) {
       clean = false;
@@ -91,7 +96,7 @@ export function stripHopByHop(h: string[]): FlatHeaders {
   const out: FlatHeaders = [];
   for (let i = 0; i < h.length; i += 2) {
     const n = h[i];
-    if (HOP_BY_HOP_LENGTHS.has(n.length) && HOP_BY_HOP_SET.has(n.toLowerCase())) continue;
+    if (HOP_BY_HOP_KEYS.has(nameKey(n)) && HOP_BY_HOP_SET.has(n.toLowerCase())) continue;
     if (named !== null && named.includes(n.toLowerCase())) continue;
     out.push(n, h[i + 1]);
   }
