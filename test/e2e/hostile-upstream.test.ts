@@ -1,8 +1,8 @@
 // Nothing an upstream sends may stop the proxy: a raw-socket upstream answers with forbidden fields, broken
 // framing, bad status lines, an HTTP/2 frame... Each case runs through an HTTP/1.1 client and an h2c client
 // against one `skein proxy` process, and after each the same process must answer a normal request and /live.
-import { writeFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,26 @@ const CASES: HostileCase[] = [
     answer: answer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked', '3\r\nok\n\r\n0\r\n\r\n'),
     h1: { status: 200, body: 'ok\n' },
     h2: { status: 200, body: 'ok\n', absent: ['transfer-encoding'] },
+  },
+  {
+    // A gRPC-typed response makes the HTTP/2 side send trailers: hop-by-hop fields there would throw too.
+    name: 'hop-by-hop-trailer',
+    answer: answer(
+      'HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked',
+      '3\r\nok\n\r\n0\r\nconnection: close\r\nkeep-alive: timeout=5\r\ngrpc-status: 0\r\n\r\n',
+    ),
+    h1: { status: 200, body: 'ok\n' },
+    h2: { status: 200, body: 'ok\n' },
+  },
+  {
+    // Trailers HTTP/2 cannot carry, after the body went out: the stream is reset instead of ended cleanly.
+    name: 'repeated-single-value-trailer',
+    answer: answer(
+      'HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked',
+      '3\r\nok\n\r\n0\r\ncontent-type: a\r\ncontent-type: b\r\n\r\n',
+    ),
+    h1: { status: 200, body: 'ok\n' },
+    h2: 'reset',
   },
   { name: 'status-not-a-number', answer: answer('HTTP/1.1 abc OK\r\ncontent-length: 0'), h1: UPE, h2: UPE },
   { name: 'status-600', answer: answer('HTTP/1.1 600 Odd\r\ncontent-length: 0'), h1: UPE, h2: UPE },
@@ -186,7 +206,8 @@ interface Seen {
   status: number;
   headers: Record<string, string>;
   body: string;
-  /** The head arrived, then the stream was reset or the connection closed before the body's end. */
+  /** The head arrived, then the stream was reset (RST_STREAM CANCEL, the session left open) or the
+   *  connection closed before the body's end. */
   cut: boolean;
 }
 
@@ -207,7 +228,12 @@ async function viaH2(path: string): Promise<Seen> {
   const r = await h2Get(proxy.url(), path, 10_000);
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) headers[k] = String(v);
-  return { status: r.status, headers, body: r.body, cut: !r.complete && r.resetCode !== null };
+  return {
+    status: r.status,
+    headers,
+    body: r.body,
+    cut: !r.complete && r.resetCode === http2.constants.NGHTTP2_CANCEL,
+  };
 }
 
 function expectOutcome(seen: Seen, outcome: Outcome): void {
