@@ -9,7 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { h2Get } from '../support/h2-client.ts';
-import { type HostileAnswer, type HostileUpstream, startHostileUpstream } from '../support/hostile-upstream.ts';
+import {
+  type HostileAnswer,
+  type HostileUpstream,
+  startHostileH2Upstream,
+  startHostileUpstream,
+} from '../support/hostile-upstream.ts';
 import { httpGet } from '../support/http-client.ts';
 import { freePort, killAllSkein, type RunningSkein, startSkeinProxy } from '../support/process.ts';
 import { type Upstream, startH2EchoUpstream } from '../support/proxy.ts';
@@ -145,6 +150,7 @@ const byName = new Map(CASES.map((c) => [c.name, c]));
 let dir = '';
 let hostile: HostileUpstream;
 let h2app: Upstream;
+let h2status700: Upstream;
 let proxy: RunningSkein;
 
 beforeAll(async () => {
@@ -155,6 +161,7 @@ beforeAll(async () => {
     return c.answer;
   });
   h2app = await startH2EchoUpstream('h2app');
+  h2status700 = await startHostileH2Upstream('700');
   const adminPort = await freePort();
   const config: ConfigInput = {
     service: 'hostile-e2e',
@@ -165,6 +172,7 @@ beforeAll(async () => {
         address: '127.0.0.1:0',
         routes: [
           { name: 'to-h2', match: { pathPrefix: '/h2app' }, cluster: 'h2app' },
+          { name: 'to-h2-700', match: { pathPrefix: '/h2-status-700' }, cluster: 'h2status700' },
           {
             name: 'to-h2-bad',
             match: { pathPrefix: '/h2bad' },
@@ -179,6 +187,11 @@ beforeAll(async () => {
       // protocol http1: h2c clients reach the HTTP/1.1 upstream too (auto would pick h2c for them).
       { name: 'hostile', protocol: 'http1', discovery: { type: 'static', endpoints: [{ address: hostile.address }] } },
       { name: 'h2app', protocol: 'http2', discovery: { type: 'static', endpoints: [{ address: h2app.address }] } },
+      {
+        name: 'h2status700',
+        protocol: 'http2',
+        discovery: { type: 'static', endpoints: [{ address: h2status700.address }] },
+      },
     ],
   };
   const file = join(dir, 'skein.yaml');
@@ -190,6 +203,7 @@ afterAll(async () => {
   await killAllSkein();
   await hostile?.close();
   await h2app?.close();
+  await h2status700?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -256,6 +270,16 @@ describe.each([
 ])('a hostile HTTP/1.1 upstream, $client client', ({ request, pick }) => {
   it.each(CASES)('$name: the client gets what the table says and the proxy serves the next request', async (c) => {
     expectOutcome(await request(`/${c.name}`), pick(c));
+    await expectStillServing();
+  });
+});
+
+describe.each([
+  { client: 'HTTP/1.1', request: viaHttp1 },
+  { client: 'h2c', request: viaH2 },
+])('a hostile h2c upstream, $client client', ({ request }) => {
+  it('answering :status 700: 502 UPE, and the proxy serves the next request', async () => {
+    expectOutcome(await request('/h2-status-700'), UPE);
     await expectStillServing();
   });
 });

@@ -69,3 +69,55 @@ export async function startHostileUpstream(answer: (path: string) => HostileAnsw
       }),
   };
 }
+
+/**
+ * A hostile h2c upstream on a raw socket: after the client's preface it sends its SETTINGS and answers stream 1
+ * with a HEADERS frame whose :status is `status` (node:http2 refuses to send anything outside 100-599), then
+ * closes the connection, so the next request opens a new one.
+ */
+export async function startHostileH2Upstream(status: string): Promise<Upstream> {
+  const sockets = new Set<net.Socket>();
+  // HPACK: literal field without indexing, name = static table entry 8 (:status), raw (not Huffman) value.
+  const block = Buffer.concat([Buffer.from([0x08, status.length]), Buffer.from(status, 'latin1')]);
+  const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
+    const h = Buffer.alloc(9);
+    h.writeUIntBE(payload.length, 0, 3);
+    h[3] = type;
+    h[4] = flags;
+    h.writeUInt32BE(stream, 5);
+    return Buffer.concat([h, payload]);
+  };
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let seen = Buffer.alloc(0);
+    let answered = false;
+    socket.on('data', (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      // The client's first HEADERS frame (type 1) follows its preface and SETTINGS; answer once it is in.
+      if (answered || !hasFrameOfType(seen.subarray(24), 1)) return;
+      answered = true;
+      socket.write(frame(4, 0, 0, Buffer.alloc(0))); // SETTINGS
+      socket.write(frame(1, 0x4 | 0x1, 1, block)); // HEADERS, END_HEADERS | END_STREAM
+      socket.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+function hasFrameOfType(frames: Buffer, type: number): boolean {
+  for (let at = 0; at + 9 <= frames.length; at += 9 + frames.readUIntBE(at, 3))
+    if (frames[at + 3] === type) return true;
+  return false;
+}
