@@ -219,7 +219,12 @@ class H1Connection implements Exchange {
     }
     this.keepAlive = keepAlive;
     const sink = this.sink;
-    if (sink === null) return 0;
+    if (sink === null) {
+      // A response nobody is waiting for (a second one after the first, on an idle connection): the stream is
+      // out of step, so the connection goes; kept, it would reach the pool twice and cross two requests' answers.
+      this.socket.destroy();
+      return 0;
+    }
     // The exception boundary (one try per callback, as in flushHeld and onMessageComplete): a sink that throws
     // fails this request alone. Without it the throw escapes the parser's callback and ends the process.
     try {
@@ -265,13 +270,15 @@ class H1Connection implements Exchange {
     this.pendingHeaders = null;
     this.held = null;
     this.sink = null;
-    if (sink !== null) {
-      try {
-        sink.onEnd(trailers === null ? null : stripHopByHop(trailers), last);
-      } catch (err) {
-        this.sinkThrew(sink, err);
-        return;
-      }
+    if (sink === null) {
+      this.socket.destroy(); // the end of a response nobody was waiting for (see onHeadersComplete)
+      return;
+    }
+    try {
+      sink.onEnd(trailers === null ? null : stripHopByHop(trailers), last);
+    } catch (err) {
+      this.sinkThrew(sink, err);
+      return;
     }
     if (this.keepAlive && this.requestDone && !this.socket.destroyed) {
       // The sink may have paused the socket on the last chunk (downstream backpressure); nothing will

@@ -13,6 +13,7 @@ import {
   type HostileAnswer,
   type HostileUpstream,
   startHostileH2Upstream,
+  okResponse,
   startHostileUpstream,
 } from '../support/hostile-upstream.ts';
 import { httpGet } from '../support/http-client.ts';
@@ -84,6 +85,13 @@ const CASES: HostileCase[] = [
     ),
     h1: { status: 200, body: 'ok\n' },
     h2: 'reset',
+  },
+  {
+    // A second response nobody asked for: dropped with its connection, never handed to the next request.
+    name: 'two-responses',
+    answer: { bytes: `${okResponse('/first')}${okResponse('/unsolicited')}`, then: 'keep' },
+    h1: { status: 200, body: '/first\n' },
+    h2: { status: 200, body: '/first\n' },
   },
   { name: 'status-not-a-number', answer: answer('HTTP/1.1 abc OK\r\ncontent-length: 0'), h1: UPE, h2: UPE },
   { name: 'status-600', answer: answer('HTTP/1.1 600 Odd\r\ncontent-length: 0'), h1: UPE, h2: UPE },
@@ -207,12 +215,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** The same process still serves: a normal request through the hostile upstream's cluster, and /live. */
+/**
+ * The same process still serves: a normal request through the hostile upstream's cluster, then two at once
+ * (each must get its own answer: the pool holds no connection twice), and /live.
+ */
 async function expectStillServing(): Promise<void> {
   expect(proxy.exitStatus).toBeNull();
   const next = await httpGet(`${proxy.url()}/ok`);
   expect(next.status).toBe(200);
   expect(next.body).toBe('ok\n');
+  const [a, b] = await Promise.all([httpGet(`${proxy.url()}/ok-a`), httpGet(`${proxy.url()}/ok-b`)]);
+  expect([a.body, b.body]).toEqual(['/ok-a\n', '/ok-b\n']);
   expect((await httpGet(`${proxy.adminUrl}/live`)).status).toBe(200);
 }
 

@@ -1,7 +1,7 @@
 // A hostile HTTP/1.1 upstream on a raw socket: it waits for the end of a request head, then writes exactly the
 // bytes a test scripts (a bad status line, forbidden fields, a truncated body, an HTTP/2 frame...) and closes
 // or keeps the connection as told. node:http would refuse to send most of these, hence node:net.
-// Requests whose path starts with /ok get a well-formed response, so one server serves a hostile request and
+// Requests whose path starts with /ok get a well-formed response (okResponse), so one server serves a hostile request and
 // the normal request after it. 127.0.0.1, port 0; close() cuts every connection it still has.
 import net, { type AddressInfo } from 'node:net';
 import type { Upstream } from './proxy.ts';
@@ -14,7 +14,12 @@ export interface HostileAnswer {
   readonly then: 'close' | 'destroy' | 'keep';
 }
 
-export const OK_RESPONSE = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n';
+/** The well-formed answer to a path starting with /ok: "ok" for /ok itself, else the path (so a response
+ *  handed to the wrong request shows). */
+export function okResponse(path: string): string {
+  const body = path === '/ok' ? 'ok\n' : `${path}\n`;
+  return `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+}
 
 export interface HostileUpstream extends Upstream {
   /** Requests seen by path, in order. */
@@ -22,7 +27,7 @@ export interface HostileUpstream extends Upstream {
 }
 
 /**
- * `answer(path)` decides what each request gets; a path starting with /ok always gets OK_RESPONSE and the
+ * `answer(path)` decides what each request gets; a path starting with /ok always gets okResponse and the
  * connection stays open (keep-alive). `answer` returning null means: close at once without writing.
  */
 export async function startHostileUpstream(answer: (path: string) => HostileAnswer | null): Promise<HostileUpstream> {
@@ -41,7 +46,7 @@ export async function startHostileUpstream(answer: (path: string) => HostileAnsw
         head = head.slice(end + 4); // requests in these tests carry no body
         paths.push(path);
         if (path.startsWith('/ok')) {
-          socket.write(OK_RESPONSE, 'latin1');
+          socket.write(okResponse(path), 'latin1');
           continue;
         }
         const a = answer(path);
