@@ -134,6 +134,15 @@ const CASES: HostileCase[] = [
     h2: UPE,
   },
   {
+    // obs-text (bytes 0x80-0xff) is legal in a field value in both protocols: passed on as is.
+    name: 'obs-text',
+    answer: answer('HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-latin: caf\xe9', 'ok\n'),
+    h1: { status: 200, body: 'ok\n', present: { 'x-latin': 'caf\xe9' } },
+    h2: { status: 200, body: 'ok\n', present: { 'x-latin': 'caf\xe9' } },
+  },
+  { name: 'folded-field', answer: answer('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-a: a\r\n b'), h1: UPE, h2: UPE },
+  { name: 'bad-content-length', answer: answer('HTTP/1.1 200 OK\r\ncontent-length: -1'), h1: UPE, h2: UPE },
+  {
     name: 'huge-head',
     answer: answer(`HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-big: ${'a'.repeat(100_000)}`),
     h1: UPE,
