@@ -4,7 +4,7 @@
 import type { CompiledRoute, RoutableRequest } from '../src/routing/match.ts';
 import type { RequestRecord, RequestTracer, TraceState } from '../src/telemetry/types.ts';
 import type { Cluster, Endpoint, HashKeySource } from './cluster.ts';
-import type { ResponseFlag, UpstreamError } from './flags.ts';
+import { errorMessage, localReply, type ResponseFlag, type UpstreamError } from './flags.ts';
 import type { ListenerRuntime } from './listener.ts';
 import { nextRequestId } from './request-id.ts';
 import type { Exchange, FlatHeaders, ResponseSink } from './upstream/types.ts';
@@ -61,6 +61,51 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   abstract onData(chunk: Buffer): boolean;
   abstract onEnd(trailers: FlatHeaders | null, last: Buffer | null): void;
   abstract onError(err: UpstreamError): void;
+
+  /** Cut this request's downstream at once: reset its HTTP/2 stream, close its HTTP/1.1 connection. */
+  abstract abortDownstream(): void;
+
+  /**
+   * The exception boundary's landing (ARCHITECTURE.md: nothing may throw past the runner): `err` was thrown
+   * while handling this request, by a stage or the upstream call (flag IE, 500) or while forwarding the
+   * upstream's answer (UPE, 502). This request alone ends: with that local reply when nothing went downstream
+   * yet, else with its stream reset or its connection closed; it is counted under its flag and logged with
+   * its id. Never throws.
+   */
+  onException(err: unknown, flag: 'UPE' | 'IE'): void {
+    const ex = this.exchange;
+    this.exchange = null;
+    const log = this.listener.log;
+    try {
+      ex?.abort();
+      const requestId = this.requestId || this.ensureRequestId(this.header('x-request-id'));
+      log.error('request failed', {
+        listener: this.listener.name,
+        requestId,
+        flag,
+        error: errorMessage(err),
+        stack: err instanceof Error ? err.stack : undefined,
+      });
+      if (this.finished) {
+        // It threw after its response was complete (or while finishing): the connection's state is unknown.
+        this.abortDownstream();
+        return;
+      }
+      const reply = localReply(flag);
+      this.replyLocal(reply.status, flag, reply.message, reply.grpcStatus);
+    } catch (again) {
+      log.error('local reply failed; cutting the connection', {
+        requestId: this.requestId,
+        error: errorMessage(again),
+      });
+      try {
+        this.abortDownstream();
+        this.finish(flag === 'UPE' ? 502 : 500, flag);
+      } catch (last) {
+        log.error('request cleanup failed', { requestId: this.requestId, error: errorMessage(last) });
+      }
+    }
+  }
 
   get listenerName(): string {
     return this.listener.name;

@@ -14,6 +14,7 @@ export const FLAG = {
   Overflow: 'UO',
   FaultInjected: 'FI',
   RetryLimit: 'URX',
+  InternalError: 'IE',
 } as const;
 export type ResponseFlag = (typeof FLAG)[keyof typeof FLAG];
 
@@ -50,6 +51,7 @@ const REPLIES: Record<ResponseFlag, LocalReply> = {
   UO: { status: 503, flag: 'UO', message: 'upstream overflow', grpcStatus: GRPC_STATUS.UNAVAILABLE },
   FI: { status: 503, flag: 'FI', message: 'fault injected', grpcStatus: GRPC_STATUS.UNAVAILABLE },
   URX: { status: 503, flag: 'URX', message: 'retry limit exceeded', grpcStatus: GRPC_STATUS.UNAVAILABLE },
+  IE: { status: 500, flag: 'IE', message: 'internal error', grpcStatus: GRPC_STATUS.INTERNAL },
 };
 
 export function localReply(flag: ResponseFlag): LocalReply {
@@ -67,4 +69,20 @@ export class UpstreamError extends Error {
     this.flag = flag;
     this.requestSent = requestSent;
   }
+}
+
+/**
+ * A sink callback threw while the upstream's answer was being handed downstream (a field HTTP/2 refuses, a
+ * status it cannot carry...): the exception boundary in the pools turns it into this, flag UPE, the exception
+ * as its cause. The pool has already dropped the exchange; the context answers 502 or resets, and logs it.
+ */
+export class ForwardError extends UpstreamError {
+  constructor(cause: unknown) {
+    super('UPE', `upstream response could not be forwarded: ${errorMessage(cause)}`, true, cause);
+    this.name = 'ForwardError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

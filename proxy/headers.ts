@@ -1,6 +1,6 @@
-// How request headers cross the proxy: hop-by-hop fields dropped, the mesh's own fields set (x-request-id,
-// x-forwarded-for/-proto, x-source-service, x-target-service) and the route's header edits applied.
-// The name → action table is built once; per header the hot path does one lowercase and one map lookup.
+// How headers cross the proxy: hop-by-hop fields dropped in both directions (one list, below), the mesh's own
+// request fields set (x-request-id, x-forwarded-for/-proto, x-source-service, x-target-service) and the route's
+// header edits applied. The tables are built once; per header the hot path does one lowercase and one lookup.
 import { propagationHeaderNames } from '../src/telemetry/trace-context.ts';
 import type { RequestContext } from './context.ts';
 import type { FlatHeaders } from './upstream/types.ts';
@@ -19,16 +19,32 @@ export const H_TARGET = 11;
 export const H_GRPC_TIMEOUT = 12;
 export const H_TRACE = 13;
 
+/**
+ * Fields that describe one connection, never forwarded in either direction: HTTP/1.1's hop-by-hop fields
+ * (RFC 9110 §7.6.1) and every field HTTP/2 forbids (RFC 9113 §8.2.2; node:http2 throws on them, so one that
+ * slipped through from an HTTP/1.1 peer would fail the request). So are the fields a Connection field names.
+ * Exceptions: `te: trailers` to an HTTP/2 upstream (gRPC needs it), and Upgrade/Connection on a WebSocket
+ * upgrade (websocket.ts writes its own).
+ */
+export const HOP_BY_HOP: readonly string[] = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'http2-settings',
+];
+
 /** Request header name (lowercase) → what to do with it instead of copying it as is. */
-export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
-  ['host', H_HOST],
+export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map<string, number>([
+  ...HOP_BY_HOP.map((n) => [n, H_DROP] as const),
+  // Hop-by-hop too, but read on the way: the fields Connection names, the body's framing, gRPC's TE.
   ['connection', H_CONNECTION],
-  ['keep-alive', H_DROP],
-  ['proxy-connection', H_DROP],
   ['transfer-encoding', H_TRANSFER_ENCODING],
   ['te', H_TE],
-  ['trailer', H_DROP],
-  ['upgrade', H_DROP],
+  ['host', H_HOST],
   ['expect', H_DROP], // the downstream server already answered 100-continue
   ['content-length', H_CONTENT_LENGTH],
   ['x-forwarded-for', H_XFF],
@@ -47,6 +63,51 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map([
 export const ACTION_NAME_LENGTHS: ReadonlySet<number> = new Set(
   [...REQUEST_HEADER_ACTIONS.keys()].map((k) => k.length),
 );
+
+const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/** A name's length and lowercased first letter in one number: most fields (content-length is as long as
+ *  http2-settings) are kept on this one lookup, without lowercasing their name. */
+function nameKey(name: string): number {
+  return (name.length << 8) | (name.charCodeAt(0) | 0x20);
+}
+const HOP_BY_HOP_KEYS: ReadonlySet<number> = new Set(HOP_BY_HOP.map(nameKey));
+
+/**
+ * A response's (or trailer section's) fields without the hop-by-hop ones and those its Connection fields name;
+ * the same array when there are none (nearly every response: one lookup per field, no copy).
+ */
+export function stripHopByHop(h: string[]): FlatHeaders {
+  let named: string[] | null = null;
+  let clean = true;
+  for (let i = 0; i < h.length; i += 2) {
+    if (!HOP_BY_HOP_KEYS.has(nameKey(h[i]))) continue;
+    const k = h[i].toLowerCase();
+    if (HOP_BY_HOP_SET.has(k)) {
+      clean = false;
+      if (k === 'connection') {
+        // "keep-alive" / "close" name no other field: skip the split (nearly every upstream response).
+        const v = h[i + 1].toLowerCase();
+        if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v, named);
+      }
+    }
+  }
+  if (clean) return h;
+  const out: FlatHeaders = [];
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i];
+    if (HOP_BY_HOP_KEYS.has(nameKey(n)) && HOP_BY_HOP_SET.has(n.toLowerCase())) continue;
+    if (named !== null && named.includes(n.toLowerCase())) continue;
+    out.push(n, h[i + 1]);
+  }
+  return out;
+}
+
+/** The field names a (lowercased) Connection value lists, added to those of an earlier Connection field. */
+export function connectionTokens(lowercaseValue: string, earlier: string[] | null): string[] {
+  const tokens = lowercaseValue.split(',').map((t) => t.trim());
+  return earlier === null ? tokens : earlier.concat(tokens);
+}
 
 /** Fields gathered while copying, then written by pushMeshHeaders. */
 export interface GatheredHeaders {

@@ -5,9 +5,10 @@
 // the upstream's Content-Length when it gave one, chunked otherwise (or close-delimited for HTTP/1.0).
 import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
-import { FLAG, FLAG_HEADER, type ResponseFlag, type UpstreamError } from './flags.ts';
+import { FLAG, FLAG_HEADER, ForwardError, type ResponseFlag, type UpstreamError } from './flags.ts';
 import {
   ACTION_NAME_LENGTHS,
+  connectionTokens,
   type GatheredHeaders,
   H_CONNECTION,
   H_REQUEST_ID,
@@ -131,7 +132,7 @@ export class Http1Context extends RequestContext {
     const raw = this.rawHeaders;
     const out: FlatHeaders = [];
     const g: GatheredHeaders = { xff: undefined, xfp: undefined, requestId: undefined, source: undefined };
-    let connectionTokens: string[] | null = null;
+    let named: string[] | null = null;
     const route = this.route!;
     const routeEdits = route.removeHeaders.size !== 0 || route.setHeaders.length !== 0;
     for (let i = 0; i < raw.length; i += 2) {
@@ -164,20 +165,27 @@ export class Http1Context extends RequestContext {
           break;
         case H_CONNECTION: {
           const v = raw[i + 1].toLowerCase();
-          if (v !== 'keep-alive' && v !== 'close') connectionTokens = v.split(/\s*,\s*/);
+          if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v, named);
           break;
         }
         // H_HOST, H_CONTENT_LENGTH, H_TRANSFER_ENCODING: written by the pool from the context;
         // H_TARGET, H_DROP, H_TE: replaced or hop-by-hop.
       }
     }
-    if (connectionTokens !== null) dropNamed(out, connectionTokens);
+    if (named !== null) dropNamed(out, named);
     pushMeshHeaders(this, out, g, this.scheme);
     return out;
   }
 
+  /** Bytes of the response are on the wire: from here an error can only cut the connection. */
+  private get headWritten(): boolean {
+    return this.responseStarted && this.pendingHead === null;
+  }
+
   replyLocal(status: number, flag: ResponseFlag, message: string, _grpcStatus: number): void {
-    if (!this.responseStarted && !this.conn.closed) {
+    if (!this.headWritten && !this.conn.closed) {
+      // An upstream head built but not yet written (it waits for the first body bytes) is replaced.
+      this.pendingHead = null;
       this.responseStarted = true;
       const body = `${message}\n`;
       this.responseBytes = Buffer.byteLength(body);
@@ -198,7 +206,6 @@ export class Http1Context extends RequestContext {
   onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
     this.status = status;
     this.noteUpstreamHead(headers, endStream);
-    this.responseStarted = true;
     const noBodyAllowed = this.method === 'HEAD' || status === 204 || status === 304;
     this.bodyless = endStream || noBodyAllowed;
     let head = statusLine(status);
@@ -221,6 +228,7 @@ export class Http1Context extends RequestContext {
       }
     }
     this.pendingHead = `${head}${this.connectionField()}\r\n`;
+    this.responseStarted = true;
   }
 
   onData(chunk: Buffer): boolean {
@@ -252,17 +260,29 @@ export class Http1Context extends RequestContext {
   }
 
   onError(err: UpstreamError): void {
-    this.exchange = null;
-    const flag = err.flag;
-    this.listener.log.debug('upstream error', { requestId: this.requestId, flag, error: err.message });
-    if (this.responseStarted) {
-      // Mid-response: the only honest signal left is to cut the connection.
-      this.conn.destroy();
-      this.finish(this.status, flag);
+    if (err instanceof ForwardError) {
+      this.onException(err.cause, 'UPE');
       return;
     }
-    const reply = this.listener.reply(flag);
-    this.replyLocal(reply.status, flag, `${reply.message}: ${err.message}`, reply.grpcStatus);
+    try {
+      this.exchange = null;
+      const flag = err.flag;
+      this.listener.log.debug('upstream error', { requestId: this.requestId, flag, error: err.message });
+      if (this.headWritten) {
+        // Mid-response: the only honest signal left is to cut the connection.
+        this.conn.destroy();
+        this.finish(this.status, flag);
+        return;
+      }
+      const reply = this.listener.reply(flag);
+      this.replyLocal(reply.status, flag, `${reply.message}: ${err.message}`, reply.grpcStatus);
+    } catch (thrown) {
+      this.onException(thrown, 'IE');
+    }
+  }
+
+  abortDownstream(): void {
+    this.conn.destroy();
   }
 
   /** The downstream went away (or was cut) before this request finished. */

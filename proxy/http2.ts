@@ -4,7 +4,15 @@
 import http2 from 'node:http2';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { parseGrpcTimeoutMs, RequestContext } from './context.ts';
-import { FLAG, FLAG_HEADER, GRPC_STATUS, type ResponseFlag, type UpstreamError } from './flags.ts';
+import {
+  errorMessage,
+  FLAG,
+  FLAG_HEADER,
+  ForwardError,
+  GRPC_STATUS,
+  type ResponseFlag,
+  type UpstreamError,
+} from './flags.ts';
 import {
   type GatheredHeaders,
   H_REQUEST_ID,
@@ -216,7 +224,19 @@ export class Http2Context extends RequestContext {
   }
 
   private readonly sendTrailers = (): void => {
-    this.stream.sendTrailers(this.trailers ?? {});
+    // Emitted by the session, outside any pool callback: its own boundary. A trailer field HTTP/2 refuses
+    // leaves the body complete but the trailers unsendable, so the stream is reset rather than ended clean.
+    try {
+      this.stream.sendTrailers(this.trailers ?? {});
+    } catch (err) {
+      this.listener.log.error('request failed', {
+        listener: this.listener.name,
+        requestId: this.requestId,
+        flag: FLAG.UpstreamProtocolError,
+        error: `trailers could not be forwarded: ${errorMessage(err)}`,
+      });
+      resetStream(this.stream); // the request was counted when its body ended (onEnd)
+    }
   };
 
   onData(chunk: Buffer): boolean {
@@ -247,6 +267,22 @@ export class Http2Context extends RequestContext {
   }
 
   onError(err: UpstreamError): void {
+    if (err instanceof ForwardError) {
+      this.onException(err.cause, 'UPE');
+      return;
+    }
+    try {
+      this.upstreamFailed(err);
+    } catch (thrown) {
+      this.onException(thrown, 'IE');
+    }
+  }
+
+  abortDownstream(): void {
+    resetStream(this.stream);
+  }
+
+  private upstreamFailed(err: UpstreamError): void {
     this.exchange = null;
     this.listener.log.debug('upstream error', { requestId: this.requestId, flag: err.flag, error: err.message });
     const reply = this.listener.reply(err.flag);

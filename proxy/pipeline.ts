@@ -56,21 +56,30 @@ export function buildStages(listener: CompiledListener<Cluster>): Stage[] {
   return [routeStage(listener), lbPickStage];
 }
 
-/** Runs the stages, then the upstream call. Synchronous today; an async stage would return a promise here. */
+/**
+ * Runs the stages, then the upstream call. Synchronous today; an async stage would return a promise here.
+ * The exception boundary of the request path starts here: whatever a stage, the header conversion or the
+ * pool throws ends this request with 500 IE (ctx.onException), never the connection's other requests or the
+ * process. The pools guard their own calls into the context (the upstream's answer) the same way.
+ */
 export function handleRequest(stages: readonly Stage[], ctx: RequestContext): void {
-  const telemetry = ctx.listener.telemetry;
-  if (telemetry.tracer !== null) {
-    ctx.tracer = telemetry.tracer;
-    ctx.trace = telemetry.startTrace(ctx, (name) => ctx.header(name));
-  }
-  for (let i = 0; i < stages.length; i++) {
-    const reply = stages[i].onRequest(ctx);
-    if (reply !== null) {
-      ctx.replyLocal(reply.status, reply.flag, reply.message, reply.grpcStatus);
-      return;
+  try {
+    const telemetry = ctx.listener.telemetry;
+    if (telemetry.tracer !== null) {
+      ctx.tracer = telemetry.tracer;
+      ctx.trace = telemetry.startTrace(ctx, (name) => ctx.header(name));
     }
+    for (let i = 0; i < stages.length; i++) {
+      const reply = stages[i].onRequest(ctx);
+      if (reply !== null) {
+        ctx.replyLocal(reply.status, reply.flag, reply.message, reply.grpcStatus);
+        return;
+      }
+    }
+    forward(ctx);
+  } catch (err) {
+    ctx.onException(err, FLAG.InternalError);
   }
-  forward(ctx);
 }
 
 function upstreamProtocol(ctx: RequestContext): 'http1' | 'http2' {

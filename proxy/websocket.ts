@@ -4,7 +4,7 @@
 import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { FLAG, FLAG_HEADER, localReply, type ResponseFlag } from './flags.ts';
+import { errorMessage, FLAG, FLAG_HEADER, localReply, type ResponseFlag } from './flags.ts';
 import type { Http1Context } from './http1.ts';
 import type { Stage } from './pipeline.ts';
 
@@ -39,14 +39,28 @@ function upgradeHead(ctx: Http1Context): string {
 
 /** `ctx` is the parsed upgrade request; the socket is ours from here on, `head` is what followed the request. */
 export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: Duplex, head: Buffer): void {
-  for (const stage of stages) {
-    const reply = stage.onRequest(ctx);
-    if (reply !== null) {
-      ctx.ensureRequestId(ctx.header('x-request-id'));
-      rejectUpgrade(socket, reply.status, reply.flag, reply.message);
-      ctx.finish(reply.status, reply.flag);
-      return;
+  try {
+    for (const stage of stages) {
+      const reply = stage.onRequest(ctx);
+      if (reply !== null) {
+        ctx.ensureRequestId(ctx.header('x-request-id'));
+        rejectUpgrade(socket, reply.status, reply.flag, reply.message);
+        ctx.finish(reply.status, reply.flag);
+        return;
+      }
     }
+  } catch (err) {
+    // The exception boundary, as in pipeline.ts: a stage that throws fails this upgrade alone.
+    const r = localReply(FLAG.InternalError);
+    ctx.listener.log.error('request failed', {
+      listener: ctx.listener.name,
+      requestId: ctx.ensureRequestId(ctx.header('x-request-id')),
+      flag: r.flag,
+      error: errorMessage(err),
+    });
+    rejectUpgrade(socket, r.status, r.flag, r.message);
+    ctx.finish(r.status, r.flag);
+    return;
   }
   const ep = ctx.endpoint!;
   const cluster = ctx.cluster!;

@@ -4,7 +4,8 @@
 // halved the per-request CPU and RSS against undici's request API on this machine. The parser consumes the
 // socket's handle once connected (no JS Buffer and 'data' event per read), as the downstream does.
 import net from 'node:net';
-import { UpstreamError } from '../flags.ts';
+import { ForwardError, UpstreamError } from '../flags.ts';
+import { stripHopByHop } from '../headers.ts';
 import { HTTPParser, type LlhttpParser } from './llhttp.ts';
 import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
 
@@ -206,13 +207,31 @@ class H1Connection implements Exchange {
       all = headers ? this.pendingHeaders.concat(headers) : this.pendingHeaders;
       this.pendingHeaders = null;
     }
-    if (status < 200 && status !== 101) {
+    if (status < 100 || status > 599 || status === 101) {
+      // Outside the range HTTP defines, or a switch of protocols nobody asked for (this pool never sends an
+      // upgrade; WebSocket tunnels have their own connection): not an answer to forward.
+      this.fail('UPE', `invalid upstream response: status ${status}${status === 101 ? ' without an upgrade' : ''}`);
+      return 0;
+    }
+    if (status < 200) {
       this.interim = true; // 100 Continue and friends: the final response follows
       return 0;
     }
     this.keepAlive = keepAlive;
     const sink = this.sink;
-    if (sink !== null) sink.onResponse(status, stripHopByHop(all), this.skipBody || status === 204 || status === 304);
+    if (sink === null) {
+      // A response nobody is waiting for (a second one after the first, on an idle connection): the stream is
+      // out of step, so the connection goes; kept, it would reach the pool twice and cross two requests' answers.
+      this.socket.destroy();
+      return 0;
+    }
+    // The exception boundary (one try per callback, as in flushHeld and onMessageComplete): a sink that throws
+    // fails this request alone. Without it the throw escapes the parser's callback and ends the process.
+    try {
+      sink.onResponse(status, stripHopByHop(all), this.skipBody || status === 204 || status === 304);
+    } catch (err) {
+      this.sinkThrew(sink, err);
+    }
     return this.skipBody ? 1 : 0;
   };
 
@@ -232,7 +251,12 @@ class H1Connection implements Exchange {
     if (chunk === null) return;
     this.held = null;
     const sink = this.sink;
-    if (sink !== null && !sink.onData(chunk)) this.pauseReading();
+    if (sink === null) return;
+    try {
+      if (!sink.onData(chunk)) this.pauseReading();
+    } catch (err) {
+      this.sinkThrew(sink, err);
+    }
   }
 
   private readonly onMessageComplete = (): void => {
@@ -246,7 +270,16 @@ class H1Connection implements Exchange {
     this.pendingHeaders = null;
     this.held = null;
     this.sink = null;
-    if (sink !== null) sink.onEnd(trailers, last);
+    if (sink === null) {
+      this.socket.destroy(); // the end of a response nobody was waiting for (see onHeadersComplete)
+      return;
+    }
+    try {
+      sink.onEnd(trailers === null ? null : stripHopByHop(trailers), last);
+    } catch (err) {
+      this.sinkThrew(sink, err);
+      return;
+    }
     if (this.keepAlive && this.requestDone && !this.socket.destroyed) {
       // The sink may have paused the socket on the last chunk (downstream backpressure); nothing will
       // resume it once the response is over, so it goes back to the pool reading again.
@@ -263,6 +296,14 @@ class H1Connection implements Exchange {
     if (sink !== null) sink.onError(new UpstreamError(flag, message, this.connected, cause));
   }
 
+  /** A sink callback threw: the connection's state is unknown, so it is closed, and the sink told (UPE). */
+  private sinkThrew(sink: ResponseSink, err: unknown): void {
+    this.sink = null;
+    this.held = null;
+    this.socket.destroy();
+    sink.onError(new ForwardError(err));
+  }
+
   abort(): void {
     this.sink = null;
     this.held = null;
@@ -272,46 +313,6 @@ class H1Connection implements Exchange {
   resume(): void {
     this.resumeReading();
   }
-}
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-]);
-
-/** Lengths of the hop-by-hop names: a field of any other length needs no lowercasing to be kept. */
-const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP].map((n) => n.length));
-
-/** Drop hop-by-hop fields (and the ones `Connection:` names) from an upstream response. */
-export function stripHopByHop(h: string[]): FlatHeaders {
-  let named: string[] | null = null;
-  let clean = true;
-  for (let i = 0; i < h.length; i += 2) {
-    if (!HOP_BY_HOP_LENGTHS.has(h[i].length)) continue;
-    const k = h[i].toLowerCase();
-    if (HOP_BY_HOP.has(k)) {
-      clean = false;
-      if (k === 'connection') {
-        // "keep-alive" / "close" name no other field: skip the split (nearly every upstream response).
-        const v = h[i + 1].toLowerCase();
-        if (v !== 'keep-alive' && v !== 'close') named = v.split(/\s*,\s*/);
-      }
-    }
-  }
-  if (clean) return h;
-  const out: FlatHeaders = [];
-  for (let i = 0; i < h.length; i += 2) {
-    const n = h[i];
-    if (HOP_BY_HOP_LENGTHS.has(n.length) && HOP_BY_HOP.has(n.toLowerCase())) continue;
-    if (named !== null && named.includes(n.toLowerCase())) continue;
-    out.push(n, h[i + 1]);
-  }
-  return out;
 }
 
 export class H1Pool implements EndpointPool {
@@ -335,7 +336,12 @@ export class H1Pool implements EndpointPool {
       conn = new H1Connection(this, this.opts);
       this.all.add(conn);
     }
-    conn.start(req, sink);
+    try {
+      conn.start(req, sink);
+    } catch (err) {
+      conn.abort(); // the caller's boundary answers; this connection must not call the sink later
+      throw err;
+    }
     return conn;
   }
 

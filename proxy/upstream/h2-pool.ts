@@ -2,7 +2,7 @@
 // Used for h2 and gRPC downstreams by default and for any cluster declared `protocol: http2`. Streams are
 // cancelled with RST_STREAM(CANCEL) when the downstream goes away, and an upstream reset is passed back.
 import http2 from 'node:http2';
-import { UpstreamError } from '../flags.ts';
+import { ForwardError, UpstreamError } from '../flags.ts';
 import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
 
 /** Sessions that completed their connection; a stream error on any other one is a connect failure (UF). */
@@ -38,13 +38,31 @@ class H2Exchange implements Exchange {
   ) {
     this.stream = stream;
     this.sink = sink;
+    // The exception boundary: each sink call is in a try (one per callback), so a throw while forwarding
+    // the answer fails this request alone instead of escaping the session's event and ending the process.
     stream.on('response', (headers, flags) => {
       this.responded = true;
-      const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      this.sink?.onResponse(Number(headers[':status']), h2HeadersToFlat(headers), end);
+      const sink = this.sink;
+      if (sink === null) return;
+      const status = Number(headers[':status']);
+      if (!(status >= 200 && status <= 599)) {
+        this.fail('UPE', `invalid upstream response: status ${headers[':status']}`);
+        return;
+      }
+      try {
+        sink.onResponse(status, h2HeadersToFlat(headers), (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+      } catch (err) {
+        this.sinkThrew(sink, err);
+      }
     });
     stream.on('data', (chunk: Buffer) => {
-      if (this.sink !== null && !this.sink.onData(chunk)) stream.pause();
+      const sink = this.sink;
+      if (sink === null) return;
+      try {
+        if (!sink.onData(chunk)) stream.pause();
+      } catch (err) {
+        this.sinkThrew(sink, err);
+      }
     });
     stream.on('trailers', (headers) => {
       this.trailers = h2HeadersToFlat(headers);
@@ -78,14 +96,28 @@ class H2Exchange implements Exchange {
     this.sink = null;
     if (this.timer !== null) clearTimeout(this.timer);
     if (!this.responded) sink.onError(new UpstreamError('UPE', 'upstream stream ended without a response', true));
-    else sink.onEnd(this.trailers, null);
+    else {
+      try {
+        sink.onEnd(this.trailers, null);
+      } catch (err) {
+        this.sinkThrew(sink, err);
+      }
+    }
+  }
+
+  /** A sink callback threw: the stream is cancelled and the sink told (UPE). */
+  private sinkThrew(sink: ResponseSink, err: unknown): void {
+    this.sink = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    sink.onError(new ForwardError(err));
   }
 
   private reset(code: number): void {
     this.fail(code === NGHTTP2_REFUSED_STREAM ? 'UF' : 'UC', `upstream reset the stream (code ${code})`);
   }
 
-  private fail(flag: 'UF' | 'UC' | 'UT', message: string, cause?: unknown): void {
+  private fail(flag: 'UF' | 'UC' | 'UT' | 'UPE', message: string, cause?: unknown): void {
     const sink = this.sink;
     if (sink === null) return;
     this.sink = null;

@@ -22,6 +22,11 @@ export interface OutboundRequest {
   readonly timeoutMs: number;
 }
 
+/**
+ * The downstream side of an exchange. The exception boundary: a pool calls onResponse, onData and onEnd each
+ * inside a try; one that throws ends the exchange (connection closed, or stream cancelled) and the pool then
+ * calls onError with a ForwardError (flag UPE, the exception as cause). onError itself must not throw.
+ */
 export interface ResponseSink {
   /** Response head. `endStream`: no body or trailers follow. */
   onResponse(status: number, headers: FlatHeaders, endStream: boolean): void;
