@@ -35,21 +35,26 @@ export class Endpoint implements LbEndpoint, Http2Refusal {
   private readonly poolOptions: PoolOptions;
   /** `protocol: auto`: until then (performance.now() ms) the endpoint gets HTTP/1.1, as it refused HTTP/2; 0: none. */
   private http1OnlyUntilMs = 0;
-  private readonly onDowngrade: (() => void) | undefined;
+  /** `protocol: auto` clusters only (null otherwise): learning what the endpoint speaks, and whom to tell. */
+  private readonly learning: { readonly onDowngrade?: () => void } | null;
 
-  constructor(d: DiscoveredEndpoint, poolOptions: Omit<PoolOptions, 'host' | 'port'>, onDowngrade?: () => void) {
+  constructor(
+    d: DiscoveredEndpoint,
+    poolOptions: Omit<PoolOptions, 'host' | 'port'>,
+    learning: { readonly onDowngrade?: () => void } | null = null,
+  ) {
     this.host = d.host;
     this.port = d.port;
     this.id = endpointId(d.host, d.port);
     this.weight = d.weight;
     this.labels = d.labels;
     this.poolOptions = { ...poolOptions, host: d.host, port: d.port };
-    this.onDowngrade = onDowngrade;
+    this.learning = learning;
   }
 
   pool(protocol: UpstreamProtocol): EndpointPool {
     if (protocol === 'http1') return (this.h1 ??= new H1Pool(this.poolOptions));
-    return (this.h2 ??= new H2Pool(this.poolOptions, this));
+    return (this.h2 ??= new H2Pool(this.poolOptions, this.learning === null ? null : this));
   }
 
   /** `protocol: auto`: HTTP/2 may be tried, i.e. the endpoint has not refused it within HTTP2_REPROBE_MS. */
@@ -71,7 +76,7 @@ export class Endpoint implements LbEndpoint, Http2Refusal {
     const now = performance.now();
     if (!this.speaksHttp2(now)) return; // already known (a gRPC request tried anyway)
     this.http1OnlyUntilMs = now + HTTP2_REPROBE_MS;
-    this.onDowngrade?.();
+    this.learning?.onDowngrade?.();
   }
 
   /** Http2Refusal: a request the refused session held, sent over HTTP/1.1; nothing of it was sent before. */
@@ -138,7 +143,7 @@ export class Cluster {
   private readonly hashKey: ((req: HashKeySource) => string | undefined) | null;
   private readonly pickCtx: PickContext = { hashKey: undefined };
   private readonly poolOptions: Omit<PoolOptions, 'host' | 'port'>;
-  private readonly onDowngrade: (() => void) | undefined;
+  private readonly learning: { readonly onDowngrade?: () => void } | null;
   lastDiscoveryError: string | null = null;
   /** The discovery source has answered once (endpoints or an error): until then the proxy is not ready. */
   warmed = false;
@@ -167,7 +172,10 @@ export class Cluster {
       onConnection: opts.onUpstreamConnection && ((delta) => opts.onUpstreamConnection!(config.name, delta)),
       onKeepAliveRetry: opts.onUpstreamEvent && (() => opts.onUpstreamEvent!(config.name, 'keepalive-retry')),
     };
-    this.onDowngrade = opts.onUpstreamEvent && (() => opts.onUpstreamEvent!(config.name, 'protocol-downgrade'));
+    this.learning =
+      config.protocol !== 'auto'
+        ? null
+        : { onDowngrade: opts.onUpstreamEvent && (() => opts.onUpstreamEvent!(config.name, 'protocol-downgrade')) };
     this.discovery = createDiscoverySource(config.discovery, { baseDir: opts.baseDir });
     this.discovery.start({
       onEndpoints: (list) => {
@@ -196,7 +204,7 @@ export class Cluster {
       seen.add(id);
       let ep = this.byId.get(id);
       if (ep === undefined) {
-        ep = new Endpoint(d, this.poolOptions, this.onDowngrade);
+        ep = new Endpoint(d, this.poolOptions, this.learning);
         this.byId.set(id, ep);
       } else {
         ep.weight = d.weight;

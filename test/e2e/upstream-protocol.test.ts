@@ -104,12 +104,16 @@ describe('protocol auto in front of an HTTP/1.1-only app', () => {
       { adminPort },
     );
 
-    // The first requests meet the refusal together: a POST whose body is still arriving, and a GET.
+    // The first requests meet the refusal together: POSTs whose bodies are still arriving (one larger than
+    // HTTP/2's initial flow-control window), and a GET.
     const session = h2Session(proxy.url());
-    const [post, get] = await Promise.all([
+    const large = 'x'.repeat(200_000);
+    const [post, get, bigPost] = await Promise.all([
       h2Request(session, { ':method': 'POST', ':path': '/orders', 'content-type': 'text/plain' }, 'hello, skein!'),
       h2Request(session, { ':method': 'GET', ':path': '/first' }),
+      h2Request(session, { ':method': 'POST', ':path': '/large' }, large),
     ]);
+    expect(bigPost.body).toBe(`POST /large ${large}`);
     expect(post.status).toBe(200);
     expect(post.body).toBe('POST /orders hello, skein!');
     expect(post.headers['x-http-version']).toBe('1.1');
@@ -127,7 +131,7 @@ describe('protocol auto in front of an HTTP/1.1-only app', () => {
     expect(curlPost.stdout.toString()).toBe('POST /c posted by curl');
 
     expect(app.prefaces()).toBe(1);
-    expect(app.served).toHaveLength(5);
+    expect(app.served).toHaveLength(6);
     const metrics = (await httpGet(`${proxy.adminUrl}/metrics`)).body;
     expect(metric(metrics, 'skein_upstream_protocol_downgrades_total')).toBe(1);
     expect(metrics).toContain('skein_upstream_protocol_downgrades_total{cluster="upstream"} 1');
@@ -148,6 +152,30 @@ describe('protocol auto in front of an HTTP/1.1-only app', () => {
     expect(err.code).toBe(grpc.status.UNAVAILABLE);
     expect(err.details).toContain('does not speak HTTP/2');
     expect(app.served).toHaveLength(0);
+  });
+});
+
+describe('protocol http2 in front of an HTTP/1.1-only app', () => {
+  it('answers 503 UC saying the app does not speak HTTP/2, and learns nothing', async () => {
+    const app = await startHttp1App();
+    const proxy = await startProxy(
+      quickConfig([], {
+        clusters: [
+          { name: 'upstream', protocol: 'http2', discovery: { type: 'static', endpoints: [{ address: app.address }] } },
+        ],
+      }),
+    );
+    cleanups.push(() => proxy.close());
+
+    for (let i = 0; i < 2; i++) {
+      const res = await httpGet(`${proxy.url()}/x`);
+      expect(res.status).toBe(503);
+      expect(res.headers['x-skein-flags']).toBe('UC');
+      expect(res.body).toContain('does not speak HTTP/2');
+    }
+    expect(app.prefaces()).toBe(2); // declared http2: every new session tries, none falls back
+    const metrics = (await httpGet(`${proxy.adminUrl()}/metrics`)).body;
+    expect(metric(metrics, 'skein_upstream_protocol_downgrades_total')).toBeUndefined();
   });
 });
 
@@ -187,7 +215,7 @@ describe('protocol auto in front of an app that speaks h2c', () => {
     expect(seen.headers[':method']).toBe('POST'); // a pseudo-header: the app got HTTP/2
     expect(seen.body).toBe('body over h2c');
 
-    const metrics = (await httpGet(`http://127.0.0.1:${proxy.proxy.adminPort}/metrics`)).body;
+    const metrics = (await httpGet(`${proxy.adminUrl()}/metrics`)).body;
     expect(metric(metrics, 'skein_upstream_protocol_downgrades_total')).toBeUndefined();
   });
 });
@@ -198,7 +226,7 @@ describe('Endpoint protocol memory', () => {
     const ep = new Endpoint(
       { host: '127.0.0.1', port: 1, weight: 1, labels: {} },
       { connectTimeoutMs: 1000, idleTimeoutMs: 1000, maxIdle: 1 },
-      () => downgrades++,
+      { onDowngrade: () => downgrades++ },
     );
     const now = performance.now();
     expect(ep.speaksHttp2(now)).toBe(true);
