@@ -7,12 +7,21 @@ import type { DiscoveredEndpoint, DiscoverySource } from '../src/discovery/types
 import { createLoadBalancer } from '../src/lb/registry.ts';
 import type { LbEndpoint, LoadBalancer, PickContext } from '../src/lb/types.ts';
 import { H1Pool } from './upstream/h1-pool.ts';
-import { H2Pool } from './upstream/h2-pool.ts';
-import type { EndpointPool, PoolOptions } from './upstream/types.ts';
+import { H2Pool, type Http2Refusal } from './upstream/h2-pool.ts';
+import type { EndpointPool, Exchange, OutboundRequest, PoolOptions, ResponseSink } from './upstream/types.ts';
 
 export type UpstreamProtocol = 'http1' | 'http2';
 
-export class Endpoint implements LbEndpoint {
+/**
+ * `protocol: auto`: how long an endpoint that refused HTTP/2 gets HTTP/1.1 before HTTP/2 is tried again (an
+ * app redeployed behind the same address may have learned h2c). One refused preface per endpoint per window.
+ */
+export const HTTP2_REPROBE_MS = 5 * 60_000;
+
+/** What the pools of a cluster's endpoints report, for the skein_upstream_* counters. */
+export type UpstreamEvent = 'keepalive-retry' | 'protocol-downgrade';
+
+export class Endpoint implements LbEndpoint, Http2Refusal {
   readonly id: string;
   readonly host: string;
   readonly port: number;
@@ -24,19 +33,56 @@ export class Endpoint implements LbEndpoint {
   private h1: H1Pool | null = null;
   private h2: H2Pool | null = null;
   private readonly poolOptions: PoolOptions;
+  /** `protocol: auto`: until then (performance.now() ms) the endpoint gets HTTP/1.1, as it refused HTTP/2; 0: none. */
+  private http1OnlyUntilMs = 0;
+  /** `protocol: auto` clusters only (null otherwise): learning what the endpoint speaks, and whom to tell. */
+  private readonly learning: { readonly onDowngrade?: () => void } | null;
 
-  constructor(d: DiscoveredEndpoint, poolOptions: Omit<PoolOptions, 'host' | 'port'>) {
+  constructor(
+    d: DiscoveredEndpoint,
+    poolOptions: Omit<PoolOptions, 'host' | 'port'>,
+    learning: { readonly onDowngrade?: () => void } | null = null,
+  ) {
     this.host = d.host;
     this.port = d.port;
     this.id = endpointId(d.host, d.port);
     this.weight = d.weight;
     this.labels = d.labels;
     this.poolOptions = { ...poolOptions, host: d.host, port: d.port };
+    this.learning = learning;
   }
 
   pool(protocol: UpstreamProtocol): EndpointPool {
     if (protocol === 'http1') return (this.h1 ??= new H1Pool(this.poolOptions));
-    return (this.h2 ??= new H2Pool(this.poolOptions));
+    return (this.h2 ??= new H2Pool(this.poolOptions, this.learning === null ? null : this));
+  }
+
+  /** `protocol: auto`: HTTP/2 may be tried, i.e. the endpoint has not refused it within HTTP2_REPROBE_MS. */
+  speaksHttp2(nowMs: number): boolean {
+    const until = this.http1OnlyUntilMs;
+    if (until === 0) return true;
+    if (nowMs < until) return false;
+    this.http1OnlyUntilMs = 0; // re-probe: the next request tries HTTP/2 again
+    return true;
+  }
+
+  /** For /clusters: the endpoint refused HTTP/2 and gets HTTP/1.1 until the next probe. */
+  get refusesHttp2(): boolean {
+    return this.http1OnlyUntilMs !== 0 && performance.now() < this.http1OnlyUntilMs;
+  }
+
+  /** Http2Refusal: the endpoint answered the h2c preface with something else (or closed); counted once. */
+  refusedHttp2(_reason: string): void {
+    const now = performance.now();
+    if (!this.speaksHttp2(now)) return; // already known (a gRPC request tried anyway)
+    this.http1OnlyUntilMs = now + HTTP2_REPROBE_MS;
+    this.learning?.onDowngrade?.();
+  }
+
+  /** Http2Refusal: a request the refused session held, sent over HTTP/1.1; nothing of it was sent before. */
+  requestOverHttp1(req: OutboundRequest, sink: ResponseSink): Exchange {
+    req.attempts++;
+    return this.pool('http1').request(req, sink);
   }
 
   get connectionCount(): number {
@@ -97,6 +143,7 @@ export class Cluster {
   private readonly hashKey: ((req: HashKeySource) => string | undefined) | null;
   private readonly pickCtx: PickContext = { hashKey: undefined };
   private readonly poolOptions: Omit<PoolOptions, 'host' | 'port'>;
+  private readonly learning: { readonly onDowngrade?: () => void } | null;
   lastDiscoveryError: string | null = null;
   /** The discovery source has answered once (endpoints or an error): until then the proxy is not ready. */
   warmed = false;
@@ -104,7 +151,12 @@ export class Cluster {
   constructor(
     config: ClusterConfig,
     key: string,
-    opts: { baseDir: string; log: ClusterLog; onUpstreamConnection?: (cluster: string, delta: 1 | -1) => void },
+    opts: {
+      baseDir: string;
+      log: ClusterLog;
+      onUpstreamConnection?: (cluster: string, delta: 1 | -1) => void;
+      onUpstreamEvent?: (cluster: string, event: UpstreamEvent) => void;
+    },
   ) {
     this.config = config;
     this.key = key;
@@ -118,7 +170,12 @@ export class Cluster {
       idleTimeoutMs: config.timeouts.idleMs,
       maxIdle: config.maxIdlePerEndpoint,
       onConnection: opts.onUpstreamConnection && ((delta) => opts.onUpstreamConnection!(config.name, delta)),
+      onKeepAliveRetry: opts.onUpstreamEvent && (() => opts.onUpstreamEvent!(config.name, 'keepalive-retry')),
     };
+    this.learning =
+      config.protocol !== 'auto'
+        ? null
+        : { onDowngrade: opts.onUpstreamEvent && (() => opts.onUpstreamEvent!(config.name, 'protocol-downgrade')) };
     this.discovery = createDiscoverySource(config.discovery, { baseDir: opts.baseDir });
     this.discovery.start({
       onEndpoints: (list) => {
@@ -147,7 +204,7 @@ export class Cluster {
       seen.add(id);
       let ep = this.byId.get(id);
       if (ep === undefined) {
-        ep = new Endpoint(d, this.poolOptions);
+        ep = new Endpoint(d, this.poolOptions, this.learning);
         this.byId.set(id, ep);
       } else {
         ep.weight = d.weight;
@@ -190,6 +247,7 @@ export class Cluster {
         requestsTotal: e.requestsTotal,
         failuresTotal: e.failuresTotal,
         connections: e.connectionCount,
+        refusesHttp2: e.refusesHttp2,
       })),
     };
   }

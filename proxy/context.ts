@@ -7,7 +7,7 @@ import type { Cluster, Endpoint, HashKeySource } from './cluster.ts';
 import { errorMessage, localReply, type ResponseFlag, type UpstreamError } from './flags.ts';
 import type { ListenerRuntime } from './listener.ts';
 import { nextRequestId } from './request-id.ts';
-import type { Exchange, FlatHeaders, ResponseSink } from './upstream/types.ts';
+import type { Exchange, FlatHeaders, OutboundRequest, ResponseSink } from './upstream/types.ts';
 
 export abstract class RequestContext implements RoutableRequest, HashKeySource, ResponseSink, RequestRecord {
   readonly listener: ListenerRuntime;
@@ -27,6 +27,8 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   cluster: Cluster | undefined = undefined;
   endpoint: Endpoint | undefined = undefined;
   exchange: Exchange | null = null;
+  /** What was sent upstream (set when the request is forwarded); its `attempts` count transparent re-sends. */
+  upstreamRequest: OutboundRequest | null = null;
   status = 0;
   flag: ResponseFlag | '' = '';
   /** 0 = none; set by the route/cluster and narrowed by grpc-timeout. */
@@ -137,6 +139,10 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   }
   get destinationVersion(): string {
     return this.endpoint?.labels.version ?? '';
+  }
+  /** Attempts made upstream: 0 when none was, more than 1 after a transparent re-send. */
+  get upstreamAttempts(): number {
+    return this.upstreamRequest === null ? 0 : this.upstreamRequest.attempts;
   }
   get traceId(): string {
     return this.trace?.traceId ?? '';

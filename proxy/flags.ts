@@ -72,14 +72,25 @@ export class UpstreamError extends Error {
 }
 
 /**
- * A sink callback threw while the upstream's answer was being handed downstream (a field HTTP/2 refuses, a
- * status it cannot carry...): the exception boundary in the pools turns it into this, flag UPE, the exception
- * as its cause. The pool has already dropped the exchange; the context answers 502 or resets, and logs it.
+ * The exception boundary's error, for a throw the pools catch outside the pipeline's own try: a sink callback
+ * threw while the upstream's answer was handed downstream (a field HTTP/2 refuses, a status it cannot carry...:
+ * flag UPE), or a request deferred by the pool (an h2c session waiting for SETTINGS) could not be sent as it
+ * was converted (flag IE, as the pipeline's try would have said). The pool has already dropped the exchange;
+ * the context answers 502/500 or resets, and logs the cause.
  */
 export class ForwardError extends UpstreamError {
-  constructor(cause: unknown) {
-    super('UPE', `upstream response could not be forwarded: ${errorMessage(cause)}`, true, cause);
+  override readonly flag: 'UPE' | 'IE';
+  constructor(cause: unknown, flag: 'UPE' | 'IE' = 'UPE') {
+    super(
+      flag,
+      flag === 'UPE'
+        ? `upstream response could not be forwarded: ${errorMessage(cause)}`
+        : `request could not be sent upstream: ${errorMessage(cause)}`,
+      flag === 'UPE',
+      cause,
+    );
     this.name = 'ForwardError';
+    this.flag = flag;
   }
 }
 

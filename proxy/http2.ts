@@ -268,7 +268,7 @@ export class Http2Context extends RequestContext {
 
   onError(err: UpstreamError): void {
     if (err instanceof ForwardError) {
-      this.onException(err.cause, 'UPE');
+      this.onException(err.cause, err.flag);
       return;
     }
     try {

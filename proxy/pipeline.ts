@@ -3,10 +3,10 @@
 // nothing of the stages beside it. Resilience, identity and rate limiting slot in as stages here.
 import type { CompiledListener } from '../src/config/compile.ts';
 import { fastRandom } from '../src/lb/fast-random.ts';
-import type { Cluster } from './cluster.ts';
+import type { Cluster, Endpoint } from './cluster.ts';
 import type { RequestContext } from './context.ts';
 import { FLAG, type LocalReply, localReply } from './flags.ts';
-import type { OutboundRequest } from './upstream/types.ts';
+import type { EndpointPool, OutboundRequest } from './upstream/types.ts';
 
 export interface Stage {
   readonly name: string;
@@ -82,10 +82,15 @@ export function handleRequest(stages: readonly Stage[], ctx: RequestContext): vo
   }
 }
 
-function upstreamProtocol(ctx: RequestContext): 'http1' | 'http2' {
+/**
+ * `protocol: auto`: HTTP/1.1 downstream → HTTP/1.1; gRPC → HTTP/2; any other HTTP/2 request → HTTP/2 unless the
+ * endpoint refused it lately (Endpoint.speaksHttp2), and back to HTTP/1.1 by the h2 pool if it refuses now.
+ */
+function upstreamPool(ctx: RequestContext, ep: Endpoint, nowMs: number): EndpointPool {
   const p = ctx.cluster!.protocol;
-  if (p !== 'auto') return p;
-  return ctx.protocol === 'HTTP/2' ? 'http2' : 'http1';
+  if (p === 'http1' || (p === 'auto' && ctx.protocol !== 'HTTP/2')) return ep.pool('http1');
+  if (p === 'http2' || ctx.isGrpc || ep.speaksHttp2(nowMs)) return ep.pool('http2');
+  return ep.pool('http1');
 }
 
 export interface RequestBody {
@@ -100,18 +105,21 @@ function forward(ctx: RequestContext): void {
   const rw = route.rewrite;
   if (rw !== undefined && path.startsWith(rw[0])) path = rw[1] + path.slice(rw[0].length);
   const { body, contentLength } = ctx.requestBody();
-  ctx.upstreamStartMs = performance.now();
-  ctx.exchange = ep.pool(upstreamProtocol(ctx)).request(
-    {
-      method: ctx.method,
-      path,
-      authority: ctx.authority,
-      scheme: 'http',
-      headers: ctx.upstreamHeaders(),
-      body,
-      contentLength,
-      timeoutMs: ctx.timeoutMs,
-    },
-    ctx,
-  );
+  const now = performance.now();
+  ctx.upstreamStartMs = now;
+  const request: OutboundRequest = {
+    method: ctx.method,
+    path,
+    authority: ctx.authority,
+    scheme: 'http',
+    headers: ctx.upstreamHeaders(),
+    body,
+    contentLength,
+    timeoutMs: ctx.timeoutMs,
+    http1Fallback: !ctx.isGrpc && ctx.cluster!.protocol === 'auto',
+    attempts: 1,
+  };
+  // Kept for the access log's upstream_attempts (a pool may send the request again below the sink).
+  ctx.upstreamRequest = request;
+  ctx.exchange = upstreamPool(ctx, ep, now).request(request, ctx);
 }

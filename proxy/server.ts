@@ -72,6 +72,7 @@ export class ProxyServer {
           baseDir: this.baseDir,
           log: this.log,
           onUpstreamConnection: (cluster, delta) => this.stats.upstreamConnections(cluster, delta),
+          onUpstreamEvent: (cluster, event) => this.stats.upstreamEvent(cluster, event),
         });
         created.push(c);
         return c;

@@ -7,6 +7,7 @@ import { RequestMetrics, type RequestMetricsInput } from '../src/telemetry/metri
 import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-collected.ts';
 import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
 import type { RequestRecord } from '../src/telemetry/types.ts';
+import type { UpstreamEvent } from './cluster.ts';
 
 export type { ClusterRef, HealthCheckResult } from '../src/telemetry/metrics-state.ts';
 
@@ -44,6 +45,7 @@ export class ProxyStats {
   private pushState: ConfigPushState | undefined = undefined;
   private readonly pushes = { accepted: 0, rejected: 0 };
   private readonly processMetrics: boolean;
+  private readonly upstreamEvents = new Map<string, { keepaliveRetries: number; protocolDowngrades: number }>();
 
   constructor(opts: ProxyStatsOptions = {}) {
     this.requests = new RequestMetrics(this.registry);
@@ -51,6 +53,7 @@ export class ProxyStats {
     this.state = new MeshStateMetrics(this.registry);
     this.processMetrics = opts.processMetrics ?? true;
     this.registerProxyFamilies();
+    this.registerUpstreamEventFamilies();
   }
 
   /** telemetry.metrics.enabled; the server sets it on every config apply. */
@@ -82,6 +85,14 @@ export class ProxyStats {
   /** The upstream pools: +1 when a connection to an endpoint of `cluster` opens, -1 when it closes. */
   upstreamConnections(cluster: string, delta: number): void {
     addConnection(this.upstream, cluster, delta);
+  }
+
+  /** The upstream pools: a transparent re-send (keep-alive close race) or an endpoint that refused HTTP/2. */
+  upstreamEvent(cluster: string, event: UpstreamEvent): void {
+    let c = this.upstreamEvents.get(cluster);
+    if (c === undefined) this.upstreamEvents.set(cluster, (c = { keepaliveRetries: 0, protocolDowngrades: 0 }));
+    if (event === 'keepalive-retry') c.keepaliveRetries++;
+    else c.protocolDowngrades++;
   }
 
   onProtocolError(listener: string, code: string): void {
@@ -217,6 +228,29 @@ export class ProxyStats {
         if (this.pushState === undefined && this.pushes.accepted + this.pushes.rejected === 0) return;
         add({ result: 'accepted' }, this.pushes.accepted);
         add({ result: 'rejected' }, this.pushes.rejected);
+      },
+    );
+  }
+
+  /** skein_upstream_* protocol events, per cluster; a cluster appears once something happened to it. */
+  private registerUpstreamEventFamilies(): void {
+    const events = this.upstreamEvents;
+    collectedCounter(
+      this.registry,
+      'skein_upstream_keepalive_retries_total',
+      'Requests sent again on a fresh connection after a reused keep-alive connection closed before any response byte.',
+      ['cluster'],
+      (add) => {
+        for (const [cluster, c] of events) if (c.keepaliveRetries > 0) add({ cluster }, c.keepaliveRetries);
+      },
+    );
+    collectedCounter(
+      this.registry,
+      'skein_upstream_protocol_downgrades_total',
+      'protocol: auto endpoints found to refuse HTTP/2 (h2c) and sent HTTP/1.1 until the next probe.',
+      ['cluster'],
+      (add) => {
+        for (const [cluster, c] of events) if (c.protocolDowngrades > 0) add({ cluster }, c.protocolDowngrades);
       },
     );
   }

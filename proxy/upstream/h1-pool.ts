@@ -3,6 +3,8 @@
 // parses responses with Node's own llhttp binding and hands raw header lists to the sink, which roughly
 // halved the per-request CPU and RSS against undici's request API on this machine. The parser consumes the
 // socket's handle once connected (no JS Buffer and 'data' event per read), as the downstream does.
+// The keep-alive close race (an upstream closes an idle connection just as a request goes out on it) is
+// handled here, below the sink: such a request is sent once more on a fresh connection (see retryable()).
 import net from 'node:net';
 import { ForwardError, UpstreamError } from '../flags.ts';
 import { stripHopByHop } from '../headers.ts';
@@ -11,6 +13,11 @@ import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions,
 
 const CRLF = '\r\n';
 const CHUNK_END = Buffer.from('0\r\n\r\n');
+
+/** Methods RFC 9110 calls idempotent: their body, when small, is kept to be sent again after the keep-alive race. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** Body bytes kept per request for that; a larger body is not kept, and its request not re-sent once read. */
+const REPLAY_LIMIT_BYTES = 64 * 1024;
 
 /** The part of a TCP handle the parser consumes from; `reading` is the flag net.Socket keeps on it. */
 interface StreamHandle {
@@ -29,6 +36,23 @@ class H1Connection implements Exchange {
   private handle: StreamHandle | null = null;
   private connected = false;
   private sink: ResponseSink | null = null;
+  /** The request in flight (kept for a re-send after the keep-alive close race). */
+  private req: OutboundRequest | null = null;
+  /** Requests started on this connection: from the second on, the connection was reused. */
+  private requests = 0;
+  /** Bytes of the current response (even an incomplete head) have arrived. */
+  private responseSeen = false;
+  /** A byte of the current request's body was taken from its stream. */
+  private bodyRead = false;
+  /** An idempotent request's body chunks sent on a reused connection, to replay them; null: none kept. */
+  private replay: Buffer[] | null = null;
+  private replayBytes = 0;
+  private detachBody: (() => void) | null = null;
+  /** The connection the request moved to after the keep-alive close race: abort and resume go there. */
+  private successor: H1Connection | null = null;
+  /** The idle timer fired while a request was on the connection; it is re-armed when the request ends. */
+  private idleTimerSpent = false;
+  private readonly idleTimeoutMs: number;
   private skipBody = false;
   /** The request body has been written completely (reuse is only safe then). */
   private requestDone = true;
@@ -41,6 +65,7 @@ class H1Connection implements Exchange {
 
   constructor(pool: H1Pool, opts: PoolOptions) {
     this.pool = pool;
+    this.idleTimeoutMs = opts.idleTimeoutMs;
     this.parser = new HTTPParser();
     this.parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);
     this.parser[HTTPParser.kOnHeaders] = this.onHeaders;
@@ -69,7 +94,8 @@ class H1Connection implements Exchange {
     });
     socket.on('timeout', () => {
       if (!this.connected) this.fail('UF', `connect timeout after ${opts.connectTimeoutMs} ms`);
-      else if (this.sink === null) socket.destroy(); // idle keep-alive connection expired
+      else if (this.sink !== null) this.idleTimerSpent = true;
+      else socket.destroy(); // idle keep-alive connection expired
     });
     socket.on('error', (err) => this.fail(this.connected ? 'UC' : 'UF', err.message, err));
     socket.on('close', () => {
@@ -83,6 +109,7 @@ class H1Connection implements Exchange {
   }
 
   private readonly afterExecute = (r: number | Error): void => {
+    this.responseSeen = true;
     if (typeof r !== 'number') this.fail('UPE', `invalid upstream response: ${r.message}`);
     else this.flushHeld();
   };
@@ -110,8 +137,14 @@ class H1Connection implements Exchange {
     return this.sink !== null;
   }
 
-  start(req: OutboundRequest, sink: ResponseSink): void {
+  /** `replay`: body chunks a failed attempt had sent (the keep-alive close race), to be sent first. */
+  start(req: OutboundRequest, sink: ResponseSink, replay: Buffer[] | null = null): void {
     this.sink = sink;
+    this.req = req;
+    this.requests++;
+    this.responseSeen = false;
+    this.bodyRead = false;
+    this.replay = null;
     this.skipBody = req.method === 'HEAD';
     this.keepAlive = false;
     this.interim = false;
@@ -130,23 +163,43 @@ class H1Connection implements Exchange {
           ? `content-length: ${req.contentLength}${CRLF}${CRLF}`
           : `transfer-encoding: chunked${CRLF}${CRLF}`;
       this.socket.write(head, 'latin1');
-      this.streamBody(body, req.contentLength < 0);
+      // Only on a reused connection can the keep-alive close race happen.
+      if (this.requests > 1 && IDEMPOTENT.has(req.method)) {
+        this.replay = [];
+        this.replayBytes = 0;
+      }
+      this.streamBody(body, req.contentLength < 0, replay);
     }
     if (req.timeoutMs > 0) this.armTimer(req.timeoutMs);
   }
 
-  private streamBody(body: NonNullable<OutboundRequest['body']>, chunked: boolean): void {
+  private streamBody(body: NonNullable<OutboundRequest['body']>, chunked: boolean, replay: Buffer[] | null): void {
     const socket = this.socket;
+    const send = (chunk: Buffer): boolean => {
+      if (!chunked) return socket.write(chunk);
+      // All three writes, whatever the first two return: a false is backpressure, not a reason to drop
+      // the chunk (that would break the framing).
+      socket.write(`${chunk.length.toString(16)}\r\n`);
+      socket.write(chunk);
+      return socket.write(CRLF);
+    };
+    if (replay !== null) for (const chunk of replay) send(chunk);
+    if (body.readableEnded) {
+      // A re-send whose failed attempt had read the whole body (sent above, or empty): no 'end' will come.
+      if (chunked) socket.write(CHUNK_END);
+      this.requestDone = true;
+      return;
+    }
     const onData = (chunk: Buffer) => {
       if (chunk.length === 0) return;
-      let ok: boolean;
-      if (chunked) {
-        // All three writes, whatever the first two return: a false is backpressure, not a reason to drop
-        // the chunk (that would break the framing).
-        socket.write(`${chunk.length.toString(16)}\r\n`);
-        socket.write(chunk);
-        ok = socket.write(CRLF);
-      } else ok = socket.write(chunk);
+      this.bodyRead = true;
+      const kept = this.replay;
+      if (kept !== null) {
+        this.replayBytes += chunk.length;
+        if (this.replayBytes <= REPLAY_LIMIT_BYTES) kept.push(chunk);
+        else this.replay = null;
+      }
+      const ok = send(chunk);
       if (!ok) {
         body.pause();
         socket.once('drain', () => body.resume());
@@ -159,13 +212,17 @@ class H1Connection implements Exchange {
     };
     const onError = () => cleanup();
     const cleanup = () => {
+      this.detachBody = null;
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);
     };
+    this.detachBody = cleanup;
     body.on('data', onData);
     body.on('end', onEnd);
     body.on('error', onError);
+    // A body an HTTP/2 pool paused while it waited for SETTINGS (an endpoint that refused HTTP/2).
+    if (body.isPaused()) body.resume();
   }
 
   /** One timer per connection, re-armed per request: no timer allocation on the hot path. */
@@ -270,6 +327,8 @@ class H1Connection implements Exchange {
     this.pendingHeaders = null;
     this.held = null;
     this.sink = null;
+    this.req = null;
+    this.replay = null;
     if (sink === null) {
       this.socket.destroy(); // the end of a response nobody was waiting for (see onHeadersComplete)
       return;
@@ -284,16 +343,44 @@ class H1Connection implements Exchange {
       // The sink may have paused the socket on the last chunk (downstream backpressure); nothing will
       // resume it once the response is over, so it goes back to the pool reading again.
       this.resumeReading();
+      if (this.idleTimerSpent) {
+        // Rare (a request longer than idleTimeoutMs): restart the spent idle timer from now.
+        this.idleTimerSpent = false;
+        this.socket.setTimeout(this.idleTimeoutMs);
+      }
       this.pool.release(this);
     } else this.socket.destroy();
   };
 
   private fail(flag: 'UF' | 'UC' | 'UT' | 'UPE', message: string, cause?: unknown): void {
     const sink = this.sink;
+    const req = this.req;
     this.sink = null;
+    this.req = null;
     this.held = null;
     this.socket.destroy();
-    if (sink !== null) sink.onError(new UpstreamError(flag, message, this.connected, cause));
+    if (sink === null) return;
+    const replay = this.replay;
+    this.replay = null;
+    if (flag === 'UC' && req !== null && this.retryable(req, replay)) {
+      this.detachBody?.();
+      this.successor = this.pool.resend(req, sink, this.bodyRead ? replay : null);
+      return;
+    }
+    sink.onError(new UpstreamError(flag, message, this.connected, cause));
+  }
+
+  /**
+   * The keep-alive close race (envoy#14981, nodejs/node#47130): the connection was reused, and it ended
+   * before a single response byte came back, so the upstream most likely closed it as idle before reading the
+   * request. Sent once more, on a fresh connection (not retried again there: it is not reused), when the
+   * request can be replayed as it was: no body, or none of it taken from its stream yet, or — idempotent
+   * methods only — all that was taken still kept (up to REPLAY_LIMIT_BYTES). A non-idempotent request whose
+   * body had begun to go out is not re-sent. Never after a response byte. A later pipeline phase
+   * (onUpstreamResult) is meant to own this decision; it needs only these facts.
+   */
+  private retryable(req: OutboundRequest, replay: Buffer[] | null): boolean {
+    return this.requests > 1 && !this.responseSeen && (req.body === null || !this.bodyRead || replay !== null);
   }
 
   /** A sink callback threw: the connection's state is unknown, so it is closed, and the sink told (UPE). */
@@ -306,12 +393,15 @@ class H1Connection implements Exchange {
 
   abort(): void {
     this.sink = null;
+    this.req = null;
     this.held = null;
     this.socket.destroy();
+    this.successor?.abort();
   }
 
   resume(): void {
-    this.resumeReading();
+    if (this.successor !== null) this.successor.resume();
+    else this.resumeReading();
   }
 }
 
@@ -342,6 +432,16 @@ export class H1Pool implements EndpointPool {
       conn.abort(); // the caller's boundary answers; this connection must not call the sink later
       throw err;
     }
+    return conn;
+  }
+
+  /** The keep-alive close race: `req` again, on a new connection (never an idle one: it may be as stale). */
+  resend(req: OutboundRequest, sink: ResponseSink, replay: Buffer[] | null): H1Connection {
+    req.attempts++;
+    this.opts.onKeepAliveRetry?.();
+    const conn = new H1Connection(this, this.opts);
+    this.all.add(conn);
+    conn.start(req, sink, replay);
     return conn;
   }
 

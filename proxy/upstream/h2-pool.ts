@@ -1,9 +1,42 @@
 // HTTP/2 (h2c) upstream pool: one multiplexed session per endpoint, reopened when it closes or receives GOAWAY.
 // Used for h2 and gRPC downstreams by default and for any cluster declared `protocol: http2`. Streams are
 // cancelled with RST_STREAM(CANCEL) when the downstream goes away, and an upstream reset is passed back.
+// A new session's first requests wait for the peer's SETTINGS: an endpoint that does not speak HTTP/2 answers
+// the preface with something else or closes, no stream was ever opened, and `protocol: auto` requests are
+// handed to the endpoint's HTTP/1.1 pool untouched (their bodies not yet read).
 import http2 from 'node:http2';
 import { ForwardError, UpstreamError } from '../flags.ts';
 import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
+
+/** Where requests go when the endpoint refuses HTTP/2 (the Endpoint, which knows its HTTP/1.1 pool). */
+export interface Http2Refusal {
+  /** Once per refused session: the endpoint answered the h2c preface with something that is not HTTP/2. */
+  refusedHttp2(reason: string): void;
+  /** A request with `http1Fallback`, sent again over HTTP/1.1. */
+  requestOverHttp1(req: OutboundRequest, sink: ResponseSink): Exchange;
+}
+
+/** A request waiting for its session's SETTINGS; it then becomes a stream, or goes over HTTP/1.1. */
+class PendingRequest implements Exchange {
+  readonly req: OutboundRequest;
+  readonly sink: ResponseSink;
+  inner: Exchange | null = null;
+  aborted = false;
+
+  constructor(req: OutboundRequest, sink: ResponseSink) {
+    this.req = req;
+    this.sink = sink;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.inner?.abort();
+  }
+
+  resume(): void {
+    this.inner?.resume();
+  }
+}
 
 /** Sessions that completed their connection; a stream error on any other one is a connect failure (UF). */
 const connectedSessions = new WeakSet<http2.ClientHttp2Session>();
@@ -140,11 +173,17 @@ class H2Exchange implements Exchange {
 export class H2Pool implements EndpointPool {
   private readonly opts: PoolOptions;
   private readonly authority: string;
+  private readonly refusal: Http2Refusal | null;
   private session: http2.ClientHttp2Session | null = null;
+  /** The current session has received the peer's SETTINGS: it speaks HTTP/2, requests open streams at once. */
+  private sessionReady = false;
+  /** Requests waiting for the current session's SETTINGS. */
+  private pending: PendingRequest[] = [];
   private closed = false;
 
-  constructor(opts: PoolOptions) {
+  constructor(opts: PoolOptions, refusal: Http2Refusal | null = null) {
     this.opts = opts;
+    this.refusal = refusal;
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
     this.authority = `http://${host}:${opts.port}`;
   }
@@ -157,26 +196,54 @@ export class H2Pool implements EndpointPool {
     const s = this.session;
     if (s !== null && !s.closed && !s.destroyed) return s;
     const session = http2.connect(this.authority, { peerMaxConcurrentStreams: 1000 });
+    const pending: PendingRequest[] = [];
     let connected = false;
+    let ready = false;
+    let timedOut = false;
+    let failure = '';
+    // Covers the TCP connect and the peer's SETTINGS: a server that accepts and then says nothing is a
+    // connect failure, not a refusal of HTTP/2.
     const connectTimer = setTimeout(() => {
-      if (!connected) session.destroy(new Error(`connect timeout after ${this.opts.connectTimeoutMs} ms`));
+      if (ready) return;
+      timedOut = true;
+      const what = connected ? 'no HTTP/2 SETTINGS from the upstream' : 'connect timeout';
+      session.destroy(new Error(`${what} after ${this.opts.connectTimeoutMs} ms`));
     }, this.opts.connectTimeoutMs);
     connectTimer.unref();
     session.on('connect', () => {
       connected = true;
       this.opts.onConnection?.(1);
       connectedSessions.add(session);
-      clearTimeout(connectTimer);
       session.setTimeout(this.opts.idleTimeoutMs, () => {
-        // Idle: no streams open for idleTimeoutMs.
-        session.close();
+        // Idle: no streams open for idleTimeoutMs (before SETTINGS, the connect timer decides).
+        if (ready) session.close();
       });
     });
-    session.on('error', () => {
+    session.once('remoteSettings', () => {
+      if (session.closed) return; // closed by us meanwhile: 'close' settles what waits
+      ready = true;
+      clearTimeout(connectTimer);
+      if (this.session === session) this.sessionReady = true;
+      for (const p of pending) {
+        if (p.aborted) continue;
+        // Deferred past the pipeline's try: a request nghttp2 refuses to send fails alone, as it would there.
+        try {
+          p.inner = this.openStream(session, p.req, p.sink);
+        } catch (err) {
+          p.sink.onError(new ForwardError(err, 'IE'));
+        }
+      }
+      pending.length = 0;
+    });
+    session.on('error', (err) => {
       // Streams on it get their own error/close; the next request opens a new session.
+      if (failure === '') failure = err.message;
     });
     session.once('close', () => {
       if (connected) this.opts.onConnection?.(-1);
+      // Our own close (the endpoint left the cluster) says nothing about what the endpoint speaks.
+      if (!ready)
+        this.settle(pending, connected && !timedOut && !this.closed, failure || 'upstream closed the connection');
     });
     const forget = () => {
       clearTimeout(connectTimer);
@@ -186,10 +253,42 @@ export class H2Pool implements EndpointPool {
     session.on('close', forget);
     session.unref();
     this.session = session;
+    this.sessionReady = false;
+    this.pending = pending;
     return session;
   }
 
+  /**
+   * A session closed before its SETTINGS arrived: no stream was opened, so nothing was processed. Connected
+   * means the endpoint heard the preface and refused it: `http1Fallback` requests go over HTTP/1.1, others
+   * (gRPC, `protocol: http2`) get an error that says so. Not connected: a connect failure for all.
+   */
+  private settle(pending: PendingRequest[], refused: boolean, reason: string): void {
+    const refusal = refused ? this.refusal : null;
+    if (refusal !== null) refusal.refusedHttp2(reason);
+    for (const p of pending) {
+      if (p.aborted) continue;
+      if (refusal !== null && p.req.http1Fallback) {
+        p.inner = refusal.requestOverHttp1(p.req, p.sink);
+        continue;
+      }
+      const message = refused ? `upstream does not speak HTTP/2 (it refused the h2c preface: ${reason})` : reason;
+      p.sink.onError(new UpstreamError(refused ? 'UC' : 'UF', message, false));
+    }
+    pending.length = 0;
+  }
+
   request(req: OutboundRequest, sink: ResponseSink): Exchange {
+    const session = this.getSession();
+    if (this.sessionReady) return this.openStream(session, req, sink);
+    // Not read until a stream (or the HTTP/1.1 fallback) takes it: both resume it.
+    req.body?.pause();
+    const p = new PendingRequest(req, sink);
+    this.pending.push(p);
+    return p;
+  }
+
+  private openStream(session: http2.ClientHttp2Session, req: OutboundRequest, sink: ResponseSink): Exchange {
     const headers: http2.OutgoingHttpHeaders = {
       ':method': req.method,
       ':path': req.path,
@@ -205,7 +304,6 @@ export class H2Pool implements EndpointPool {
       else headers[k] = [String(prev), h[i + 1]];
     }
     if (req.contentLength > 0) headers['content-length'] = String(req.contentLength);
-    const session = this.getSession();
     const stream = session.request(headers, { endStream: req.body === null });
     return new H2Exchange(session, stream, req, sink);
   }

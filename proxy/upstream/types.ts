@@ -20,6 +20,11 @@ export interface OutboundRequest {
   readonly contentLength: number;
   /** Deadline for the whole exchange in ms; 0 = none. */
   readonly timeoutMs: number;
+  /** `protocol: auto` and not gRPC: if the endpoint refuses HTTP/2, the request may go over HTTP/1.1. */
+  readonly http1Fallback: boolean;
+  /** Upstream attempts for this request: 1, plus one each time a pool sends it again transparently (the
+   *  keep-alive close race, an endpoint that refused HTTP/2). The access log shows it. */
+  attempts: number;
 }
 
 /**
@@ -64,4 +69,6 @@ export interface PoolOptions {
   readonly maxIdle: number;
   /** Told when a connection (HTTP/2: a session) to the endpoint is established (+1) and when it closes (-1). */
   readonly onConnection?: (delta: 1 | -1) => void;
+  /** Told when a request is sent again after the keep-alive close race (h1-pool.ts). */
+  readonly onKeepAliveRetry?: () => void;
 }

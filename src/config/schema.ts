@@ -80,19 +80,21 @@ export const Timeouts = z.strictObject({
   connectMs: Millis.default(1_000),
   /** Whole request, from downstream headers to the end of the upstream response; 0 = none. */
   requestMs: Millis.default(15_000),
-  /** Idle upstream keep-alive connections are closed after this. */
-  idleMs: Millis.default(60_000),
+  /** Idle upstream keep-alive connections (HTTP/2: sessions) are closed after this. Below the 5 s keep-alive
+   *  timeout most apps run with (Node's default): the proxy, not the app, closes an idle connection. */
+  idleMs: Millis.default(4_000),
 });
 
 export const Cluster = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
   /** The destination service's name, sent as x-target-service; defaults to the cluster name. */
   service: z.string().optional(),
-  /** auto: the upstream protocol follows the downstream one (h2/gRPC → h2c, HTTP/1.1 → HTTP/1.1). */
+  /** auto: HTTP/1.1 downstream → HTTP/1.1; gRPC → h2c; other HTTP/2 → h2c unless the endpoint refuses it,
+   *  then HTTP/1.1 (learned per endpoint, re-probed after 5 minutes). */
   protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
   discovery: Discovery,
   lb: LoadBalancing.default({ policy: 'round-robin' }),
-  timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 60_000 }),
+  timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 4_000 }),
   /** Idle keep-alive HTTP/1.1 connections kept per endpoint. */
   maxIdlePerEndpoint: z.number().int().min(0).max(10_000).default(128),
 });

@@ -42,6 +42,8 @@ export function accessLogEntry(rec: RequestRecord): Record<string, string | numb
     destination_version: rec.destinationVersion === '' ? '-' : rec.destinationVersion,
   };
   if (rec.isGrpc) entry.grpc_status = rec.grpcStatus;
+  // Only when a pool sent the request again (keep-alive close race, HTTP/2 refused): most lines stay as they were.
+  if (rec.upstreamAttempts !== undefined && rec.upstreamAttempts > 1) entry.upstream_attempts = rec.upstreamAttempts;
   return entry;
 }
 

@@ -37,6 +37,9 @@ export interface RequestRecord {
   readonly upstreamHost: string;
   readonly clusterName: string;
   readonly routeName: string;
+  /** Upstream attempts: more than 1 when a pool sent the request again (the keep-alive close race, an
+   *  endpoint that refused HTTP/2); absent or 0 when none was made. */
+  readonly upstreamAttempts?: number;
   /** Who called (x-source-service, or this proxy's service on outbound) and who was called. */
   readonly sourceService: string;
   readonly destinationService: string;

@@ -25,7 +25,7 @@ describe('config validation', () => {
     expect(cfg.listeners[0].direction).toBe('outbound');
     expect(cfg.listeners[0].maxHeaderBytes).toBe(16 * 1024);
     expect(cfg.clusters[0].lb.policy).toBe('round-robin');
-    expect(cfg.clusters[0].timeouts).toEqual({ connectMs: 1000, requestMs: 15000, idleMs: 60000 });
+    expect(cfg.clusters[0].timeouts).toEqual({ connectMs: 1000, requestMs: 15000, idleMs: 4000 });
     expect(cfg.clusters[0].discovery).toMatchObject({ endpoints: [{ address: '127.0.0.1:8080', weight: 1 }] });
   });
 

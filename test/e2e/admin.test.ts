@@ -57,7 +57,7 @@ describe('admin listener', () => {
     expect((await get(`${proxy.adminUrl()}/ready`)).status).toBe(200);
     const config = JSON.parse((await get(`${proxy.adminUrl()}/config`)).body);
     expect(config.version).toBe(1);
-    expect(config.config.clusters[0].timeouts).toEqual({ connectMs: 1000, requestMs: 15000, idleMs: 60000 });
+    expect(config.config.clusters[0].timeouts).toEqual({ connectMs: 1000, requestMs: 15000, idleMs: 4000 });
     const listeners = JSON.parse((await get(`${proxy.adminUrl()}/listeners`)).body);
     expect(listeners).toEqual([
       expect.objectContaining({

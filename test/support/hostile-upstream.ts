@@ -76,7 +76,7 @@ export async function startHostileUpstream(answer: (path: string) => HostileAnsw
 }
 
 /**
- * A hostile h2c upstream on a raw socket: after the client's preface it sends its SETTINGS and answers stream 1
+ * A hostile h2c upstream on a raw socket: after the client's preface it sends its SETTINGS, and answers stream 1
  * with a HEADERS frame whose :status is `status` (node:http2 refuses to send anything outside 100-599), then
  * closes the connection, so the next request opens a new one.
  */
@@ -97,13 +97,19 @@ export async function startHostileH2Upstream(status: string): Promise<Upstream> 
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let seen = Buffer.alloc(0);
+    let settingsSent = false;
     let answered = false;
     socket.on('data', (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
+      // A server's preface is its SETTINGS, sent once the client's preface is in (the proxy opens no stream
+      // before it sees them).
+      if (!settingsSent && seen.length >= 24) {
+        settingsSent = true;
+        socket.write(frame(4, 0, 0, Buffer.alloc(0)));
+      }
       // The client's first HEADERS frame (type 1) follows its preface and SETTINGS; answer once it is in.
       if (answered || !hasFrameOfType(seen.subarray(24), 1)) return;
       answered = true;
-      socket.write(frame(4, 0, 0, Buffer.alloc(0))); // SETTINGS
       socket.write(frame(1, 0x4 | 0x1, 1, block)); // HEADERS, END_HEADERS | END_STREAM
       socket.end();
     });

@@ -23,6 +23,8 @@ function getRequest(path: string, timeoutMs: number): OutboundRequest {
     body: null,
     contentLength: 0,
     timeoutMs,
+    http1Fallback: false,
+    attempts: 1,
   };
 }
 
