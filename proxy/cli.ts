@@ -8,7 +8,9 @@ import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.ts';
 import type { Config, ConfigInput } from '../src/config/schema.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
+import { describeClusters } from './admin.ts';
 import { ProxyServer } from './server.ts';
+import { answerPrimaryGathers, servePrimaryGathers } from './workers-gather.ts';
 
 export const PROXY_HELP = `Usage: skein proxy [options]
 
@@ -135,6 +137,8 @@ function quickConfig(v: {
 export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<void> } = {}): Promise<ProxyServer> {
   const log = createLogger(args.logLevel);
   const proxy = new ProxyServer({ log, baseDir: args.configFile ? dirname(args.configFile) : process.cwd() });
+  if (cluster.isWorker)
+    answerPrimaryGathers({ metrics: () => proxy.stats.metricsAsJSON(), clusters: () => describeClusters(proxy) });
   await proxy.apply(args.config);
 
   const overrides = {
@@ -203,6 +207,7 @@ function runPrimary(args: ProxyArgs): void {
   };
   // Not `cluster.workers` being empty: a worker whose 'exit' arrives before its IPC channel closes is still listed.
   const allExited = () => Object.values(cluster.workers ?? {}).every((w) => w === undefined || w.isDead());
+  servePrimaryGathers(log);
   for (let i = 0; i < args.workers; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {

@@ -7,6 +7,7 @@ import { RequestMetrics, type RequestMetricsInput } from '../src/telemetry/metri
 import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-collected.ts';
 import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
 import type { RequestRecord } from '../src/telemetry/types.ts';
+import type { MetricFamilies } from './workers-aggregate.ts';
 
 export type { ClusterRef, HealthCheckResult } from '../src/telemetry/metrics-state.ts';
 
@@ -133,6 +134,12 @@ export class ProxyStats {
   async render(): Promise<string> {
     const own = await this.registry.metrics();
     return this.processMetrics ? `${own}\n${await processRegistry().metrics()}` : own;
+  }
+
+  /** The families render() prints, as prom-client JSON: what a worker of `--workers N` gives the primary to merge. */
+  async metricsAsJSON(): Promise<MetricFamilies> {
+    const own = await this.registry.getMetricsAsJSON();
+    return this.processMetrics ? [...own, ...(await processRegistry().getMetricsAsJSON())] : own;
   }
 
   private registerProxyFamilies(): void {
