@@ -1,10 +1,9 @@
 // The admin listener: liveness and readiness for the orchestrator, the running config and cluster state for
 // people, and metrics for Prometheus. Read-only; it never changes what the proxy serves.
-import cluster from 'node:cluster';
 import http from 'node:http';
 import type { ProxyServer } from './server.ts';
 import type { ClustersView } from './workers-aggregate.ts';
-import { askPrimary, type GatherKind } from './workers-gather.ts';
+import { askPrimary, type GatherKind, isSkeinWorker } from './workers-gather.ts';
 
 /** What /clusters shows of this process's clusters (and what a worker gives the primary to merge). */
 export function describeClusters(proxy: ProxyServer): ClustersView {
@@ -17,7 +16,7 @@ export function describeClusters(proxy: ProxyServer): ClustersView {
 export function createAdminServer(proxy: ProxyServer): http.Server {
   // In a worker of `--workers N`, /metrics and /clusters come from the primary, which merges every worker's
   // (proxy/workers-gather.ts): this worker's own figures are a fraction of the process's.
-  const acrossWorkers = cluster.isWorker;
+  const acrossWorkers = isSkeinWorker();
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, type: string, body: string) => {

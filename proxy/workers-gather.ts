@@ -16,6 +16,9 @@ import { mergeClusters, mergeMetrics } from './workers-aggregate.ts';
 
 export type GatherKind = 'metrics' | 'clusters';
 
+/** Set in the environment of the workers runPrimary forks: they answer gathers and send admin reads to it. */
+export const SKEIN_WORKER_ENV = 'SKEIN_PROXY_WORKER';
+
 /** How long the primary waits for the workers' figures before answering with those that came. */
 export const WORKER_GATHER_TIMEOUT_MS = 3_000;
 /** How long a worker waits for the primary's answer (the primary's own wait, plus room to merge). */
@@ -65,12 +68,19 @@ const asked = new Map<
   { resolve: (body: string) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }
 >();
 let nextAskId = 0;
+let answering = false;
+
+/** True in a worker forked by `skein proxy --workers N`, once answerPrimaryGathers ran. */
+export function isSkeinWorker(): boolean {
+  return answering;
+}
 
 /**
  * In a worker: answer the primary's gathers from `figures`, and route the primary's answers to askPrimary().
  * Register before the first config is applied so a starting worker answers (with what it has) instead of timing out.
  */
 export function answerPrimaryGathers(figures: WorkerFigures): void {
+  answering = true;
   process.on('message', (msg: unknown) => {
     if (isMessage<Gather>(msg, 'gather')) {
       const reply = (m: Omit<Gathered, 'skein' | 'id'>) => process.send?.({ skein: 'gathered', id: msg.id, ...m });
