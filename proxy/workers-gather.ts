@@ -63,6 +63,9 @@ export interface WorkerFigures {
 
 // ---- worker side ----
 
+/** For sends whose failure needs nothing: the other side is gone, and its 'exit' or our timeout says so. */
+const ignore = (): void => {};
+
 const asked = new Map<
   number,
   { resolve: (body: string) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }
@@ -83,7 +86,9 @@ export function answerPrimaryGathers(figures: WorkerFigures): void {
   answering = true;
   process.on('message', (msg: unknown) => {
     if (isMessage<Gather>(msg, 'gather')) {
-      const reply = (m: Omit<Gathered, 'skein' | 'id'>) => process.send?.({ skein: 'gathered', id: msg.id, ...m });
+      // The callback keeps a channel closed meanwhile (the primary going away) from becoming an 'error' event.
+      const reply = (m: Omit<Gathered, 'skein' | 'id'>) =>
+        process.connected && process.send?.({ skein: 'gathered', id: msg.id, ...m }, undefined, undefined, ignore);
       const data = msg.kind === 'metrics' ? figures.metrics() : Promise.resolve().then(() => figures.clusters());
       data.then(
         (d) => reply({ data: d }),
@@ -196,7 +201,7 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
       if (c.waiting.size === 0) c.finish();
     } else if (isMessage<GatherRequest>(msg, 'gather-request')) {
       const reply = (m: Omit<GatherResult, 'skein' | 'id'>) => {
-        if (worker.isConnected()) worker.send({ skein: 'gather-result', id: msg.id, ...m });
+        if (worker.isConnected()) worker.send({ skein: 'gather-result', id: msg.id, ...m }, ignore);
       };
       answer(msg.kind).then(
         (body) => reply({ body }),
