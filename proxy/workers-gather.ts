@@ -24,6 +24,10 @@ export const WORKER_GATHER_TIMEOUT_MS = 3_000;
 /** How long a worker waits for the primary's answer (the primary's own wait, plus room to merge). */
 const PRIMARY_ANSWER_TIMEOUT_MS = WORKER_GATHER_TIMEOUT_MS + 5_000;
 
+/** worker → primary: "I answer gathers from now on" (a worker still starting is not waited for). */
+interface GatherReady {
+  skein: 'gather-ready';
+}
 /** worker → primary: "the admin listener was asked for `kind`". */
 interface GatherRequest {
   skein: 'gather-request';
@@ -103,6 +107,8 @@ export function answerPrimaryGathers(figures: WorkerFigures): void {
       else waiting.reject(new Error(msg.error ?? 'no answer'));
     }
   });
+  const ready: GatherReady = { skein: 'gather-ready' };
+  process.send?.(ready, undefined, undefined, ignore);
 }
 
 /** In a worker: the whole process's /metrics text or /clusters JSON, from the primary. */
@@ -135,11 +141,13 @@ interface Collection {
 }
 
 /**
- * In the primary: serve the workers' gather requests. `timeoutMs` bounds the wait for any one gather; a worker that
- * exits while it is awaited counts as missing at once.
+ * In the primary: serve the workers' gather requests, asking every worker that is ready. `timeoutMs` bounds the
+ * wait for any one gather; a worker that exits while it is awaited counts as missing at once.
  */
 export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEOUT_MS): void {
   const collections = new Map<number, Collection>();
+  /** Workers that said they answer gathers: one still starting has counted nothing and is not waited for. */
+  const ready = new Set<number>();
   let nextGatherId = 0;
   // The primary's own CPU and memory are part of the process a user runs; its nodejs_* figures (an idle event
   // loop, a small heap) would only dilute the workers' averages, so only its process_* families are added.
@@ -174,7 +182,10 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
       }, timeoutMs);
       collections.set(id, c);
       const message: Gather = { skein: 'gather', id, kind };
-      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w?.isConnected() === true);
+      const workers = Object.values(cluster.workers ?? {}).filter(
+        (w): w is Worker => w !== undefined && ready.has(w.id) && w.isConnected(),
+      );
+      log.debug('gathering from workers', { kind, workerPids: workers.map((w) => w.process.pid) });
       for (const w of workers) c.waiting.set(w.id, w.process.pid ?? 0);
       for (const w of workers)
         w.send(message, (err) => {
@@ -192,7 +203,8 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
   };
 
   cluster.on('message', (worker: Worker, msg: unknown) => {
-    if (isMessage<Gathered>(msg, 'gathered')) {
+    if (isMessage<GatherReady>(msg, 'gather-ready')) ready.add(worker.id);
+    else if (isMessage<Gathered>(msg, 'gathered')) {
       const c = collections.get(msg.id);
       if (c === undefined || !c.waiting.has(worker.id)) return; // late: already answered without it
       if (msg.error !== undefined) return lose(c, worker.id, `failed: ${msg.error}`);
@@ -213,6 +225,7 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
     }
   });
   cluster.on('exit', (worker) => {
+    ready.delete(worker.id);
     for (const c of [...collections.values()]) lose(c, worker.id, 'exited');
   });
 }

@@ -9,11 +9,21 @@ import { waitFor, waitForAsync } from '../support/wait-for.ts';
 const fixture = processTestFixture('skein-workers-metrics-');
 
 /** `skein proxy --workers 2` in front of an echo upstream, once both workers have applied their config. */
-async function startTwoWorkers(): Promise<{ proxy: RunningSkein; workerPids: number[] }> {
+async function startTwoWorkers(extraArgs: string[] = []): Promise<{ proxy: RunningSkein; workerPids: number[] }> {
   const echo = await fixture.upstream('echo');
   const adminPort = await freePort();
   const proxy = await startSkeinProxy(
-    ['--listen', '127.0.0.1:0', '--upstream', echo.address, '--admin', `127.0.0.1:${adminPort}`, '--workers', '2'],
+    [
+      '--listen',
+      '127.0.0.1:0',
+      '--upstream',
+      echo.address,
+      '--admin',
+      `127.0.0.1:${adminPort}`,
+      '--workers',
+      '2',
+      ...extraArgs,
+    ],
     { adminPort },
   );
   const appliedBy = () => [...new Set(proxy.logs.filter((l) => l.msg === 'config applied').map((l) => l.pid))];
@@ -107,19 +117,22 @@ describe('--workers 2: admin figures for the whole process', () => {
   }, 60_000);
 
   it('a worker killed while its figures are awaited is left out at once, and its replacement is counted later', async () => {
-    const { proxy, workerPids } = await startTwoWorkers();
+    // debug: the primary logs when a gather starts, so the kill can come while the worker is being waited for.
+    const { proxy, workerPids } = await startTwoWorkers(['--log-level', 'debug']);
     const [victim] = workerPids;
-    // Stopped first, so a gather is waiting on it when it dies.
-    process.kill(victim, 'SIGSTOP');
+    process.kill(victim, 'SIGSTOP'); // asked, but cannot answer
     const scrape = adminGetFromALiveWorker(proxy, '/metrics');
+    await proxy.waitForLog(
+      (l) => l.msg === 'gathering from workers' && (l.workerPids as number[]).includes(victim),
+      15_000,
+    );
     process.kill(victim, 'SIGKILL');
     const r = await scrape;
     expect(r.status).toBe(200);
     expect(sample(r.body, 'skein_scrape_workers{result="answered"}')).toBe(1);
-    // Left out as exited (the gather had asked it) or not asked at all (the primary already knew it was gone).
-    const missing = sample(r.body, 'skein_scrape_workers{result="missing"}');
-    if (missing === 1) expect(r.body).toMatch(new RegExp(`# skein: worker pid ${victim} missing .*(exited|no answer)`));
-    else expect(missing).toBe(0);
+    expect(sample(r.body, 'skein_scrape_workers{result="missing"}')).toBe(1);
+    // Left out because it exited, not after waiting out the gather timeout.
+    expect(r.body).toContain(`# skein: worker pid ${victim} missing from this scrape: exited`);
 
     await proxy.waitForLog((l) => l.msg === 'config applied' && !workerPids.includes(l.pid), 15_000);
     await waitForAsync(async () => {
