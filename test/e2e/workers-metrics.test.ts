@@ -54,6 +54,22 @@ function adminGetFromALiveWorker(proxy: RunningSkein, path: string): Promise<Htt
   return Promise.any([get(), get()]);
 }
 
+describe('--workers 1 (the default)', () => {
+  it('serves /metrics from its own registry: no primary, nothing gathered', async () => {
+    const echo = await fixture.upstream('echo');
+    const adminPort = await freePort();
+    const proxy = await startSkeinProxy(
+      ['--listen', '127.0.0.1:0', '--upstream', echo.address, '--admin', `127.0.0.1:${adminPort}`],
+      { adminPort },
+    );
+    for (let i = 0; i < 3; i++) expect((await httpGet(`${proxy.url()}/one`)).status).toBe(200);
+    const r = await httpGet(`${proxy.adminUrl}/metrics`);
+    expect(sumOf(r.body, 'service_mesh_requests_total')).toBe(3);
+    expect(r.body).not.toContain('skein_scrape_workers');
+    expect(JSON.parse((await httpGet(`${proxy.adminUrl}/clusters`)).body)).not.toHaveProperty('workers');
+  });
+});
+
 describe('--workers 2: admin figures for the whole process', () => {
   it('every /metrics scrape counts all K requests and /clusters sums them, whichever worker answers', async () => {
     const { proxy } = await startTwoWorkers();
