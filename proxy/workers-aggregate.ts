@@ -33,6 +33,8 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
 export interface MissingWorker {
   pid: number;
   reason: string;
+  /** Its figures from its last answer stood in (metrics only; see WorkerFiguresMemory). */
+  stale?: boolean;
 }
 
 export interface WorkerTally {
@@ -42,8 +44,8 @@ export interface WorkerTally {
 }
 
 /**
- * Prometheus text for the whole process: each worker's families merged, plus `skein_scrape_workers` saying how
- * many answered, so a scrape that lacks a worker's figures says so (its counters dip until the next full one).
+ * Prometheus text for the whole process: the families of each worker (and the stand-ins WorkerFiguresMemory
+ * gives) merged, plus `skein_scrape_workers` saying how many answered, so a scrape short of one says so.
  */
 export async function mergeMetrics(perWorker: readonly MetricFamilies[], tally: WorkerTally): Promise<string> {
   const withRules = perWorker.map((families) =>
@@ -55,16 +57,61 @@ export async function mergeMetrics(perWorker: readonly MetricFamilies[], tally: 
   const registry = AggregatorRegistry.aggregate(withRules);
   const workers = new Gauge({
     name: 'skein_scrape_workers',
-    help: 'Worker processes asked for their figures by this scrape, by result; missing ones are absent from it.',
+    help:
+      'Workers asked for their figures by this scrape, by result: answered; stale (late: its last figures stood in); ' +
+      'missing (none this time; an exited worker leaves its counters behind).',
     labelNames: ['result'],
     registers: [registry],
   });
+  const stale = tally.missing.filter((m) => m.stale === true).length;
   workers.set({ result: 'answered' }, tally.asked - tally.missing.length);
-  workers.set({ result: 'missing' }, tally.missing.length);
+  workers.set({ result: 'stale' }, stale);
+  workers.set({ result: 'missing' }, tally.missing.length - stale);
   const text = await registry.metrics();
   if (tally.missing.length === 0) return text;
-  const notes = tally.missing.map((m) => `# skein: worker pid ${m.pid} missing from this scrape: ${m.reason}`);
+  const notes = tally.missing.map(
+    (m) =>
+      `# skein: worker pid ${m.pid} missing from this scrape: ${m.reason}` +
+      (m.stale === true ? '; its figures from its last answer stand in' : ''),
+  );
   return `${notes.join('\n')}\n${text}`;
+}
+
+/**
+ * Keeps the process's counters from going backwards when a worker's figures are absent. Prometheus reads any
+ * decrease of a counter as a restart and counts the whole new value as increase, so one scrape without a worker
+ * that had counted a million requests would show a million-request spike. A worker that is alive but late is
+ * stood in for by its last figures; one that exits leaves its last counters and histograms behind, added to
+ * every later scrape (what it counted after its last answer is lost; nothing is counted twice).
+ */
+export class WorkerFiguresMemory {
+  private readonly last = new Map<number, MetricFamilies>();
+  /** The counters and histograms of every exited worker, merged into one list as they exit. */
+  private retired: Promise<MetricFamilies> = Promise.resolve([]);
+
+  answered(workerId: number, families: MetricFamilies): void {
+    this.last.set(workerId, families);
+  }
+
+  /** The figures to stand in for a worker that did not answer in time; undefined if it never answered. */
+  lastOf(workerId: number): MetricFamilies | undefined {
+    return this.last.get(workerId);
+  }
+
+  exited(workerId: number): void {
+    const last = this.last.get(workerId);
+    this.last.delete(workerId);
+    if (last === undefined) return;
+    const cumulative = last.filter((f) => String(f.type) === 'counter' || String(f.type) === 'histogram');
+    this.retired = this.retired.then((retired) =>
+      AggregatorRegistry.aggregate([retired, cumulative]).getMetricsAsJSON(),
+    );
+  }
+
+  /** What exited workers had counted: one more list to merge into every scrape. */
+  retiredFamilies(): Promise<MetricFamilies> {
+    return this.retired;
+  }
 }
 
 /** What one worker's admin /clusters shows (proxy/admin.ts describeClusters). */

@@ -12,7 +12,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from '../src/log.ts';
 import type { ClustersView, MetricFamilies, MissingWorker } from './workers-aggregate.ts';
-import { mergeClusters, mergeMetrics } from './workers-aggregate.ts';
+import { mergeClusters, mergeMetrics, WorkerFiguresMemory } from './workers-aggregate.ts';
 
 export type GatherKind = 'metrics' | 'clusters';
 
@@ -132,11 +132,16 @@ export function askPrimary(kind: GatherKind): Promise<string> {
 
 // ---- primary side ----
 
+interface Answer {
+  readonly workerId: number;
+  readonly data: unknown;
+}
+
 interface Collection {
   /** worker.id → pid of the workers yet to answer. */
   readonly waiting: Map<number, number>;
-  readonly answers: unknown[];
-  readonly missing: MissingWorker[];
+  readonly answers: Answer[];
+  readonly missing: (MissingWorker & { workerId: number; exited: boolean })[];
   finish(): void;
 }
 
@@ -154,15 +159,17 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
   const primaryRegistry = new Registry();
   collectDefaultMetrics({ register: primaryRegistry });
 
+  const memory = new WorkerFiguresMemory();
+
   const lose = (c: Collection, workerId: number, reason: string) => {
     const pid = c.waiting.get(workerId);
     if (pid === undefined) return;
     c.waiting.delete(workerId);
-    c.missing.push({ pid, reason });
+    c.missing.push({ pid, reason, workerId, exited: reason === 'exited' });
     if (c.waiting.size === 0) c.finish();
   };
 
-  const gather = (kind: GatherKind): Promise<{ answers: unknown[]; asked: number; missing: MissingWorker[] }> =>
+  const gather = (kind: GatherKind): Promise<Omit<Collection, 'waiting' | 'finish'> & { asked: number }> =>
     new Promise((resolve) => {
       const id = nextGatherId++;
       const c: Collection = {
@@ -196,10 +203,30 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
 
   const answer = async (kind: GatherKind): Promise<string> => {
     const { answers, asked, missing } = await gather(kind);
-    const tally = { asked, missing };
-    if (kind === 'clusters') return `${JSON.stringify(mergeClusters(answers as ClustersView[], tally), null, 2)}\n`;
+    const tally = { asked, missing: missing.map(({ pid, reason }): MissingWorker => ({ pid, reason })) };
+    if (kind === 'clusters')
+      return `${JSON.stringify(
+        mergeClusters(
+          answers.map((a) => a.data as ClustersView),
+          tally,
+        ),
+        null,
+        2,
+      )}\n`;
+    const lists: MetricFamilies[] = [];
+    for (const a of answers) {
+      memory.answered(a.workerId, a.data as MetricFamilies);
+      lists.push(a.data as MetricFamilies);
+    }
+    missing.forEach((m, i) => {
+      const last = m.exited ? undefined : memory.lastOf(m.workerId);
+      if (last === undefined) return;
+      lists.push(last);
+      tally.missing[i].stale = true;
+    });
+    lists.push(await memory.retiredFamilies());
     const own = (await primaryRegistry.getMetricsAsJSON()).filter((f) => f.name.startsWith('process_'));
-    return mergeMetrics([...(answers as MetricFamilies[]), own], tally);
+    return mergeMetrics([...lists, own], tally);
   };
 
   cluster.on('message', (worker: Worker, msg: unknown) => {
@@ -209,7 +236,7 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
       if (c === undefined || !c.waiting.has(worker.id)) return; // late: already answered without it
       if (msg.error !== undefined) return lose(c, worker.id, `failed: ${msg.error}`);
       c.waiting.delete(worker.id);
-      c.answers.push(msg.data);
+      c.answers.push({ workerId: worker.id, data: msg.data });
       if (c.waiting.size === 0) c.finish();
     } else if (isMessage<GatherRequest>(msg, 'gather-request')) {
       const reply = (m: Omit<GatherResult, 'skein' | 'id'>) => {
@@ -226,6 +253,7 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
   });
   cluster.on('exit', (worker) => {
     ready.delete(worker.id);
+    memory.exited(worker.id); // before the gathers waiting on it finish, so its counters are in their answers
     for (const c of [...collections.values()]) lose(c, worker.id, 'exited');
   });
 }

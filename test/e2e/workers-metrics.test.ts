@@ -31,6 +31,16 @@ async function startTwoWorkers(extraArgs: string[] = []): Promise<{ proxy: Runni
   return { proxy, workerPids };
 }
 
+/** `count` GETs through the proxy on fresh connections (no agent), five at a time: they spread over the workers. */
+async function sendRequests(proxy: RunningSkein, count: number): Promise<void> {
+  for (let sent = 0; sent < count; sent += 5) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(5, count - sent) }, () => httpGet(`${proxy.url()}/n`)),
+    );
+    for (const r of batch) expect(r.status).toBe(200);
+  }
+}
+
 /** Sum of every sample of `family` in Prometheus text. */
 function sumOf(text: string, family: string): number {
   let total = 0;
@@ -74,11 +84,7 @@ describe('--workers 2: admin figures for the whole process', () => {
   it('every /metrics scrape counts all K requests and /clusters sums them, whichever worker answers', async () => {
     const { proxy } = await startTwoWorkers();
     const K = 40;
-    // Fresh connections (httpGet uses no agent), a few at a time: the primary spreads them over both workers.
-    for (let sent = 0; sent < K; sent += 5) {
-      const batch = await Promise.all(Array.from({ length: 5 }, () => httpGet(`${proxy.url()}/n`)));
-      for (const r of batch) expect(r.status).toBe(200);
-    }
+    await sendRequests(proxy, K);
 
     for (let scrape = 0; scrape < 6; scrape++) {
       const r = await httpGet(`${proxy.adminUrl}/metrics`);
@@ -88,6 +94,7 @@ describe('--workers 2: admin figures for the whole process', () => {
       expect(sumOf(r.body, 'service_mesh_request_duration_seconds_count')).toBe(K);
       expect(sumOf(r.body, 'skein_downstream_connections_total')).toBe(K);
       expect(sample(r.body, 'skein_scrape_workers{result="answered"}')).toBe(2);
+      expect(sample(r.body, 'skein_scrape_workers{result="stale"}')).toBe(0);
       expect(sample(r.body, 'skein_scrape_workers{result="missing"}')).toBe(0);
       // The version every worker serves, not their sum.
       expect(sample(r.body, 'skein_config_version')).toBe(1);
@@ -110,16 +117,24 @@ describe('--workers 2: admin figures for the whole process', () => {
     }
   });
 
-  it('a worker that stops answering costs the scrape the gather timeout: the others\u2019 figures come, the missing one is named', async () => {
+  it('a worker that stops answering costs the scrape the gather timeout, not a hang: its last figures stand in, and it is named', async () => {
     const { proxy, workerPids } = await startTwoWorkers();
     const [stopped] = workerPids;
+    const K = 20;
+    await sendRequests(proxy, K);
+    const full = await httpGet(`${proxy.adminUrl}/metrics`);
+    expect(sumOf(full.body, 'service_mesh_requests_total')).toBe(K);
+
     process.kill(stopped, 'SIGSTOP');
     try {
       const r = await adminGetFromALiveWorker(proxy, '/metrics');
       expect(r.status).toBe(200);
       expect(sample(r.body, 'skein_scrape_workers{result="answered"}')).toBe(1);
-      expect(sample(r.body, 'skein_scrape_workers{result="missing"}')).toBe(1);
+      expect(sample(r.body, 'skein_scrape_workers{result="stale"}')).toBe(1);
+      expect(sample(r.body, 'skein_scrape_workers{result="missing"}')).toBe(0);
       expect(r.body).toContain(`# skein: worker pid ${stopped} missing from this scrape: no answer within`);
+      // Counters never dip (Prometheus would read a dip as a restart and a spike).
+      expect(sumOf(r.body, 'service_mesh_requests_total')).toBe(K);
       const c = await adminGetFromALiveWorker(proxy, '/clusters');
       expect(JSON.parse(c.body).workers).toMatchObject({ asked: 2, answered: 1, missing: [{ pid: stopped }] });
     } finally {
@@ -132,14 +147,23 @@ describe('--workers 2: admin figures for the whole process', () => {
     }, 20_000);
   }, 60_000);
 
-  it('a worker killed while its figures are awaited is left out at once, and its replacement is counted later', async () => {
+  it('a worker killed while its figures are awaited is left out at once, its counts kept, and its replacement counted later', async () => {
     // debug: the primary logs when a gather starts, so the kill can come while the worker is being waited for.
     const { proxy, workerPids } = await startTwoWorkers(['--log-level', 'debug']);
     const [victim] = workerPids;
+    const K = 20;
+    await sendRequests(proxy, K);
+    const full = await httpGet(`${proxy.adminUrl}/metrics`);
+    expect(sumOf(full.body, 'service_mesh_requests_total')).toBe(K);
+
     process.kill(victim, 'SIGSTOP'); // asked, but cannot answer
+    const seen = proxy.logs.length;
     const scrape = adminGetFromALiveWorker(proxy, '/metrics');
-    await proxy.waitForLog(
-      (l) => l.msg === 'gathering from workers' && (l.workerPids as number[]).includes(victim),
+    await waitFor(
+      () =>
+        proxy.logs
+          .slice(seen)
+          .find((l) => l.msg === 'gathering from workers' && (l.workerPids as number[]).includes(victim)),
       15_000,
     );
     process.kill(victim, 'SIGKILL');
@@ -147,13 +171,16 @@ describe('--workers 2: admin figures for the whole process', () => {
     expect(r.status).toBe(200);
     expect(sample(r.body, 'skein_scrape_workers{result="answered"}')).toBe(1);
     expect(sample(r.body, 'skein_scrape_workers{result="missing"}')).toBe(1);
-    // Left out because it exited, not after waiting out the gather timeout.
+    // Left out because it exited, not after waiting out the gather timeout; what it had counted stays.
     expect(r.body).toContain(`# skein: worker pid ${victim} missing from this scrape: exited`);
+    expect(sumOf(r.body, 'service_mesh_requests_total')).toBe(K);
 
     await proxy.waitForLog((l) => l.msg === 'config applied' && !workerPids.includes(l.pid), 15_000);
     await waitForAsync(async () => {
       const m = await httpGet(`${proxy.adminUrl}/metrics`, { timeoutMs: 15_000 });
       return sample(m.body, 'skein_scrape_workers{result="answered"}') === 2;
     }, 20_000);
+    await sendRequests(proxy, 5);
+    expect(sumOf((await httpGet(`${proxy.adminUrl}/metrics`)).body, 'service_mesh_requests_total')).toBe(K + 5);
   }, 60_000);
 });

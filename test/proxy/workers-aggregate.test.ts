@@ -8,6 +8,7 @@ import {
   type MetricFamilies,
   mergeClusters,
   mergeMetrics,
+  WorkerFiguresMemory,
 } from '../../proxy/workers-aggregate.ts';
 import type { RequestMetricsInput } from '../../src/telemetry/metrics.ts';
 
@@ -34,6 +35,13 @@ async function overIpc(stats: ProxyStats): Promise<MetricFamilies> {
 function value(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+function sumLines(text: string, family: string): number {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${family}{`))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' '))), 0);
 }
 
 function newWorker(): ProxyStats {
@@ -72,6 +80,7 @@ describe('merging workers\u2019 metrics', () => {
     expect(value(text, 'skein_config_push_state{state="rejected"}')).toBe(1);
     expect(value(text, 'skein_config_push_state{state="connecting"}')).toBe(0);
     expect(value(text, 'skein_scrape_workers{result="answered"}')).toBe(2);
+    expect(value(text, 'skein_scrape_workers{result="stale"}')).toBe(0);
     expect(value(text, 'skein_scrape_workers{result="missing"}')).toBe(0);
     expect(text).not.toContain('# skein:');
   });
@@ -86,6 +95,44 @@ describe('merging workers\u2019 metrics', () => {
     expect(text).toContain('# skein: worker pid 4242 missing from this scrape: no answer within 3000 ms');
     expect(value(text, 'skein_scrape_workers{result="answered"}')).toBe(1);
     expect(value(text, 'skein_scrape_workers{result="missing"}')).toBe(1);
+  });
+
+  it('keeps counters from going backwards: a late worker\u2019s last figures stand in, an exited one\u2019s counts stay', async () => {
+    const memory = new WorkerFiguresMemory();
+    const [a, b] = [newWorker(), newWorker()];
+    for (let i = 0; i < 3; i++) a.onRequestEnd('main', ok);
+    for (let i = 0; i < 5; i++) b.onRequestEnd('main', ok);
+    b.downstreamConnections('main', 1);
+    memory.answered(1, await overIpc(a));
+    memory.answered(2, await overIpc(b));
+    const requests = (text: string) =>
+      value(
+        text,
+        'service_mesh_requests_total{source_service="web",destination_service="api",destination_version="v1",response_code="200",grpc_status="",response_flag=""}',
+      );
+
+    // Worker 2 is late: its last figures stand in, so the total is not 3.
+    a.onRequestEnd('main', ok);
+    const late = await mergeMetrics([await overIpc(a), memory.lastOf(2)!, await memory.retiredFamilies()], {
+      asked: 2,
+      missing: [{ pid: 2002, reason: 'no answer within 3000 ms', stale: true }],
+    });
+    expect(requests(late)).toBe(9);
+    expect(value(late, 'skein_scrape_workers{result="stale"}')).toBe(1);
+    expect(late).toContain('# skein: worker pid 2002 missing from this scrape: no answer within 3000 ms; its figures');
+
+    // Worker 2 exits and a fresh one takes its place: its 5 requests stay counted, its open connection does not.
+    memory.exited(2);
+    expect(memory.lastOf(2)).toBeUndefined();
+    const fresh = newWorker();
+    fresh.onRequestEnd('main', ok);
+    const after = await mergeMetrics([await overIpc(a), await overIpc(fresh), await memory.retiredFamilies()], {
+      asked: 2,
+      missing: [],
+    });
+    expect(requests(after)).toBe(4 + 1 + 5);
+    expect(value(after, 'skein_downstream_connections_active{listener="main"}')).toBeUndefined();
+    expect(sumLines(after, 'service_mesh_request_duration_seconds_count')).toBe(10);
   });
 
   it('has a cross-worker rule for every gauge the proxy registers', async () => {
