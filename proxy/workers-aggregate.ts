@@ -86,11 +86,13 @@ export async function mergeMetrics(perWorker: readonly MetricFamilies[], tally: 
  */
 export class WorkerFiguresMemory {
   private readonly last = new Map<number, MetricFamilies>();
+  /** Cluster worker ids are never reused: an answer merged after its worker's exit must not be remembered. */
+  private readonly gone = new Set<number>();
   /** The counters and histograms of every exited worker, merged into one list as they exit. */
   private retired: Promise<MetricFamilies> = Promise.resolve([]);
 
   answered(workerId: number, families: MetricFamilies): void {
-    this.last.set(workerId, families);
+    if (!this.gone.has(workerId)) this.last.set(workerId, families);
   }
 
   /** The figures to stand in for a worker that did not answer in time; undefined if it never answered. */
@@ -101,6 +103,7 @@ export class WorkerFiguresMemory {
   exited(workerId: number): void {
     const last = this.last.get(workerId);
     this.last.delete(workerId);
+    this.gone.add(workerId);
     if (last === undefined) return;
     const cumulative = last.filter((f) => String(f.type) === 'counter' || String(f.type) === 'histogram');
     this.retired = this.retired.then((retired) =>

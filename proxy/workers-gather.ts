@@ -161,11 +161,11 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
 
   const memory = new WorkerFiguresMemory();
 
-  const lose = (c: Collection, workerId: number, reason: string) => {
+  const lose = (c: Collection, workerId: number, reason: string, exited = false) => {
     const pid = c.waiting.get(workerId);
     if (pid === undefined) return;
     c.waiting.delete(workerId);
-    c.missing.push({ pid, reason, workerId, exited: reason === 'exited' });
+    c.missing.push({ pid, reason, workerId, exited });
     if (c.waiting.size === 0) c.finish();
   };
 
@@ -204,15 +204,13 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
   const answer = async (kind: GatherKind): Promise<string> => {
     const { answers, asked, missing } = await gather(kind);
     const tally = { asked, missing: missing.map(({ pid, reason }): MissingWorker => ({ pid, reason })) };
-    if (kind === 'clusters')
-      return `${JSON.stringify(
-        mergeClusters(
-          answers.map((a) => a.data as ClustersView),
-          tally,
-        ),
-        null,
-        2,
-      )}\n`;
+    if (kind === 'clusters') {
+      const merged = mergeClusters(
+        answers.map((a) => a.data as ClustersView),
+        tally,
+      );
+      return `${JSON.stringify(merged, null, 2)}\n`;
+    }
     const lists: MetricFamilies[] = [];
     for (const a of answers) {
       memory.answered(a.workerId, a.data as MetricFamilies);
@@ -254,6 +252,6 @@ export function servePrimaryGathers(log: Logger, timeoutMs = WORKER_GATHER_TIMEO
   cluster.on('exit', (worker) => {
     ready.delete(worker.id);
     memory.exited(worker.id); // before the gathers waiting on it finish, so its counters are in their answers
-    for (const c of [...collections.values()]) lose(c, worker.id, 'exited');
+    for (const c of [...collections.values()]) lose(c, worker.id, 'exited', true);
   });
 }
