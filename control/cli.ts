@@ -17,7 +17,8 @@ export const CONTROL_DEFAULTS = {
 export const CONTROL_HELP = `Usage: skein control [options]
 
 Start the control process: its HTTP API for benchmark jobs (/benchmarks/...) and eBPF probe runs
-(/ebpf/probe/...), kept in a file store under --data-dir so the history survives restarts.
+(/ebpf/probe/...), kept in a file store under --data-dir so the history survives restarts, and its own
+Prometheus metrics (/metrics).
 
 Options:
   --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). The API starts benchmark runs and

@@ -145,12 +145,21 @@ export interface ApiServerOptions {
   readonly routes: readonly Route[];
   /** Where unexpected handler failures go (they become a 500 for the caller). */
   readonly onError: (err: unknown, req: { method: string; path: string }) => void;
+  /**
+   * Once per answered (or abandoned) request, for metrics: `route` is the pattern of the route whose path matched
+   * (also when the method did not), or undefined when none did — never the raw path, which a caller chooses.
+   */
+  readonly onResponse?: (route: string | undefined, method: string, status: number, seconds: number) => void;
 }
 
 /** The HTTP server for a route table; listen() it yourself. */
 export function createApiServer(opts: ApiServerOptions): http.Server {
   const compiled: CompiledRoute[] = opts.routes.map((route) => ({ route, segments: split(route.path) }));
-  const dispatch = async (req: http.IncomingMessage): Promise<ApiReply> => {
+  /** `matched` hears each route whose path matches, `handled` true for the one that takes the request. */
+  const dispatch = async (
+    req: http.IncomingMessage,
+    matched: (pattern: string, handled: boolean) => void,
+  ): Promise<ApiReply> => {
     const url = new URL(req.url ?? '/', 'http://control');
     const parts = split(url.pathname);
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
@@ -159,9 +168,11 @@ export function createApiServer(opts: ApiServerOptions): http.Server {
       const params = match(segments, parts);
       if (params === undefined) continue;
       if (route.method !== method) {
+        matched(route.path, false);
         allowed.push(route.method);
         continue;
       }
+      matched(route.path, true);
       const body = method === 'GET' || method === 'DELETE' ? undefined : await readBody(req);
       return route.handle({ method, path: url.pathname, params, query: url.searchParams, body });
     }
@@ -170,7 +181,15 @@ export function createApiServer(opts: ApiServerOptions): http.Server {
     throw new ApiError('SKEIN_NOT_FOUND', `no such resource: ${url.pathname}`);
   };
   return http.createServer((req, res) => {
-    dispatch(req)
+    const onResponse = opts.onResponse;
+    let pattern: string | undefined;
+    if (onResponse !== undefined) {
+      const startedAt = process.hrtime.bigint();
+      res.once('close', () =>
+        onResponse(pattern, req.method ?? '', res.statusCode, Number(process.hrtime.bigint() - startedAt) / 1e9),
+      );
+    }
+    dispatch(req, (p, handled) => (pattern = handled ? p : (pattern ?? p)))
       .then((reply) => send(res, reply))
       .catch((err: unknown) => {
         if (err instanceof ApiError) return send(res, errorReply(err));

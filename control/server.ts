@@ -1,12 +1,14 @@
 // The control process's core, without the command line: opens the store under the data directory, starts the
-// managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their routes on one HTTP
-// API. `close()` stops everything it started, in reverse order. `skein control` and `skein mesh` both call it.
+// managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their routes, and control's
+// own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
+// `skein mesh` both call it.
 import type http from 'node:http';
 import { join } from 'node:path';
 import { benchJobRoutes } from './api/bench-jobs.ts';
 import { probeRoutes } from './api/probes.ts';
 import { BenchJobs } from './bench-jobs.ts';
 import { type ApiReply, createApiServer, listen, type Route } from './http.ts';
+import { ControlMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { ProbeRuns } from './probe-runs.ts';
 import { FileStore } from './store/file.ts';
 
@@ -46,8 +48,11 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   });
   const probeRuns = await ProbeRuns.open({ store, retentionMs, log: opts.log });
   const health: Route = { method: 'GET', path: '/healthz', handle: (): ApiReply => ({ json: { status: 'ok' } }) };
+  const metrics = new ControlMetrics({ benchJobs: () => benchJobs.list(), probeRuns: () => probeRuns.list() });
   const server: http.Server = createApiServer({
-    routes: [health, ...benchJobRoutes(benchJobs), ...probeRoutes(probeRuns)],
+    routes: [health, metrics.route(), ...benchJobRoutes(benchJobs), ...probeRoutes(probeRuns)],
+    onResponse: (route, method, status, seconds) =>
+      metrics.onApiResponse(route ?? UNMATCHED_ROUTE, method, status, seconds),
     onError: (err, req) =>
       opts.log(
         'error',

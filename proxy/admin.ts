@@ -2,8 +2,21 @@
 // people, and metrics for Prometheus. Read-only; it never changes what the proxy serves.
 import http from 'node:http';
 import type { ProxyServer } from './server.ts';
+import type { ClustersView } from './workers-aggregate.ts';
+import { askPrimary, type GatherKind, isSkeinWorker } from './workers-gather.ts';
+
+/** What /clusters shows of this process's clusters (and what a worker gives the primary to merge). */
+export function describeClusters(proxy: ProxyServer): ClustersView {
+  return {
+    version: proxy.snapshot.version,
+    clusters: [...proxy.snapshot.clusters.values()].map((c) => c.describe() as Record<string, unknown>),
+  };
+}
 
 export function createAdminServer(proxy: ProxyServer): http.Server {
+  // In a worker of `--workers N`, /metrics and /clusters come from the primary, which merges every worker's
+  // (proxy/workers-gather.ts): this worker's own figures are a fraction of the process's.
+  const acrossWorkers = isSkeinWorker();
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, type: string, body: string) => {
@@ -12,6 +25,14 @@ export function createAdminServer(proxy: ProxyServer): http.Server {
     };
     const json = (status: number, value: unknown) =>
       send(status, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+    const fromPrimary = (kind: GatherKind, type: string) =>
+      askPrimary(kind).then(
+        (body) => send(200, type, body),
+        (err: Error) => {
+          proxy.log.error(`reading ${path} across workers failed`, { error: err.message });
+          send(503, 'text/plain', `${path.slice(1)} unavailable: ${err.message}\n`);
+        },
+      );
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     switch (path) {
       case '/live':
@@ -27,13 +48,12 @@ export function createAdminServer(proxy: ProxyServer): http.Server {
           config: proxy.snapshot.config,
         });
       case '/clusters':
-        return json(200, {
-          version: proxy.snapshot.version,
-          clusters: [...proxy.snapshot.clusters.values()].map((c) => c.describe()),
-        });
+        if (acrossWorkers) return void fromPrimary('clusters', 'application/json');
+        return json(200, describeClusters(proxy));
       case '/listeners':
         return json(200, proxy.describeListeners());
       case '/metrics':
+        if (acrossWorkers) return void fromPrimary('metrics', proxy.stats.contentType);
         proxy.stats.render().then(
           (text) => send(200, proxy.stats.contentType, text),
           (err: Error) => {

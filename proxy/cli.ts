@@ -7,9 +7,11 @@ import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.ts';
 import type { Config, ConfigInput } from '../src/config/schema.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
+import { describeClusters } from './admin.ts';
 import { parseIntegerFlag } from './cli-number.ts';
 import { ConfigWatcher } from './config-watch.ts';
 import { ProxyServer } from './server.ts';
+import { answerPrimaryGathers, SKEIN_WORKER_ENV, servePrimaryGathers } from './workers-gather.ts';
 
 export const PROXY_HELP = `Usage: skein proxy [options]
 
@@ -142,6 +144,10 @@ function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; d
 export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<void> } = {}): Promise<ProxyServer> {
   const log = createLogger(args.logLevel);
   const proxy = new ProxyServer({ log, baseDir: args.configFile ? dirname(args.configFile) : process.cwd() });
+  // Only under our own primary (runPrimary marks its workers): a cluster worker of another primary (pm2's cluster
+  // mode) has nobody to gather for it, so its admin reads stay local.
+  if (cluster.isWorker && process.env[SKEIN_WORKER_ENV] === '1')
+    answerPrimaryGathers({ metrics: () => proxy.stats.metricsAsJSON(), clusters: () => describeClusters(proxy) });
   await proxy.apply(args.config);
 
   const configFile = args.configFile === undefined ? undefined : resolve(args.configFile);
@@ -188,10 +194,11 @@ function runPrimary(args: ProxyArgs): void {
   let stopping = false;
   // A replacement due after a crash must not start once shutdown has begun: nothing would ever stop it.
   const fork = () => {
-    if (!stopping) cluster.fork();
+    if (!stopping) cluster.fork({ [SKEIN_WORKER_ENV]: '1' });
   };
   // Not `cluster.workers` being empty: a worker whose 'exit' arrives before its IPC channel closes is still listed.
   const allExited = () => Object.values(cluster.workers ?? {}).every((w) => w === undefined || w.isDead());
+  servePrimaryGathers(log);
   for (let i = 0; i < args.workers; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {

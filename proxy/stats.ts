@@ -8,6 +8,7 @@ import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-colle
 import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
 import type { RequestRecord } from '../src/telemetry/types.ts';
 import type { UpstreamEvent } from './cluster.ts';
+import type { MetricFamilies } from './workers-aggregate.ts';
 
 export type { ClusterRef, HealthCheckResult } from '../src/telemetry/metrics-state.ts';
 
@@ -144,6 +145,12 @@ export class ProxyStats {
   async render(): Promise<string> {
     const own = await this.registry.metrics();
     return this.processMetrics ? `${own}\n${await processRegistry().metrics()}` : own;
+  }
+
+  /** The families render() prints, as prom-client JSON: what a worker of `--workers N` gives the primary to merge. */
+  async metricsAsJSON(): Promise<MetricFamilies> {
+    const own = await this.registry.getMetricsAsJSON();
+    return this.processMetrics ? [...own, ...(await processRegistry().getMetricsAsJSON())] : own;
   }
 
   private registerProxyFamilies(): void {
