@@ -1,6 +1,7 @@
-// How headers cross the proxy: hop-by-hop fields dropped in both directions (one list, below), the mesh's own
+// How headers cross the proxy: hop-by-hop fields dropped in both directions (one list, src/routing/hop-by-hop.ts), the mesh's own
 // request fields set (x-request-id, x-forwarded-for/-proto, x-source-service, x-target-service) and the route's
 // header edits applied. The tables are built once; per header the hot path does one lowercase and one lookup.
+import { HOP_BY_HOP } from '../src/routing/hop-by-hop.ts';
 import { propagationHeaderNames } from '../src/telemetry/trace-context.ts';
 import type { RequestContext } from './context.ts';
 import type { FlatHeaders } from './upstream/types.ts';
@@ -19,23 +20,7 @@ export const H_TARGET = 11;
 export const H_GRPC_TIMEOUT = 12;
 export const H_TRACE = 13;
 
-/**
- * Fields that describe one connection, never forwarded in either direction: HTTP/1.1's hop-by-hop fields
- * (RFC 9110 §7.6.1) and every field HTTP/2 forbids (RFC 9113 §8.2.2; node:http2 throws on them, so one that
- * slipped through from an HTTP/1.1 peer would fail the request). So are the fields a Connection field names.
- * Exceptions: `te: trailers` to an HTTP/2 upstream (gRPC needs it), and Upgrade/Connection on a WebSocket
- * upgrade (websocket.ts writes its own).
- */
-export const HOP_BY_HOP: readonly string[] = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'http2-settings',
-];
+export { HOP_BY_HOP } from '../src/routing/hop-by-hop.ts';
 
 /** Request header name (lowercase) → what to do with it instead of copying it as is. */
 export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map<string, number>([

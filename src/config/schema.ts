@@ -3,6 +3,7 @@
 // Nothing here does I/O; compile.ts turns a validated Config into an immutable Snapshot.
 import { z } from 'zod';
 import { addressConflicts, type ConfigAddress } from './address-conflicts.ts';
+import { reasonRouteCannotSet } from '../routing/hop-by-hop.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -145,7 +146,15 @@ export const Route = z
     prefixRewrite: z.string().optional(),
     requestHeaders: z
       .strictObject({
-        set: z.record(z.string(), z.string()).default({}),
+        set: z
+          .record(z.string(), z.string())
+          .default({})
+          .superRefine((set, ctx) => {
+            for (const name of Object.keys(set)) {
+              const reason = reasonRouteCannotSet(name);
+              if (reason !== undefined) ctx.addIssue({ code: 'custom', path: [name], message: reason });
+            }
+          }),
         remove: z.array(z.string()).default([]),
       })
       .optional(),

@@ -35,6 +35,17 @@ describe('config validation', () => {
     expect(problemsOf(raw)).toEqual(['listeners[0].routes[0].match.headers[0].regex: invalid regular expression']);
   });
 
+  it('rejects a route that would set a connection field or one the proxy writes, naming each', () => {
+    const raw = structuredClone(minimal) as Record<string, unknown> & typeof minimal;
+    (raw.listeners[0].routes[0] as Record<string, unknown>).requestHeaders = {
+      set: { Upgrade: 'h2c', 'content-length': '5', 'x-route': 'ok' },
+    };
+    expect(problemsOf(raw)).toEqual([
+      'listeners[0].routes[0].requestHeaders.set.Upgrade: Upgrade describes one connection: the proxy never forwards it',
+      'listeners[0].routes[0].requestHeaders.set.content-length: content-length is written by the proxy from the request itself',
+    ]);
+  });
+
   it('rejects duplicate cluster names', () => {
     const raw = structuredClone(minimal);
     raw.clusters.push(structuredClone(raw.clusters[0]));

@@ -190,12 +190,6 @@ beforeAll(async () => {
         routes: [
           { name: 'to-h2', match: { pathPrefix: '/h2app' }, cluster: 'h2app' },
           { name: 'to-h2-700', match: { pathPrefix: '/h2-status-700' }, cluster: 'h2status700' },
-          {
-            name: 'to-h2-bad',
-            match: { pathPrefix: '/h2bad' },
-            cluster: 'h2app',
-            requestHeaders: { set: { upgrade: 'h2c' } },
-          },
           { name: 'hostile', cluster: 'hostile' },
         ],
       },
@@ -321,25 +315,6 @@ describe('the exception boundary', () => {
       /service_mesh_requests_total\{[^}]*response_code="502"[^}]*response_flag="UPE"[^}]*\} [1-9]/,
     );
   });
-
-  it.each([
-    ['HTTP/1.1', viaHttp1],
-    ['h2c', viaH2],
-  ])(
-    'a request the proxy cannot convert for its upstream gets 500 IE (%s client), and the proxy carries on',
-    async (_, request) => {
-      // The route sets a field HTTP/2 forbids: node:http2 throws building the upstream request.
-      const seen = await request('/h2bad/x');
-      expect(seen.status).toBe(500);
-      expect(seen.headers['x-skein-flags']).toBe('IE');
-      await proxy.waitForLog((l) => l.msg === 'request failed' && l.requestId === seen.headers['x-request-id']);
-      const metrics = (await httpGet(`${proxy.adminUrl}/metrics`)).body;
-      expect(metrics).toMatch(
-        /service_mesh_requests_total\{[^}]*response_code="500"[^}]*response_flag="IE"[^}]*\} [1-9]/,
-      );
-      await expectStillServing();
-    },
-  );
 });
 
 describe('an HTTP/1.1 client calling an h2c upstream', () => {
