@@ -1,6 +1,7 @@
 // `skein probe run --pid PID[,PID] --duration-s N [--json]`: measures what the given processes cost in the
 // kernel (TCP connections, socket bytes and calls, on-CPU time, retransmits, RTT) for N seconds and prints
 // one block per process. Ctrl-C stops early and still prints.
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ProbeError, type ProbeResult, runProbe } from './runner.ts';
 import type { HistogramBucket, ProcessFigures } from './report.ts';
@@ -89,6 +90,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (values.pid === undefined) throw new Error('--pid is required');
     pids = parsePids(values.pid);
+    const gone = pids.filter((pid) => !existsSync(`/proc/${pid}`));
+    if (gone.length > 0) throw new Error(`--pid: no process with PID ${gone.join(', ')}`);
     durationS = Number(values['duration-s']);
     if (!Number.isFinite(durationS) || durationS <= 0) throw new Error(`--duration-s: not a positive number`);
     json = values.json;
