@@ -6,16 +6,24 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The scripts, in the order they are concatenated (tcp-lifecycle first: others read its @_tcp_owner). */
-export const SCRIPT_NAMES = ['tcp-lifecycle', 'socket-io', 'oncpu', 'tcp-retransmits', 'tcp-rtt'] as const;
+export const SCRIPT_NAMES = [
+  'tcp-lifecycle',
+  'socket-io',
+  'oncpu',
+  'tcp-retransmits',
+  'tcp-rtt',
+  'tcp-existing',
+] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 /** Scripts whose tracepoints may be absent: the run goes on without them and says so. */
-export const OPTIONAL_SCRIPTS: ReadonlySet<ScriptName> = new Set(['tcp-retransmits', 'tcp-rtt']);
+export const OPTIONAL_SCRIPTS: ReadonlySet<ScriptName> = new Set(['tcp-retransmits', 'tcp-rtt', 'tcp-existing']);
 
 /** Scripts that need another script's maps. */
 const DEPENDS_ON: Partial<Record<ScriptName, ScriptName>> = {
   'tcp-retransmits': 'tcp-lifecycle',
   'tcp-rtt': 'tcp-lifecycle',
+  'tcp-existing': 'tcp-lifecycle',
 };
 
 /** Printed by the program's BEGIN block: the probes are live from this line on. */

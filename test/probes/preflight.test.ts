@@ -17,6 +17,7 @@ function fakeEnvironment(overrides: Partial<Environment> & { missing?: string[] 
         oncpu: ['sched/sched_switch'],
         'tcp-retransmits': ['tcp/tcp_retransmit_skb'],
         'tcp-rtt': ['tcp/tcp_probe'],
+        'tcp-existing': ['sock/sock_send_length', 'sock/sock_recv_length'],
       }[script],
       kernelTypes: script === 'tcp-lifecycle',
     }),
@@ -63,7 +64,11 @@ describe('probe preflight', () => {
     expect(result.problems).toEqual([
       expect.stringMatching(/socket-io: this kernel lacks tracepoint sock:sock_send_length/),
     ]);
-    expect(result.warnings).toEqual([expect.stringMatching(/tcp-rtt: this kernel lacks tracepoint tcp:tcp_probe/)]);
+    expect(result.warnings).toEqual([
+      expect.stringMatching(/tcp-rtt: this kernel lacks tracepoint tcp:tcp_probe/),
+      expect.stringMatching(/tcp-existing: this kernel lacks tracepoint sock:sock_send_length/),
+    ]);
     expect(result.scripts).not.toContain('tcp-rtt');
+    expect(result.scripts).not.toContain('tcp-existing');
   });
 });

@@ -21,6 +21,7 @@ describe('bpftrace program composition', () => {
   it('adds tcp-lifecycle when a script reads its socket owners, and keeps concatenation order', () => {
     expect(withDependencies(['tcp-rtt'])).toEqual(['tcp-lifecycle', 'tcp-rtt']);
     expect(withDependencies(['oncpu'])).toEqual(['oncpu']);
+    expect(withDependencies(['tcp-existing', 'socket-io'])).toEqual(['tcp-lifecycle', 'socket-io', 'tcp-existing']);
   });
 
   it('replaces every PID_FILTER, has one BEGIN and one END, and clears only the internal maps', () => {

@@ -57,6 +57,36 @@ function exchange(port: number, payload: string, end: boolean): Promise<string> 
   });
 }
 
+/** A keep-alive connection to nginx: one request at a time, each answered ("ok\n") before the next is sent. */
+async function keepAliveConnection(port: number): Promise<{ request(): Promise<void>; close(): Promise<void> }> {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let text = '';
+  let answered = 0;
+  let onAnswer: (() => void) | undefined;
+  socket.setEncoding('utf8').on('data', (chunk: string) => {
+    text += chunk;
+    const complete = text.match(/\r\n\r\nok\n/g)?.length ?? 0;
+    if (complete > answered) {
+      answered = complete;
+      onAnswer?.();
+    }
+  });
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  return {
+    request: () =>
+      new Promise<void>((resolve) => {
+        const want = answered + 1;
+        onAnswer = () => answered >= want && resolve();
+        socket.write('GET / HTTP/1.1\r\nHost: probe-test\r\n\r\n');
+      }),
+    close: async () => {
+      socket.end();
+      await closed;
+    },
+  };
+}
+
 /**
  * Server-side TCP sockets on `port` that have not reached CLOSE yet: anything but the listener and TIME_WAIT
  * (a socket entering TIME_WAIT has already passed CLOSE, which is what the probe counts).
@@ -135,6 +165,31 @@ describe.skipIf(problems.length > 0)('probes on a process that was serving befor
       expect(figures.tcp.durationUs.reduce((sum, b) => sum + b.count, 0)).toBe(CONNECTIONS);
       expect(figures.io.recvBytes).toBeGreaterThanOrEqual(CONNECTIONS * REQUEST.length);
       expect(figures.io.sendCalls).toBeGreaterThanOrEqual(CONNECTIONS);
+    },
+    120_000,
+  );
+
+  it.skipIf(nginxMissing)(
+    'claims a keep-alive connection that was open before the attach at its first request: RTT and close count',
+    async () => {
+      const REQUESTS = 5;
+      const { port, workerPid } = await startNginx();
+      const connection = await keepAliveConnection(port);
+      await connection.request(); // open and serving before the probe exists
+
+      const probe = await ProbeRun.start({ pids: [workerPid], scripts: ['tcp-existing', 'tcp-rtt'] });
+      probes.push(probe);
+      for (let i = 0; i < REQUESTS; i++) await connection.request();
+      await connection.close();
+      await allClosed(port);
+      const [figures] = (await probe.stop(STOP_TIMEOUT_MS)).processes;
+
+      expect(figures.tcp.openedBefore).toBe(1);
+      expect(figures.tcp.accepts).toBe(0);
+      expect(figures.tcp.closes).toBe(1);
+      // Requests 2 to 5 arrive after the worker claimed the socket at its recv of request 1.
+      expect(figures.tcp.srttSamples).toBeGreaterThanOrEqual(REQUESTS - 1);
+      expect(figures.tcp.durationUs).toEqual([]); // its lifetime is unknown: it opened before the probe
     },
     120_000,
   );
