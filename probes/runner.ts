@@ -103,8 +103,12 @@ export class ProbeRun {
     this.#attachedAt = Date.now();
   }
 
-  /** SIGINT bpftrace, wait for it to print its maps and exit, and parse them. Safe to call twice. */
-  stop(timeoutMs = 15_000): Promise<ProbeResult> {
+  /**
+   * SIGINT bpftrace, wait for it to print its maps and exit, and parse them. Safe to call twice. Usually well
+   * under a second, but detaching waits for RCU grace periods, and on a loaded machine it has taken over 15 s
+   * (seen with `skein probe run` too): the figures are worth the wait, as in control (STOP_TIMEOUT_MS there).
+   */
+  stop(timeoutMs = 60_000): Promise<ProbeResult> {
     this.#stopping ??= this.#stop(timeoutMs);
     return this.#stopping;
   }
