@@ -1,5 +1,9 @@
 # Skein image (the proxy by default; `skein control` too). The build stage compiles the TypeScript to dist/ (what bin/skein.js runs) and drops the
-# dev dependencies; the runtime stage has Node 24, the runtime dependencies and dist/. Runs as a non-root user.
+# dev dependencies; the runtime stage has Node 24, the runtime dependencies, dist/ and the files dist/ reads at
+# run time (the bpftrace scripts of `skein probe` and control's probe API). Runs as a non-root user. bpftrace is
+# not installed: probes need root and the host's kernel anyway, so in this image `skein probe` and
+# /ebpf/probe/status say what is missing (exit 1, HTTP 503). test/e2e/image-layout.test.ts builds this stage's
+# layout from the COPY lines below and runs `skein probe` and `skein control` from it.
 FROM node:24-bookworm-slim AS build
 WORKDIR /opt/skein
 COPY package.json package-lock.json ./
@@ -22,6 +26,7 @@ COPY --from=build /opt/skein/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY examples ./examples
+COPY probes/scripts ./probes/scripts
 USER node
 # 15001 outbound, 15006 inbound, 15000 admin (the defaults of manifests/ and examples/mesh.yaml); 15010 is
 # `skein control`'s API when the image runs control instead of a proxy.

@@ -1,6 +1,7 @@
 // `skein probe run --pid PID[,PID] --duration-s N [--json]`: measures what the given processes cost in the
 // kernel (TCP connections, socket bytes and calls, on-CPU time, retransmits, RTT) for N seconds and prints
 // one block per process. Ctrl-C stops early and still prints.
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ProbeError, type ProbeResult, runProbe } from './runner.ts';
 import type { HistogramBucket, ProcessFigures } from './report.ts';
@@ -9,7 +10,9 @@ export const PROBE_HELP = `Usage: skein probe run --pid PID[,PID...] --duration-
 
 Attach eBPF probes (bpftrace) to the given processes for N seconds and print per-process figures:
 TCP connects/accepts/closes and connection lifetimes, bytes and calls through TCP sockets, on-CPU time,
-retransmits and smoothed RTT. Needs root, bpftrace (apt-get install -y bpftrace) and a mounted tracefs.
+retransmits and smoothed RTT. Processes that were already running count fully: accepts on listeners they
+opened earlier, and connections already open at attach once they send or receive. Needs root, bpftrace
+(apt-get install -y bpftrace) and a mounted tracefs.
 
 Options:
   --pid PID[,PID...]   Processes to measure (repeatable); every thread of each counts.
@@ -41,7 +44,7 @@ export function formatFigures(p: ProcessFigures, seconds: number): string {
   const ms = (ns: number) => (ns / 1e6).toFixed(1);
   const lines = [
     `pid ${p.pid}`,
-    `  tcp      connects ${p.tcp.connects}  accepts ${p.tcp.accepts}  closes ${p.tcp.closes}  failed connects ${p.tcp.connectFailures}  retransmits ${p.tcp.retransmits}`,
+    `  tcp      connects ${p.tcp.connects}  accepts ${p.tcp.accepts}  open before ${p.tcp.openedBefore}  closes ${p.tcp.closes}  failed connects ${p.tcp.connectFailures}  retransmits ${p.tcp.retransmits}`,
     `  rtt      ${p.tcp.srttUsAvg === null ? 'no samples' : `srtt avg ${p.tcp.srttUsAvg.toFixed(0)} µs  max ${p.tcp.srttUsMax} µs  (${p.tcp.srttSamples} samples)`}`,
     `  send     ${p.io.sendBytes} bytes in ${p.io.sendCalls} calls (${p.io.sendErrors} errors)`,
     `  recv     ${p.io.recvBytes} bytes in ${p.io.recvCalls} calls (${p.io.recvErrors} errors)`,
@@ -89,6 +92,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (values.pid === undefined) throw new Error('--pid is required');
     pids = parsePids(values.pid);
+    const gone = pids.filter((pid) => !existsSync(`/proc/${pid}`));
+    if (gone.length > 0) throw new Error(`--pid: no process with PID ${gone.join(', ')}`);
     durationS = Number(values['duration-s']);
     if (!Number.isFinite(durationS) || durationS <= 0) throw new Error(`--duration-s: not a positive number`);
     json = values.json;

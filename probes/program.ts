@@ -3,18 +3,27 @@
 // scripts' internal maps (named @_*) so only figures are printed. bpftrace allows one BEGIN/END per program,
 // so the scripts carry none and are concatenated; BEGIN prints READY_MARKER when every probe is live.
 import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 /** The scripts, in the order they are concatenated (tcp-lifecycle first: others read its @_tcp_owner). */
-export const SCRIPT_NAMES = ['tcp-lifecycle', 'socket-io', 'oncpu', 'tcp-retransmits', 'tcp-rtt'] as const;
+export const SCRIPT_NAMES = [
+  'tcp-lifecycle',
+  'socket-io',
+  'oncpu',
+  'tcp-retransmits',
+  'tcp-rtt',
+  'tcp-existing',
+] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 /** Scripts whose tracepoints may be absent: the run goes on without them and says so. */
-export const OPTIONAL_SCRIPTS: ReadonlySet<ScriptName> = new Set(['tcp-retransmits', 'tcp-rtt']);
+export const OPTIONAL_SCRIPTS: ReadonlySet<ScriptName> = new Set(['tcp-retransmits', 'tcp-rtt', 'tcp-existing']);
 
 /** Scripts that need another script's maps. */
 const DEPENDS_ON: Partial<Record<ScriptName, ScriptName>> = {
   'tcp-retransmits': 'tcp-lifecycle',
   'tcp-rtt': 'tcp-lifecycle',
+  'tcp-existing': 'tcp-lifecycle',
 };
 
 /** Printed by the program's BEGIN block: the probes are live from this line on. */
@@ -26,20 +35,36 @@ export interface Script {
 }
 
 /** probes/scripts/ whether this runs from the sources (probes/) or from the build (dist/probes/). */
-const SCRIPTS_DIR = [new URL('./scripts/', import.meta.url), new URL('../../probes/scripts/', import.meta.url)].find(
-  (u) => existsSync(u),
-);
+const SCRIPTS_CANDIDATES = [new URL('./scripts/', import.meta.url), new URL('../../probes/scripts/', import.meta.url)];
+const SCRIPTS_DIR = SCRIPTS_CANDIDATES.find((u) => existsSync(u));
+
+/** Where a script is looked for, as a path for messages (the first candidate when none exists). */
+export function scriptPath(name: ScriptName): string {
+  return fileURLToPath(new URL(`${name}.bt`, SCRIPTS_DIR ?? SCRIPTS_CANDIDATES[SCRIPTS_CANDIDATES.length - 1]));
+}
+
+/** False when an install left the scripts out (an image that copies dist/ only): preflight says so. */
+export function hasScript(name: ScriptName): boolean {
+  return SCRIPTS_DIR !== undefined && existsSync(new URL(`${name}.bt`, SCRIPTS_DIR));
+}
 
 export function loadScript(name: ScriptName): Script {
-  if (SCRIPTS_DIR === undefined) throw new Error('probes/scripts/ not found next to the probe runner');
+  if (!hasScript(name)) throw new Error(`probe script ${scriptPath(name)} is missing`);
   return { name, source: readFileSync(new URL(`${name}.bt`, SCRIPTS_DIR), 'utf8') };
 }
 
 /** `tracepoint:cat:name` attach points a script uses, as `cat/name` (the layout under tracefs events/). */
 export function tracepointsOf(source: string): string[] {
   const found = new Set<string>();
-  for (const m of source.matchAll(/^tracepoint:(\w+):(\w+)/gm)) found.add(`${m[1]}/${m[2]}`);
+  // A probe may list several attach points: `tracepoint:a:b, tracepoint:c:d /filter/ {`.
+  const code = source.replace(/\/\/.*$/gm, '');
+  for (const m of code.matchAll(/(?:^|,\s*)tracepoint:(\w+):(\w+)/gm)) found.add(`${m[1]}/${m[2]}`);
   return [...found];
+}
+
+/** Whether a script reads kernel structures (`curtask->…`, casts to `struct …`): bpftrace needs the kernel's BTF. */
+export function usesKernelTypes(source: string): boolean {
+  return /curtask->|\(struct \w+ \*\)/.test(source.replace(/\/\/.*$/gm, ''));
 }
 
 /** `(pid == 1 || pid == 2)`; bpftrace's `pid` is the process (thread group) id, so every thread counts. */

@@ -16,6 +16,8 @@ export interface ProcessFigures {
     accepts: number;
     closes: number;
     connectFailures: number;
+    /** Connections already open when the probe attached that the process sent or received on (tcp-existing). */
+    openedBefore: number;
     /** How long each connection that closed during the run had lived, in µs (log2 buckets). */
     durationUs: HistogramBucket[];
     retransmits: number;
@@ -50,6 +52,7 @@ export function emptyFigures(pid: number): ProcessFigures {
       accepts: 0,
       closes: 0,
       connectFailures: 0,
+      openedBefore: 0,
       durationUs: [],
       retransmits: 0,
       srttSamples: 0,
@@ -100,6 +103,7 @@ export function parseBpftraceJson(output: string, pids: readonly number[]): Prob
       accepts: num('@tcp_accepts', pid),
       closes: num('@tcp_closes', pid),
       connectFailures: num('@tcp_connect_failures', pid),
+      openedBefore: num('@tcp_opened_before', pid),
       durationUs: histograms.get('@tcp_duration_us')?.get(pid) ?? [],
       retransmits: num('@tcp_retransmits', pid),
       srttSamples: samples,

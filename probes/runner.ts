@@ -23,6 +23,12 @@ export interface ProbeResult extends ProbeReport {
 
 export class ProbeError extends Error {
   override name = 'ProbeError';
+  /** What the machine lacks (preflight), one sentence each; empty for other failures. */
+  readonly problems: readonly string[];
+  constructor(message: string, problems: readonly string[] = []) {
+    super(message);
+    this.problems = problems;
+  }
 }
 
 /** bpftrace warns about RLIMIT_MEMLOCK on every start; kernels since 5.11 charge BPF memory to the cgroup. */
@@ -66,7 +72,9 @@ export class ProbeRun {
   /** Start bpftrace for `opts.pids` and resolve once its probes are attached. */
   static async start(opts: ProbeOptions): Promise<ProbeRun> {
     const check = preflight(opts.scripts ?? SCRIPT_NAMES);
-    if (check.problems.length > 0) throw new ProbeError(`cannot run probes:\n  ${check.problems.join('\n  ')}`);
+    if (check.problems.length > 0) {
+      throw new ProbeError(`cannot run probes here: ${check.problems.join(' ')}`, check.problems);
+    }
     const program = composeProgram(check.scripts.map(loadScript), opts.pids);
     const child = spawn(check.setprivPath!, ['--pdeathsig', 'KILL', check.bpftracePath!, '-f', 'json', '-e', program], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,8 +103,12 @@ export class ProbeRun {
     this.#attachedAt = Date.now();
   }
 
-  /** SIGINT bpftrace, wait for it to print its maps and exit, and parse them. Safe to call twice. */
-  stop(timeoutMs = 15_000): Promise<ProbeResult> {
+  /**
+   * SIGINT bpftrace, wait for it to print its maps and exit, and parse them. Safe to call twice. Usually well
+   * under a second, but detaching waits for RCU grace periods, and on a loaded machine it has taken over 15 s
+   * (seen with `skein probe run` too): the figures are worth the wait, as in control (STOP_TIMEOUT_MS there).
+   */
+  stop(timeoutMs = 60_000): Promise<ProbeResult> {
     this.#stopping ??= this.#stop(timeoutMs);
     return this.#stopping;
   }

@@ -16,7 +16,18 @@ export function probeRoutes(runs: ProbeRuns): Route[] {
       path: '/ebpf/probe/start',
       handle: async (req): Promise<ApiReply> => ({ status: 201, json: await runs.start(req.body) }),
     },
-    { method: 'GET', path: '/ebpf/probe/status', handle: () => ({ json: runs.status() }) },
+    {
+      method: 'GET',
+      path: '/ebpf/probe/status',
+      handle: () => {
+        // 503 when probes cannot run here, in the error shape (code and problems) beside the status fields, so
+        // a monitor sees the outage from the status code and a person sees what is missing.
+        const status = runs.status();
+        if (status.available) return { json: status };
+        const error = { code: 'SKEIN_UNAVAILABLE', message: 'eBPF probes cannot run here', problems: status.problems };
+        return { status: 503, json: { error, ...status } };
+      },
+    },
     {
       method: 'GET',
       path: '/ebpf/probe/runs',

@@ -101,6 +101,7 @@ describe.skipIf(problems.length > 0)('skein control: eBPF probe API (as root)', 
       'GET',
       '/ebpf/probe/status',
     );
+    expect(status.status).toBe(200);
     expect(status.body.available).toBe(true);
     expect(status.body.running.map((r) => r.id)).toContain(started.body.id);
     expect((await api(control.url, 'GET', `/ebpf/probe/runs/${started.body.id}/result`)).status).toBe(409);
@@ -201,7 +202,14 @@ describe.skipIf(problems.length > 0)('skein control: eBPF probe API (as root)', 
     expect(res.status).toBe(503);
     expect(res.body.error.code).toBe('SKEIN_UNAVAILABLE');
     expect(res.body.error.problems.join('\n')).toMatch(/need root/);
-    const status = await api<{ available: boolean }>(url, 'GET', '/ebpf/probe/status');
+    const status = await api<{ available: boolean; error: { code: string; problems: string[] } }>(
+      url,
+      'GET',
+      '/ebpf/probe/status',
+    );
+    expect(status.status).toBe(503);
     expect(status.body.available).toBe(false);
+    expect(status.body.error.code).toBe('SKEIN_UNAVAILABLE');
+    expect(status.body.error.problems.join('\n')).toMatch(/need root/);
   }, 30_000);
 });

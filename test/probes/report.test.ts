@@ -10,6 +10,7 @@ const OUTPUT = `{"type": "attached_probes", "data": {"probes": 12}}
 {"type": "map", "data": {"@sock_send_calls": {"100": 3}}}
 {"type": "map", "data": {"@tcp_connects": {"100": 3}}}
 {"type": "map", "data": {"@tcp_closes": {"100": 2}}}
+{"type": "map", "data": {"@tcp_opened_before": {"100": 1}}}
 {"type": "hist", "data": {"@tcp_duration_us": {"100": [{"min": 512, "max": 1023, "count": 1}, {"min": 1024, "max": 2047, "count": 1}]}}}
 {"type": "map", "data": {"@tcp_srtt_samples": {"100": 4}}}
 {"type": "map", "data": {"@tcp_srtt_us_max": {"100": 73}}}
@@ -25,7 +26,15 @@ describe('parsing bpftrace JSON output', () => {
     expect(p.pid).toBe(100);
     expect(p.cpu.onCpuNs).toBe(18670068);
     expect(p.io).toMatchObject({ sendBytes: 3000, sendCalls: 3, recvBytes: 0, recvCalls: 0 });
-    expect(p.tcp).toMatchObject({ connects: 3, closes: 2, accepts: 0, srttSamples: 4, srttUsAvg: 30, srttUsMax: 73 });
+    expect(p.tcp).toMatchObject({
+      connects: 3,
+      closes: 2,
+      accepts: 0,
+      openedBefore: 1,
+      srttSamples: 4,
+      srttUsAvg: 30,
+      srttUsMax: 73,
+    });
     expect(p.tcp.durationUs).toEqual([
       { min: 512, max: 1023, count: 1 },
       { min: 1024, max: 2047, count: 1 },

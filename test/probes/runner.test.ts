@@ -101,6 +101,7 @@ describe.skipIf(problems.length > 0)('probe runner (bpftrace, as root)', () => {
     expect(figures.tcp.connects).toBe(CONNECTIONS);
     expect(figures.tcp.closes).toBe(CONNECTIONS);
     expect(figures.tcp.accepts).toBe(0);
+    expect(figures.tcp.openedBefore).toBe(0); // reading the server's FIN after TIME_WAIT claims nothing
     expect(figures.tcp.connectFailures).toBe(0);
     expect(figures.tcp.durationUs.reduce((sum, b) => sum + b.count, 0)).toBe(CONNECTIONS);
     expect(figures.io.sendBytes).toBeGreaterThanOrEqual(BYTES);
@@ -131,6 +132,7 @@ describe.skipIf(problems.length > 0)('probe runner (bpftrace, as root)', () => {
 
     expect(figures.tcp.accepts).toBe(CONNECTIONS);
     expect(figures.tcp.connects).toBe(0);
+    expect(figures.tcp.openedBefore).toBe(0);
     expect(figures.tcp.closes).toBe(CONNECTIONS);
     expect(figures.io.recvBytes).toBe(CONNECTIONS * BYTES_EACH);
   }, 40_000);

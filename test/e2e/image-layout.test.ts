@@ -1,0 +1,266 @@
+// The Docker image's runtime layout, without Docker (there is no engine on the test machines): the runtime
+// stage's COPY, ENV, USER and ENTRYPOINT lines are read from the Dockerfile and replayed into a temp directory
+// (dist/ from this checkout's build, node_modules as a symlink to this checkout's, which also holds the dev
+// dependencies that the image prunes), then `skein probe` and `skein control` run from it as the image runs them:
+// as a non-root user, with a PATH that has no bpftrace (the image installs none). If the Dockerfile stops
+// copying something they need, these tests fail. A second layout leaves probes/scripts/ out, as the image did
+// before, to check that a missing script is an error with its code, not a crash.
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, posix, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { api } from '../support/control.ts';
+import { waitFor } from '../support/wait-for.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const IS_ROOT = process.getuid?.() === 0;
+/** Who the image's `USER node` becomes here: nobody, when the test runs as root. */
+const UNPRIVILEGED = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+
+interface Copy {
+  readonly from: string | undefined;
+  readonly sources: readonly string[];
+  readonly dest: string;
+}
+
+interface Stage {
+  readonly name: string | undefined;
+  workdir: string;
+  readonly copies: Copy[];
+  readonly env: Record<string, string>;
+  user: string | undefined;
+  entrypoint: string[] | undefined;
+}
+
+/** The Dockerfile's stages with the instructions this test replays (continuation lines joined, comments dropped). */
+function parseDockerfile(text: string): Stage[] {
+  const stages: Stage[] = [];
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  for (const line of lines) {
+    const [instruction, ...rest] = line.split(/\s+/);
+    const args = rest.join(' ');
+    const stage = stages.at(-1);
+    switch (instruction.toUpperCase()) {
+      case 'FROM':
+        stages.push({
+          name: /\bAS\s+(\S+)/i.exec(args)?.[1],
+          workdir: '/',
+          copies: [],
+          env: {},
+          user: undefined,
+          entrypoint: undefined,
+        });
+        break;
+      case 'WORKDIR':
+        stage!.workdir = posix.resolve(stage!.workdir, args);
+        break;
+      case 'COPY': {
+        const words = args.split(/\s+/);
+        const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length);
+        const paths = words.filter((w) => !w.startsWith('--'));
+        stage!.copies.push({ from, sources: paths.slice(0, -1), dest: paths.at(-1)! });
+        break;
+      }
+      case 'ENV':
+        for (const m of args.matchAll(/(\w+)=(\S+)/g)) stage!.env[m[1]] = m[2];
+        break;
+      case 'USER':
+        stage!.user = args;
+        break;
+      case 'ENTRYPOINT':
+        stage!.entrypoint = JSON.parse(args) as string[];
+        break;
+    }
+  }
+  return stages;
+}
+
+const DOCKERFILE = parseDockerfile(readFileSync(join(REPO, 'Dockerfile'), 'utf8'));
+const RUNTIME = DOCKERFILE.at(-1)!;
+const DOCKERIGNORE = readFileSync(join(REPO, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim().replace(/\/$/, ''))
+  .filter((l) => l !== '' && !l.startsWith('#'));
+
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/**
+ * Replays the runtime stage's COPY lines into a temp directory (the image's WORKDIR). A `--from=<stage>` source
+ * is that stage's path relative to its WORKDIR, which in the build stage is this checkout's layout (dist/ is the
+ * same `tsc -p tsconfig.build.json` output); a plain source comes from the build context, this checkout.
+ */
+function buildRuntimeLayout(omit: readonly string[] = []): string {
+  const root = mkdtempSync(join(tmpdir(), 'skein-image-layout-'));
+  dirs.push(root);
+  chmodSync(root, 0o755); // readable by the unprivileged user the image runs as
+  for (const copy of RUNTIME.copies) {
+    const fromStage = copy.from === undefined ? undefined : DOCKERFILE.find((s) => s.name === copy.from);
+    if (copy.from !== undefined && fromStage === undefined) throw new Error(`COPY --from=${copy.from}: no such stage`);
+    for (const source of copy.sources) {
+      const rel = fromStage === undefined ? posix.normalize(source) : posix.relative(fromStage.workdir, source);
+      if (omit.includes(rel)) continue;
+      const from = join(REPO, rel);
+      if (!existsSync(from)) {
+        throw new Error(`${source} (${from}) does not exist: run \`tsc -p tsconfig.build.json\` for dist/`);
+      }
+      const destPath = resolve(root, posix.relative(RUNTIME.workdir, posix.resolve(RUNTIME.workdir, copy.dest)));
+      const into = copy.dest.endsWith('/') || copy.dest === '.' ? join(destPath, basename(rel)) : destPath;
+      mkdirSync(resolve(into, '..'), { recursive: true });
+      if (rel === 'node_modules') symlinkSync(from, into);
+      else cpSync(from, into, { recursive: true });
+    }
+  }
+  // What the image's PATH holds of the tools probes look for: setpriv (util-linux is in the base image), no
+  // bpftrace.
+  const bin = join(root, '.image-bin');
+  mkdirSync(bin);
+  for (const tool of ['setpriv']) {
+    const found = ['/usr/bin', '/bin'].map((d) => join(d, tool)).find((p) => existsSync(p));
+    if (found !== undefined) symlinkSync(found, join(bin, tool));
+  }
+  return root;
+}
+
+/** The image's ENTRYPOINT with `args`, run from `root` as the image's user and environment. */
+function runImage(root: string, args: string[]): ChildProcess {
+  const [node, ...entry] = RUNTIME.entrypoint!;
+  expect(node).toBe('node');
+  const argv = [process.execPath, ...entry, ...args];
+  const asUser = IS_ROOT && RUNTIME.user !== undefined && RUNTIME.user !== 'root';
+  const child = spawn(asUser ? 'setpriv' : argv[0], asUser ? [...UNPRIVILEGED, ...argv] : argv.slice(1), {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '', PATH: join(root, '.image-bin'), ...RUNTIME.env },
+  });
+  children.push(child);
+  return child;
+}
+
+async function runToExit(root: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = runImage(root, args);
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const code = await new Promise<number | null>((done) => child.once('close', done));
+  return { code, out, err };
+}
+
+async function startControl(root: string): Promise<{ url: string; pid: number }> {
+  const data = join(root, 'control-data');
+  mkdirSync(data, { mode: 0o777 });
+  chmodSync(data, 0o777);
+  const child = runImage(root, ['control', '--listen', '127.0.0.1:0', '--data-dir', data]);
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const url = await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`skein control exited ${child.exitCode}: ${err}`);
+    return /listening on (http:\/\/\S+)/.exec(out)?.[1];
+  }, 15_000);
+  return { url, pid: child.pid! };
+}
+
+interface StatusBody {
+  error?: { code: string; message: string; problems: string[] };
+  available: boolean;
+  problems: string[];
+  warnings: string[];
+  running: unknown[];
+  recent: unknown[];
+}
+
+describe('the Docker image runtime layout (replayed from the Dockerfile, no Docker engine)', () => {
+  it('takes every COPY source of the runtime stage from the build context or the build stage, none dockerignored', () => {
+    const context = RUNTIME.copies.filter((c) => c.from === undefined).flatMap((c) => c.sources);
+    for (const source of context) {
+      const ignored = DOCKERIGNORE.find((entry) => source === entry || source.startsWith(`${entry}/`));
+      expect(ignored, `${source} is excluded by .dockerignore`).toBeUndefined();
+    }
+    expect(RUNTIME.user, 'the image runs as a non-root user').toBeDefined();
+    expect(RUNTIME.user).not.toBe('root');
+    expect(statSync(join(REPO, 'dist', 'probes', 'cli.js')).isFile()).toBe(true);
+  });
+
+  describe('as the Dockerfile builds it', () => {
+    const root = buildRuntimeLayout();
+
+    it('skein probe --help answers with its usage', async () => {
+      const { code, out } = await runToExit(root, ['probe', '--help']);
+      expect(code).toBe(0);
+      expect(out).toMatch(/^Usage: skein probe run --pid/);
+    });
+
+    it('skein probe run says in one line what is missing (root, bpftrace; not the scripts) and exits 1', async () => {
+      const { code, out, err } = await runToExit(root, ['probe', 'run', '--pid', String(process.pid)]);
+      expect(code).toBe(1);
+      expect(out).toBe('');
+      const lines = err.trimEnd().split('\n');
+      expect(lines, err).toHaveLength(1);
+      expect(lines[0]).toMatch(/^skein probe: cannot run probes here: /);
+      expect(lines[0]).toMatch(/need root/);
+      expect(lines[0]).toMatch(/bpftrace is not installed/);
+      expect(lines[0]).not.toMatch(/scripts are missing/);
+    });
+
+    it('skein control answers /ebpf/probe/status and /ebpf/probe/start with 503 naming what is missing', async () => {
+      const control = await startControl(root);
+      const status = await api<StatusBody>(control.url, 'GET', '/ebpf/probe/status');
+      expect(status.status).toBe(503);
+      expect(status.body.error?.code).toBe('SKEIN_UNAVAILABLE');
+      expect(status.body.available).toBe(false);
+      expect(status.body.error?.problems).toEqual(status.body.problems);
+      const text = status.body.problems.join('\n');
+      expect(text).toMatch(/need root/);
+      expect(text).toMatch(/bpftrace is not installed/);
+      expect(text).not.toMatch(/scripts are missing/);
+      expect(status.body).toMatchObject({ running: [], recent: [] });
+
+      const start = await api<StatusBody>(control.url, 'POST', '/ebpf/probe/start', { pids: [control.pid] });
+      expect(start.status).toBe(503);
+      expect(start.body.error?.code).toBe('SKEIN_UNAVAILABLE');
+      expect(start.body.error?.problems.join('\n')).toMatch(/need root/);
+    }, 30_000);
+  });
+
+  describe('without probes/scripts/ (as the image was before it copied them)', () => {
+    const root = buildRuntimeLayout(['probes/scripts']);
+
+    it('skein probe run names the missing scripts in one line and exits 1, without a stack trace', async () => {
+      const { code, err } = await runToExit(root, ['probe', 'run', '--pid', String(process.pid)]);
+      expect(code).toBe(1);
+      expect(err.trimEnd().split('\n'), err).toHaveLength(1);
+      expect(err).toMatch(/^skein probe: cannot run probes here: .*probe scripts are missing \(.*tcp-lifecycle\.bt/);
+    });
+
+    it('skein control answers /ebpf/probe/status with 503 naming the missing scripts, not 500', async () => {
+      const control = await startControl(root);
+      const status = await api<StatusBody>(control.url, 'GET', '/ebpf/probe/status');
+      expect(status.status).toBe(503);
+      expect(status.body.error?.code).toBe('SKEIN_UNAVAILABLE');
+      expect(status.body.problems.join('\n')).toMatch(/probe scripts are missing/);
+    }, 30_000);
+  });
+});
