@@ -18,8 +18,9 @@ export const OVERHEAD_BUCKETS_S: readonly number[] = [
  * Milliseconds of a request spent in the proxy: from its head being parsed to the last byte written downstream,
  * less the upstream's part, which runs from the start of the upstream request (connection pick or connect
  * included) to the upstream's response head, or to the end when no head came (timeout, connect failure,
- * client gone). A local reply (no upstream) is all proxy time. Streaming a response body counts as proxy time:
- * the figure describes small exchanges best and bounds the proxy's share from above for large bodies.
+ * client gone). A local reply (no upstream) is all proxy time. Streaming a response body counts as proxy time
+ * (telling the wait for the upstream's next chunk from our own work would cost a clock read per chunk): the
+ * figure describes small exchanges best and bounds the proxy's share from above for large bodies and streams.
  */
 export function proxyOverheadMs(rec: OverheadInput): number {
   const total = rec.endMs - rec.startMs;
