@@ -155,6 +155,33 @@ export class ProxyStats {
     else this.pushes.rejected++;
   }
 
+  /** The config stream's families, from the control client's first report (no control client, no family). */
+  private registerConfigPushes(): void {
+    if (this.configPushesRegistered) return;
+    this.configPushesRegistered = true;
+    const r = this.registry;
+    collectedGauge(
+      r,
+      'skein_config_push_state',
+      "One-hot: this proxy's state on control's config stream (connecting, synced, rejected, disconnected).",
+      ['state'],
+      (set) => {
+        if (this.pushState === undefined) return;
+        for (const state of CONFIG_PUSH_STATES) set({ state }, state === this.pushState ? 1 : 0);
+      },
+    );
+    collectedCounter(
+      r,
+      'skein_config_pushes_total',
+      'Config snapshots pushed by control, by result (accepted: applied and ACKed; rejected: NACKed).',
+      ['result'],
+      (add) => {
+        add({ result: 'accepted' }, this.pushes.accepted);
+        add({ result: 'rejected' }, this.pushes.rejected);
+      },
+    );
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }
@@ -227,33 +254,6 @@ export class ProxyStats {
       'Config reloads rejected (the previous config kept serving).',
       [],
       (add) => add({}, this.configReloadFailures),
-    );
-  }
-
-  /** The config stream's families, from the control client's first report (no control client, no family). */
-  private registerConfigPushes(): void {
-    if (this.configPushesRegistered) return;
-    this.configPushesRegistered = true;
-    const r = this.registry;
-    collectedGauge(
-      r,
-      'skein_config_push_state',
-      "One-hot: this proxy's state on control's config stream (connecting, synced, rejected, disconnected).",
-      ['state'],
-      (set) => {
-        if (this.pushState === undefined) return;
-        for (const state of CONFIG_PUSH_STATES) set({ state }, state === this.pushState ? 1 : 0);
-      },
-    );
-    collectedCounter(
-      r,
-      'skein_config_pushes_total',
-      'Config snapshots pushed by control, by result (accepted: applied and ACKed; rejected: NACKed).',
-      ['result'],
-      (add) => {
-        add({ result: 'accepted' }, this.pushes.accepted);
-        add({ result: 'rejected' }, this.pushes.rejected);
-      },
     );
   }
 }
