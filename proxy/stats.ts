@@ -1,10 +1,12 @@
 // The proxy's metrics, served on the admin listener's /metrics from one prom-client Registry per ProxyServer:
 // the service_mesh_* traffic and mesh-state families of manifests/README.md (src/telemetry/metrics*.ts), and the
-// skein_* families about this process itself (connections, listeners, config). Listeners, pools and stages call
-// the methods here; each is a few additions, and prom-client reads the numbers when Prometheus scrapes.
+// skein_* families about this process itself (connections, listeners, config, its own overhead). Listeners, pools
+// and stages call the methods here; each is a few additions, and prom-client reads the numbers when Prometheus
+// scrapes. A family whose feeder is not built is not registered: stages register theirs when they are built.
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { RequestMetrics, type RequestMetricsInput } from '../src/telemetry/metrics.ts';
+import { RequestMetrics, type RequestMetricsInput, type RetryInput } from '../src/telemetry/metrics.ts';
 import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-collected.ts';
+import { type OverheadInput, ProxyOverheadMetrics } from '../src/telemetry/metrics-overhead.ts';
 import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
 import type { RequestRecord } from '../src/telemetry/types.ts';
 import type { UpstreamEvent } from './cluster.ts';
@@ -17,7 +19,8 @@ export const CONFIG_PUSH_STATES = ['connecting', 'synced', 'rejected', 'disconne
 export type ConfigPushState = (typeof CONFIG_PUSH_STATES)[number];
 
 export interface ProxyStatsOptions {
-  /** telemetry.metrics.enabled: when false, per-request families (requests, durations, bytes, retries) stay empty. */
+  /** telemetry.metrics.enabled: when false, per-request families (requests, durations, bytes, retries, proxy
+   *  overhead) stay empty. */
   metricsEnabled?: boolean;
   /** Node's process_* and nodejs_* metrics (shared by every ProxyStats of the process). Default true. */
   processMetrics?: boolean;
@@ -39,12 +42,14 @@ export class ProxyStats {
   configReloadFailures = 0;
   private readonly requests: RequestMetrics;
   private readonly state: MeshStateMetrics;
+  private readonly overhead: ProxyOverheadMetrics;
   private readonly downstream = new Map<string, ConnectionCounts>();
   private readonly upstream = new Map<string, ConnectionCounts>();
   private readonly protocolErrors = new Map<string, CountsBy>();
   private readonly tcpConnections = new Map<string, CountsBy>();
   private pushState: ConfigPushState | undefined = undefined;
   private readonly pushes = { accepted: 0, rejected: 0 };
+  private configPushesRegistered = false;
   private readonly processMetrics: boolean;
   private readonly upstreamEvents = new Map<string, { keepaliveRetries: number; protocolDowngrades: number }>();
 
@@ -52,6 +57,8 @@ export class ProxyStats {
     this.requests = new RequestMetrics(this.registry);
     this.requests.enabled = opts.metricsEnabled ?? true;
     this.state = new MeshStateMetrics(this.registry);
+    this.overhead = new ProxyOverheadMetrics(this.registry);
+    this.overhead.enabled = this.requests.enabled;
     this.processMetrics = opts.processMetrics ?? true;
     this.registerProxyFamilies();
     this.registerUpstreamEventFamilies();
@@ -63,16 +70,38 @@ export class ProxyStats {
   }
   set metricsEnabled(enabled: boolean) {
     this.requests.enabled = enabled;
+    this.overhead.enabled = enabled;
   }
 
-  /** Once per finished HTTP request (`listener` is also rec.listenerName; kept for the existing callers). */
-  onRequestEnd(_listener: string, rec: RequestMetricsInput): void {
+  /** Once per finished HTTP request (`listener` is also rec.listenerName, passed to spare a getter call). */
+  onRequestEnd(listener: string, rec: RequestMetricsInput & OverheadInput): void {
     this.requests.onRequestEnd(rec);
+    this.overhead.onRequestEnd(listener, rec);
+  }
+
+  /** The retry stage, when it is built: service_mesh_retries_total is exported from then on. */
+  registerRetries(): void {
+    this.requests.registerRetries();
   }
 
   /** The retry stage, once per retry attempt, before picking the next endpoint. */
-  onRetry(rec: Pick<RequestRecord, 'sourceService' | 'destinationService' | 'destinationVersion'>): void {
+  onRetry(rec: RetryInput): void {
     this.requests.onRetry(rec);
+  }
+
+  /** The rate-limit stage, when it is built: service_mesh_rate_limited_requests_total is exported from then on. */
+  registerRateLimits(): void {
+    this.requests.registerRateLimits();
+  }
+
+  /** Outlier detection set up for a cluster: ejections are exported (0 for its service until one). */
+  registerOutlierDetection(cluster: ClusterRef): void {
+    this.state.registerOutlierDetection(cluster);
+  }
+
+  /** Active health checking started for a cluster: health checks are exported (0 until one). */
+  registerHealthChecks(cluster: ClusterRef): void {
+    this.state.registerHealthChecks(cluster);
   }
 
   onTcpConnectionEnd(listener: string, flag: string): void {
@@ -126,15 +155,44 @@ export class ProxyStats {
     this.state.removeCertificate(identity);
   }
 
-  /** The control client, on every change of its stream's state. */
+  /** The control client, on every change of its stream's state (first 'connecting': the push families appear). */
   setConfigPushState(state: ConfigPushState): void {
+    this.registerConfigPushes();
     this.pushState = state;
   }
 
   /** The control client, once per pushed Snapshot: ACKed (applied) or NACKed (rejected, the last good one kept). */
   onConfigPush(accepted: boolean): void {
+    this.registerConfigPushes();
     if (accepted) this.pushes.accepted++;
     else this.pushes.rejected++;
+  }
+
+  /** The config stream's families, from the control client's first report (no control client, no family). */
+  private registerConfigPushes(): void {
+    if (this.configPushesRegistered) return;
+    this.configPushesRegistered = true;
+    const r = this.registry;
+    collectedGauge(
+      r,
+      'skein_config_push_state',
+      "One-hot: this proxy's state on control's config stream (connecting, synced, rejected, disconnected).",
+      ['state'],
+      (set) => {
+        if (this.pushState === undefined) return;
+        for (const state of CONFIG_PUSH_STATES) set({ state }, state === this.pushState ? 1 : 0);
+      },
+    );
+    collectedCounter(
+      r,
+      'skein_config_pushes_total',
+      'Config snapshots pushed by control, by result (accepted: applied and ACKed; rejected: NACKed).',
+      ['result'],
+      (add) => {
+        add({ result: 'accepted' }, this.pushes.accepted);
+        add({ result: 'rejected' }, this.pushes.rejected);
+      },
+    );
   }
 
   get contentType(): string {
@@ -215,27 +273,6 @@ export class ProxyStats {
       'Config reloads rejected (the previous config kept serving).',
       [],
       (add) => add({}, this.configReloadFailures),
-    );
-    collectedGauge(
-      r,
-      'skein_config_push_state',
-      "One-hot: this proxy's state on control's config stream (connecting, synced, rejected, disconnected).",
-      ['state'],
-      (set) => {
-        if (this.pushState === undefined) return;
-        for (const state of CONFIG_PUSH_STATES) set({ state }, state === this.pushState ? 1 : 0);
-      },
-    );
-    collectedCounter(
-      r,
-      'skein_config_pushes_total',
-      'Config snapshots pushed by control, by result (accepted: applied and ACKed; rejected: NACKed).',
-      ['result'],
-      (add) => {
-        if (this.pushState === undefined && this.pushes.accepted + this.pushes.rejected === 0) return;
-        add({ result: 'accepted' }, this.pushes.accepted);
-        add({ result: 'rejected' }, this.pushes.rejected);
-      },
     );
   }
 

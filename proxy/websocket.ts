@@ -64,6 +64,8 @@ export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: D
   }
   const ep = ctx.endpoint!;
   const cluster = ctx.cluster!;
+  // From here the tunnel is the upstream's time (skein_proxy_overhead_seconds counts only the setup).
+  ctx.upstreamStartMs = performance.now();
   const upstream = net.connect({ host: ep.host, port: ep.port, noDelay: true });
   const connectMs = cluster.config.timeouts.connectMs;
   upstream.setTimeout(connectMs);

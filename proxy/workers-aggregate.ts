@@ -27,6 +27,9 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   // The primary's process_* families are merged too (proxy/workers-gather.ts), so the earliest start is when the
   // process the user ran started (prom-client omits this family across workers).
   process_start_time_seconds: 'min',
+  // Each worker divides its own CPU by its own requests since its last scrape: the mean of the workers' figures
+  // (they share the load evenly enough that weighting by requests would change little).
+  skein_proxy_cpu_seconds_per_request: 'average',
 };
 
 /** A worker asked for its figures that did not give them, and why (shown in the answer, never silently left out). */

@@ -7,13 +7,16 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { ProxyStats } from '../../proxy/stats.ts';
 import { DURATION_BUCKETS_S, type RequestMetricsInput } from '../../src/telemetry/metrics.ts';
+import type { OverheadInput } from '../../src/telemetry/metrics-overhead.ts';
 
 const RECORDS = 4096;
 const OPS = 2_000_000;
 const WARMUP = 1_000_000;
 const ROUNDS = 5;
 
-function makeRecords(): RequestMetricsInput[] {
+type BenchRecord = RequestMetricsInput & OverheadInput;
+
+function makeRecords(): BenchRecord[] {
   const sources = ['frontend', 'checkout', 'cart', 'search'];
   const destinations = ['api', 'payments', 'inventory', 'users', 'catalog', 'reviews'];
   let seed = 12345;
@@ -24,6 +27,7 @@ function makeRecords(): RequestMetricsInput[] {
     const fail = r < 0.03;
     const ms = Math.exp(Math.log(0.2) + rnd() * Math.log(1000));
     return {
+      direction: 'outbound' as const,
       sourceService: sources[(rnd() * sources.length) | 0],
       destinationService: destinations[(rnd() * destinations.length) | 0],
       destinationVersion: rnd() < 0.9 ? 'v1' : 'v2',
@@ -33,6 +37,8 @@ function makeRecords(): RequestMetricsInput[] {
       flag: fail ? 'UH' : '',
       startMs: 1000,
       endMs: 1000 + ms,
+      upstreamStartMs: 1000.02,
+      upstreamHeadersMs: 1000 + ms - 0.01,
       requestBytes: (rnd() * 2000) | 0,
       responseBytes: (rnd() * 20000) | 0,
     };
@@ -40,7 +46,7 @@ function makeRecords(): RequestMetricsInput[] {
 }
 
 /** The same families updated the usual prom-client way: label objects and inc()/observe() per request. */
-function promClientPerRequest(): (r: RequestMetricsInput) => void {
+function promClientPerRequest(): (r: BenchRecord) => void {
   const registers = [new Registry()];
   const svc = ['source_service', 'destination_service', 'destination_version'] as const;
   const req = new Counter({
@@ -78,13 +84,13 @@ new PerformanceObserver((list) => void (gcs += list.getEntries().length)).observ
 const records = makeRecords();
 const enabled = new ProxyStats({ processMetrics: false });
 const disabled = new ProxyStats({ processMetrics: false, metricsEnabled: false });
-const cases: [string, (r: RequestMetricsInput) => void][] = [
+const cases: [string, (r: BenchRecord) => void][] = [
   ['ProxyStats.onRequestEnd (accumulate, read at scrape)', (r) => enabled.onRequestEnd('main', r)],
   ['ProxyStats.onRequestEnd, metrics disabled', (r) => disabled.onRequestEnd('main', r)],
   ['prom-client inc()/observe() per request', promClientPerRequest()],
 ];
 
-function run(fn: (r: RequestMetricsInput) => void, n: number): void {
+function run(fn: (r: BenchRecord) => void, n: number): void {
   for (let i = 0; i < n; i++) fn(records[i & (RECORDS - 1)]);
 }
 

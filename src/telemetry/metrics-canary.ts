@@ -1,6 +1,7 @@
 // The canary controller's metrics, exported by control (not the proxy): the canary_deployment_* families of
 // manifests/README.md, one set per service with a canary. The controller reports after every evaluation;
-// durations are computed at scrape time, so a stalled controller still shows time passing.
+// durations are computed at scrape time, so a stalled controller still shows time passing. The families are
+// registered at the first report, not before: no canary controller reporting means no canary_* family at all.
 import type { Registry } from 'prom-client';
 import { collectedGauge } from './metrics-collected.ts';
 
@@ -23,8 +24,31 @@ export interface CanaryReport {
 
 export class CanaryMetrics {
   private readonly canaries = new Map<string, CanaryReport>();
+  private readonly registry: Registry;
+  private readonly nowMs: () => number;
+  private registered = false;
 
   constructor(registry: Registry, nowMs: () => number = Date.now) {
+    this.registry = registry;
+    this.nowMs = nowMs;
+  }
+
+  /** The controller's latest view of one service's canary (replaces the previous one). */
+  report(service: string, report: CanaryReport): void {
+    this.register();
+    this.canaries.set(service, report);
+  }
+
+  /** The service no longer has a canary to report (deleted from control's store). */
+  remove(service: string): void {
+    this.canaries.delete(service);
+  }
+
+  private register(): void {
+    if (this.registered) return;
+    this.registered = true;
+    const registry = this.registry;
+    const nowMs = this.nowMs;
     const canaries = this.canaries;
     collectedGauge(
       registry,
@@ -74,15 +98,5 @@ export class CanaryMetrics {
         for (const [service, r] of canaries) set({ service }, r.lastProgressAtMs / 1000);
       },
     );
-  }
-
-  /** The controller's latest view of one service's canary (replaces the previous one). */
-  report(service: string, report: CanaryReport): void {
-    this.canaries.set(service, report);
-  }
-
-  /** The service no longer has a canary to report (deleted from control's store). */
-  remove(service: string): void {
-    this.canaries.delete(service);
   }
 }

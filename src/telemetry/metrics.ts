@@ -1,7 +1,11 @@
 // Request metrics: the service_mesh_* traffic families of manifests/README.md (requests, duration, bytes,
 // retries, rate-limited requests), counted once when a request finishes. The request path adds to plain numbers
-// held per (source, destination, version) group and per outcome; prom-client reads them at scrape time. Measured:
-// ~60-90 ns per request, against ~2 µs (and steady garbage) calling prom-client's inc()/observe() per request.
+// held per (reporter, source, destination, version) group and per outcome; prom-client reads them at scrape time.
+// Measured: ~60-90 ns per request, against ~2 µs (and steady garbage) calling prom-client's inc()/observe().
+//
+// `reporter` says which proxy counted: `source` (an outbound listener, the caller's side) or `destination` (an
+// inbound listener, the callee's side), as Istio does, so a request A→B seen by both is not counted twice by a
+// query that picks one side. Retries and rate-limited requests are exported only once their stage registers.
 import type { Registry } from 'prom-client';
 import { AccumulatedHistogram, collectedCounter, HistogramCell } from './metrics-collected.ts';
 import type { RequestRecord } from './types.ts';
@@ -9,6 +13,7 @@ import type { RequestRecord } from './types.ts';
 /** What request metrics read of a finished request. */
 export type RequestMetricsInput = Pick<
   RequestRecord,
+  | 'direction'
   | 'sourceService'
   | 'destinationService'
   | 'destinationVersion'
@@ -20,6 +25,12 @@ export type RequestMetricsInput = Pick<
   | 'endMs'
   | 'requestBytes'
   | 'responseBytes'
+>;
+
+/** What the retry stage reports of a request it retries. */
+export type RetryInput = Pick<
+  RequestRecord,
+  'direction' | 'sourceService' | 'destinationService' | 'destinationVersion'
 >;
 
 /** The contract's buckets (seconds); 1 s must stay a bound (the latency alert's threshold). */
@@ -41,11 +52,23 @@ export interface RequestMetricsLimits {
 
 export const DEFAULT_REQUEST_METRICS_LIMITS: RequestMetricsLimits = { valuesPerLabel: 256, groups: 4096 };
 
-type ServiceLabel = 'source_service' | 'destination_service' | 'destination_version';
+type ServiceLabel = 'reporter' | 'source_service' | 'destination_service' | 'destination_version';
 type RequestLabel = ServiceLabel | 'response_code' | 'grpc_status' | 'response_flag';
 type DurationLabel = ServiceLabel | 'response_flag';
 
-const SERVICE_LABELS: readonly ServiceLabel[] = ['source_service', 'destination_service', 'destination_version'];
+const SERVICE_LABELS: readonly ServiceLabel[] = [
+  'reporter',
+  'source_service',
+  'destination_service',
+  'destination_version',
+];
+
+/** The `reporter` label: which side of the call counted it (Istio's values). */
+export type Reporter = 'source' | 'destination';
+/** Index of a direction's groups: outbound listeners report as the source, inbound as the destination. */
+const OUTBOUND = 0;
+const INBOUND = 1;
+const REPORTERS: readonly Reporter[] = ['source', 'destination'];
 const REQUEST_LABELS: readonly RequestLabel[] = [...SERVICE_LABELS, 'response_code', 'grpc_status', 'response_flag'];
 const DURATION_LABELS: readonly DurationLabel[] = [...SERVICE_LABELS, 'response_flag'];
 
@@ -109,6 +132,7 @@ class TrafficGroup {
 
 type ByVersion = Map<string, TrafficGroup>;
 type ByDestination = Map<string, ByVersion>;
+type BySource = Map<string, ByDestination>;
 
 export class RequestMetrics {
   /** When false, finished requests and retries are not counted (telemetry.metrics.enabled). */
@@ -117,18 +141,23 @@ export class RequestMetrics {
   private readonly destinations: LabelDomain;
   private readonly versions: LabelDomain;
   private readonly maxGroups: number;
-  /** Raw source → raw destination → raw version → group. Raw values that map to themselves are cached. */
-  private readonly bySource = new Map<string, ByDestination>();
+  /** Per reporter (OUTBOUND, INBOUND): raw source → raw destination → raw version → group. Raw values that map
+   *  to themselves are cached. */
+  private readonly byReporter: readonly [BySource, BySource] = [new Map(), new Map()];
   /** Every group once, in creation order (the nested maps may reach one group under several raw values). */
   private readonly groups: TrafficGroup[] = [];
   private readonly flagIndex = new Map<string, number>([['', 0]]);
   private readonly flagNames: string[] = [''];
+  private readonly registry: Registry;
+  private retriesRegistered = false;
+  private rateLimitsRegistered = false;
 
   constructor(registry: Registry, limits: RequestMetricsLimits = DEFAULT_REQUEST_METRICS_LIMITS) {
     this.sources = new LabelDomain(limits.valuesPerLabel);
     this.destinations = new LabelDomain(limits.valuesPerLabel);
     this.versions = new LabelDomain(limits.valuesPerLabel);
     this.maxGroups = limits.groups;
+    this.registry = registry;
     const groups = this.groups;
 
     collectedCounter(
@@ -168,8 +197,18 @@ export class RequestMetrics {
         for (const g of groups) add(g.labels, g.responseBytes);
       },
     );
+  }
+
+  /**
+   * The retry stage, when it is built: from then on service_mesh_retries_total is exported (0 until a retry).
+   * Before, the family is absent: a 0 would say "no retries" where nothing was measuring them.
+   */
+  registerRetries(): void {
+    if (this.retriesRegistered) return;
+    this.retriesRegistered = true;
+    const groups = this.groups;
     collectedCounter(
-      registry,
+      this.registry,
       'service_mesh_retries_total',
       'Retry attempts (not counting the first try); destination_version is that of the attempt that failed.',
       SERVICE_LABELS,
@@ -177,8 +216,15 @@ export class RequestMetrics {
         for (const g of groups) add(g.labels, g.retries);
       },
     );
+  }
+
+  /** The rate-limit stage, when it is built: from then on service_mesh_rate_limited_requests_total is exported. */
+  registerRateLimits(): void {
+    if (this.rateLimitsRegistered) return;
+    this.rateLimitsRegistered = true;
+    const groups = this.groups;
     collectedCounter(
-      registry,
+      this.registry,
       'service_mesh_rate_limited_requests_total',
       'Requests rejected by a rate limit (response_flag RL).',
       SERVICE_LABELS,
@@ -191,7 +237,12 @@ export class RequestMetrics {
   /** Once per finished request. */
   onRequestEnd(rec: RequestMetricsInput): void {
     if (!this.enabled) return;
-    const g = this.group(rec.sourceService, rec.destinationService, rec.destinationVersion);
+    const g = this.group(
+      rec.direction === 'inbound' ? INBOUND : OUTBOUND,
+      rec.sourceService,
+      rec.destinationService,
+      rec.destinationVersion,
+    );
     const flag = rec.flag;
     const f = flag === '' ? 0 : (this.flagIndex.get(flag) ?? this.addFlag(flag));
     let status = rec.status;
@@ -211,9 +262,10 @@ export class RequestMetrics {
   }
 
   /** A retry attempt, called by the retry stage before it picks the next endpoint. */
-  onRetry(rec: Pick<RequestRecord, 'sourceService' | 'destinationService' | 'destinationVersion'>): void {
+  onRetry(rec: RetryInput): void {
     if (!this.enabled) return;
-    this.group(rec.sourceService, rec.destinationService, rec.destinationVersion).retries++;
+    const r = rec.direction === 'inbound' ? INBOUND : OUTBOUND;
+    this.group(r, rec.sourceService, rec.destinationService, rec.destinationVersion).retries++;
   }
 
   /** Distinct (source, destination, version) groups counted so far. */
@@ -221,18 +273,19 @@ export class RequestMetrics {
     return this.groups.length;
   }
 
-  private group(source: string, destination: string, version: string): TrafficGroup {
-    const byDestination = this.bySource.get(source) ?? this.addSource(source);
+  private group(reporter: number, source: string, destination: string, version: string): TrafficGroup {
+    const bySource = this.byReporter[reporter];
+    const byDestination = bySource.get(source) ?? this.addSource(bySource, source);
     const byVersion = byDestination.get(destination) ?? this.addDestination(byDestination, destination);
-    return byVersion.get(version) ?? this.addGroup(source, destination, byVersion, version);
+    return byVersion.get(version) ?? this.addGroup(reporter, source, destination, byVersion, version);
   }
 
   /** The nested map for a raw value's label value, cached under the raw value when it is its own label. */
-  private addSource(raw: string): ByDestination {
+  private addSource(bySource: BySource, raw: string): ByDestination {
     const label = this.sources.valueOf(raw);
-    let node = this.bySource.get(label);
-    if (node === undefined) this.bySource.set(label, (node = new Map()));
-    if (cacheable(raw, label)) this.bySource.set(raw, node);
+    let node = bySource.get(label);
+    if (node === undefined) bySource.set(label, (node = new Map()));
+    if (cacheable(raw, label)) bySource.set(raw, node);
     return node;
   }
 
@@ -244,12 +297,19 @@ export class RequestMetrics {
     return node;
   }
 
-  private addGroup(rawSource: string, rawDestination: string, byVersion: ByVersion, raw: string): TrafficGroup {
+  private addGroup(
+    reporter: number,
+    rawSource: string,
+    rawDestination: string,
+    byVersion: ByVersion,
+    raw: string,
+  ): TrafficGroup {
     const version = this.versions.valueOf(raw);
     let group = byVersion.get(version);
     if (group === undefined) {
-      if (this.groups.length >= this.maxGroups) return this.overflowGroup();
+      if (this.groups.length >= this.maxGroups) return this.overflowGroup(reporter);
       group = this.newGroup(
+        reporter,
         byVersion,
         this.sources.valueOf(rawSource),
         this.destinations.valueOf(rawDestination),
@@ -260,17 +320,26 @@ export class RequestMetrics {
     return group;
   }
 
-  /** Where new groups go once the group cap is reached: (other, other, other). Not cached under raw values. */
-  private overflowGroup(): TrafficGroup {
-    let byDestination = this.bySource.get(OTHER);
-    if (byDestination === undefined) this.bySource.set(OTHER, (byDestination = new Map()));
+  /** Where new groups go once the group cap is reached: (other, other, other), one per reporter. Not cached
+   *  under raw values. */
+  private overflowGroup(reporter: number): TrafficGroup {
+    const bySource = this.byReporter[reporter];
+    let byDestination = bySource.get(OTHER);
+    if (byDestination === undefined) bySource.set(OTHER, (byDestination = new Map()));
     let byVersion = byDestination.get(OTHER);
     if (byVersion === undefined) byDestination.set(OTHER, (byVersion = new Map()));
-    return byVersion.get(OTHER) ?? this.newGroup(byVersion, OTHER, OTHER, OTHER);
+    return byVersion.get(OTHER) ?? this.newGroup(reporter, byVersion, OTHER, OTHER, OTHER);
   }
 
-  private newGroup(byVersion: ByVersion, source: string, destination: string, version: string): TrafficGroup {
+  private newGroup(
+    reporter: number,
+    byVersion: ByVersion,
+    source: string,
+    destination: string,
+    version: string,
+  ): TrafficGroup {
     const group = new TrafficGroup({
+      reporter: REPORTERS[reporter],
       source_service: source,
       destination_service: destination,
       destination_version: version,

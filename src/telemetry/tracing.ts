@@ -40,6 +40,8 @@ import {
 } from './trace-context.ts';
 import type { FlatHeaders, HeaderReader, RequestRecord, RequestTracer, TraceState } from './types.ts';
 
+const ALL_FORMATS: readonly PropagationFormat[] = ['w3c', 'b3', 'b3multi'];
+
 /** How long shutdown() waits beyond one export timeout before giving up on the spans still queued. */
 const SHUTDOWN_GRACE_MS = 1000;
 /** Long attribute values (paths, user agents) are cut here: the export queue's memory stays bounded. */
@@ -123,7 +125,10 @@ export class OtelRequestTracer implements RequestTracer<RequestTrace> {
 
   constructor(cfg: TracingConfig, serviceName: string) {
     this.formats = [...new Set(cfg.propagation)];
-    this.headerNames = propagationHeaderNames(this.formats);
+    // Every format the proxy understands, not only the configured ones: the header copy skips them all and
+    // inject() writes the configured ones, so a caller's b3 beside a w3c-only config is removed, never forwarded
+    // stale next to our traceparent (the app would see two contexts).
+    this.headerNames = propagationHeaderNames(ALL_FORMATS);
     this.ratio = cfg.samplingRatio;
     this.parentBased = cfg.parentBased;
     this.exportTimeoutMs = cfg.exportTimeoutMs;

@@ -69,7 +69,8 @@ export interface TraceState {
  * upstream request (possibly never: a local reply), and end() exactly once when the request finishes.
  */
 export interface RequestTracer<State extends TraceState = TraceState> {
-  /** Lowercase names of the propagation headers this tracer reads and rewrites: the header copy skips them. */
+  /** Lowercase names of every propagation header this tracer replaces: the header copy skips them on a traced
+   *  request, and inject() writes the configured formats (so none is left stale beside the new context). */
   readonly headerNames: ReadonlySet<string>;
   /** null: this request is not traced and its incoming trace headers are copied through unchanged. */
   start(rec: RequestRecord, header: HeaderReader): State | null;

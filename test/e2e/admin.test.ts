@@ -89,7 +89,7 @@ describe('admin listener', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const lines = (await res.text()).split('\n');
     expect(lines).toContain(
-      'service_mesh_requests_total{source_service="web",destination_service="api",destination_version="v1",' +
+      'service_mesh_requests_total{reporter="source",source_service="web",destination_service="api",destination_version="v1",' +
         'response_code="200",grpc_status="",response_flag=""} 3',
     );
     expect(lines).toContain('# TYPE service_mesh_request_duration_seconds histogram');

@@ -2,6 +2,8 @@
 // every second while requests of known kinds go through, and PromQL over what it stored returns exactly the
 // counts sent — successes, a 503 with no healthy upstream (UH), a 404 with no route (NR), gRPC calls that end OK
 // or UNAVAILABLE — sliced by the contract's labels, and a duration histogram that histogram_quantile can read.
+// Across a hop (outbound proxy → inbound proxy → app) each side counts the call under its own reporter, and the
+// proxy-overhead histogram counts every request once with less time than the request took.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,8 +29,8 @@ interface Prometheus {
   stop(): Promise<void>;
 }
 
-/** Starts Debian's prometheus scraping `target` (host:port) every second, with its TSDB in `dir`. */
-async function startPrometheus(dir: string, target: string): Promise<Prometheus> {
+/** Starts Debian's prometheus scraping `targets` (host:port) every second, with its TSDB in `dir`. */
+async function startPrometheus(dir: string, ...targets: string[]): Promise<Prometheus> {
   const configFile = join(dir, 'prometheus.yml');
   writeFileSync(
     configFile,
@@ -41,7 +43,7 @@ async function startPrometheus(dir: string, target: string): Promise<Prometheus>
       '  - job_name: skein',
       '    metrics_path: /metrics',
       '    static_configs:',
-      `      - targets: ['${target}']`,
+      `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
       '',
     ].join('\n'),
   );
@@ -293,5 +295,103 @@ describe('Prometheus scraping the proxy', () => {
     expect(await scalar(prom, 'sum(service_mesh_response_bytes_total{destination_service="backend"})')).toBeGreaterThan(
       0,
     );
+  }, 90_000);
+
+  it('counts a call through two proxies once per reporter side, and the overhead of each request once', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'skein-prometheus-'));
+    upstream = await startEchoUpstream('backend-app');
+    const inbound = await startProxy({
+      service: 'backend',
+      admin: { address: '127.0.0.1:0' },
+      listeners: [
+        { name: 'inbound', direction: 'inbound', address: '127.0.0.1:0', routes: [{ name: 'local', cluster: 'app' }] },
+      ],
+      clusters: [
+        {
+          name: 'app',
+          service: 'backend',
+          discovery: { type: 'static', endpoints: [{ address: upstream.address, labels: { version: 'v1' } }] },
+        },
+      ],
+    });
+    try {
+      proxy = await startProxy({
+        service: 'web',
+        admin: { address: '127.0.0.1:0' },
+        listeners: [{ name: 'outbound', address: '127.0.0.1:0', routes: [{ name: 'all', cluster: 'backend' }] }],
+        clusters: [
+          {
+            name: 'backend',
+            service: 'backend',
+            discovery: {
+              type: 'static',
+              endpoints: [{ address: `127.0.0.1:${inbound.port()}`, labels: { version: 'v1' } }],
+            },
+          },
+        ],
+      });
+      const prom = (prometheus = await startPrometheus(
+        dir,
+        `127.0.0.1:${proxy.proxy.adminPort}`,
+        `127.0.0.1:${inbound.proxy.adminPort}`,
+      ));
+      await waitForAsync(async () => (await scalar(prom, 'sum(up{job="skein"})')) === 2, 20_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nprometheus output:\n${prom.output()}`);
+      });
+
+      const BATCHES = 4;
+      const PER_BATCH = 10;
+      for (let batch = 0; batch < BATCHES; batch++) {
+        await Promise.all(
+          Array.from({ length: PER_BATCH }, async (_, i) => {
+            const res = await fetch(`${proxy!.url()}/orders/${batch * PER_BATCH + i}`);
+            await res.arrayBuffer();
+            expect(res.status).toBe(200);
+          }),
+        );
+        await sleep(400); // scrapes land between batches
+      }
+      const sent = BATCHES * PER_BATCH;
+      await waitForAsync(async () => (await scalar(prom, 'sum(service_mesh_requests_total)')) === 2 * sent, 20_000);
+
+      const byReporter = await prom.query(
+        'sum by (reporter, source_service, destination_service) (service_mesh_requests_total)',
+      );
+      expect(
+        byReporter
+          .sort((a, b) => a.metric.reporter.localeCompare(b.metric.reporter))
+          .map((s) => ({ ...s.metric, count: Number(s.value[1]) })),
+      ).toEqual([
+        { reporter: 'destination', source_service: 'web', destination_service: 'backend', count: sent },
+        { reporter: 'source', source_service: 'web', destination_service: 'backend', count: sent },
+      ]);
+      // What the shipped alerts and dashboard read: one side, each call once.
+      expect(await scalar(prom, 'sum(service_mesh_requests_total{reporter="source"})')).toBe(sent);
+      expect(await scalar(prom, 'sum(service_mesh_request_duration_seconds_count{reporter="source"})')).toBe(sent);
+
+      // The proxy's own time: once per request per listener, positive, and less than the requests took.
+      for (const [listener, reporter] of [
+        ['outbound', 'source'],
+        ['inbound', 'destination'],
+      ]) {
+        expect(await scalar(prom, `sum(skein_proxy_overhead_seconds_count{listener="${listener}"})`), listener).toBe(
+          sent,
+        );
+        const overhead = await scalar(prom, `sum(skein_proxy_overhead_seconds_sum{listener="${listener}"})`);
+        const durations = await scalar(prom, `sum(service_mesh_request_duration_seconds_sum{reporter="${reporter}"})`);
+        expect(overhead, listener).toBeGreaterThan(0);
+        expect(overhead, listener).toBeLessThan(durations);
+      }
+      // CPU per request: scraped while requests flowed, a positive figure below a second.
+      const cpu = await scalar(prom, 'max(max_over_time(skein_proxy_cpu_seconds_per_request[5m]))');
+      expect(cpu).toBeGreaterThan(0);
+      expect(cpu).toBeLessThan(1);
+      // No family that nothing feeds.
+      expect(
+        await prom.query('{__name__=~"service_mesh_(retries|rate_limited|circuit|certificate|outlier|health).*"}'),
+      ).toEqual([]);
+    } finally {
+      await inbound.close();
+    }
   }, 90_000);
 });

@@ -197,3 +197,84 @@ describe('tracing across two proxies', () => {
     expect(bServer.parentSpanId).toBe(aClient.spanId);
   });
 });
+
+describe('propagation headers the config does not write', () => {
+  let receiver: OtlpReceiver;
+  let app: Upstream;
+  let proxy: RunningProxy;
+  const OTHER_TRACE = 'a3ce929d0e0e47364bf92f3577b34da6';
+  const OTHER_SPAN = 'b7ad6b7169203331';
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    app = await startEchoUpstream('app');
+    proxy = await startProxy({
+      service: 'frontend',
+      telemetry: {
+        tracing: {
+          enabled: true,
+          endpoint: receiver.url,
+          samplingRatio: 1,
+          propagation: ['w3c', 'b3multi'],
+          scheduledDelayMs: 50,
+          exportTimeoutMs: 500,
+        },
+      },
+      listeners: [{ name: 'outbound', address: '127.0.0.1:0', routes: [{ name: 'all', cluster: 'app' }] }],
+      clusters: [{ name: 'app', service: 'app', discovery: { type: 'static', endpoints: [{ address: app.address }] } }],
+    });
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await app?.close();
+    await receiver?.close();
+  });
+
+  async function seenByApp(headers: Record<string, string>): Promise<EchoBody['headers']> {
+    const res = await httpGet(`${proxy.url()}/`, { headers });
+    expect(res.status).toBe(200);
+    return (JSON.parse(res.body) as EchoBody).headers;
+  }
+
+  /** The one context the app sees, written in both configured formats, and no other. */
+  function expectOneContext(h: EchoBody['headers'], traceId: string, sampled: '0' | '1'): void {
+    expect(h.b3, 'a b3 single header is not configured: removed, not forwarded stale').toBeUndefined();
+    expect(h.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-0${sampled}$`));
+    const spanId = String(h.traceparent).slice(36, 52);
+    expect(h['x-b3-traceid']).toBe(traceId);
+    expect(h['x-b3-spanid']).toBe(spanId);
+    expect(h['x-b3-sampled']).toBe(sampled);
+    expect(h['x-trace-id']).toBe(traceId);
+    expect(h['x-span-id']).toBe(spanId);
+  }
+
+  it('removes an incoming b3 single header beside the traceparent it continues', async () => {
+    const h = await seenByApp({
+      traceparent: `00-${APP_TRACE}-${APP_SPAN}-01`,
+      b3: `${OTHER_TRACE}-${OTHER_SPAN}-1`,
+    });
+    expectOneContext(h, APP_TRACE, '1');
+  });
+
+  it('removes a lone b3 single header when it starts a trace of its own', async () => {
+    const h = await seenByApp({ b3: `${OTHER_TRACE}-${OTHER_SPAN}-1` });
+    const traceId = String(h['x-trace-id']);
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    expectOneContext(h, traceId, '1');
+  });
+
+  it('keeps an unsampled request consistent too: no stale b3, every format unsampled', async () => {
+    const h = await seenByApp({
+      'x-b3-traceid': APP_TRACE,
+      'x-b3-spanid': APP_SPAN,
+      'x-b3-sampled': '0',
+      'x-b3-parentspanid': OTHER_SPAN,
+      b3: `${OTHER_TRACE}-${OTHER_SPAN}-1`,
+      tracestate: 'vendor=stale',
+    });
+    expectOneContext(h, APP_TRACE, '0');
+    expect(h['x-b3-parentspanid'], 'no parent span of the caller left behind').toBeUndefined();
+    expect(h.tracestate, 'a tracestate without its traceparent is removed').toBeUndefined();
+  });
+});

@@ -8,6 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { quickConfig, type RunningProxy, startProxy } from '../support/proxy.ts';
+import { waitForAsync } from '../support/wait-for.ts';
 
 interface WsUpstream {
   address: string;
@@ -93,6 +94,31 @@ describe('websocket through the proxy', () => {
     expect(await nextMessage(ws)).toEqual([Buffer.from('pushed by the server'), false]);
     upstream.sockets[0].send(Buffer.from('binary push'), { binary: true });
     expect(await nextMessage(ws)).toEqual([Buffer.from('binary push'), true]);
+  });
+
+  it("counts a tunnel's setup, not its lifetime, as the proxy's own time", async () => {
+    const ws = await connect();
+    for (let i = 0; i < 20; i++) {
+      ws.send(`message ${i}`);
+      await nextMessage(ws);
+    }
+    ws.close(1000, 'done');
+    await once(ws, 'close');
+    const sample = (text: string, name: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`${name}{`))
+          ?.split(' ')[1] ?? Number.NaN,
+      );
+    const text = await waitForAsync(async () => {
+      const t = await proxy.proxy.stats.render();
+      return sample(t, 'skein_proxy_overhead_seconds_count') === 1 ? t : undefined;
+    }, 10_000);
+    const overhead = sample(text, 'skein_proxy_overhead_seconds_sum');
+    const tunnel = sample(text, 'service_mesh_request_duration_seconds_sum');
+    expect(overhead).toBeGreaterThan(0);
+    expect(overhead).toBeLessThan(tunnel); // 20 round trips through the tunnel are the upstream's time
   });
 
   it('answers a client ping with a pong and passes a server ping to the client', async () => {

@@ -12,15 +12,32 @@ export interface ContractMetric {
 
 export const manifestPath = (rel: string): string => new URL(`../../manifests/${rel}`, import.meta.url).pathname;
 
-/** The rows of the "Metrics reference" table: | `name` | type | `label`, `label` | … */
+/** The rows of the "Metrics reference" table: | `name` | type | `label`, `label` | … — what the proxy exports. */
 export function readContract(): ContractMetric[] {
+  return readTable('## Metrics reference');
+}
+
+/** The rows of the "Waiting for a feeder" table: families defined in code, exported once their feeder exists. */
+export function readPendingFamilies(): ContractMetric[] {
+  return readTable('### Waiting for a feeder');
+}
+
+/** The metric rows of the table under `heading` in manifests/README.md (up to the next heading). */
+function readTable(heading: string): ContractMetric[] {
   const rows: ContractMetric[] = [];
+  let inSection = false;
   for (const line of readFileSync(manifestPath('README.md'), 'utf8').split('\n')) {
+    if (line.startsWith('#')) {
+      inSection = line.trim() === heading;
+      continue;
+    }
+    if (!inSection) continue;
     const m = /^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(counter|gauge|histogram)\s*\|([^|]*)\|/.exec(line);
     if (m === null) continue;
     const labels = [...m[3].matchAll(/`([a-z_][a-z0-9_]*)`/g)].map((l) => l[1]);
     rows.push({ name: m[1], type: m[2] as ContractMetric['type'], labels });
   }
+  if (rows.length === 0) throw new Error(`manifests/README.md: no metric table under "${heading}"`);
   return rows;
 }
 

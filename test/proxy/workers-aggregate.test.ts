@@ -11,8 +11,10 @@ import {
   WorkerFiguresMemory,
 } from '../../proxy/workers-aggregate.ts';
 import type { RequestMetricsInput } from '../../src/telemetry/metrics.ts';
+import type { OverheadInput } from '../../src/telemetry/metrics-overhead.ts';
 
-const ok: RequestMetricsInput = {
+const ok: RequestMetricsInput & OverheadInput = {
+  direction: 'outbound',
   sourceService: 'web',
   destinationService: 'api',
   destinationVersion: 'v1',
@@ -22,6 +24,8 @@ const ok: RequestMetricsInput = {
   flag: '',
   startMs: 1000,
   endMs: 1003,
+  upstreamStartMs: 1000.5,
+  upstreamHeadersMs: 1002,
   requestBytes: 10,
   responseBytes: 100,
 };
@@ -62,7 +66,7 @@ describe('merging workers\u2019 metrics', () => {
     b.setConfigPushState('rejected');
 
     const text = await mergeMetrics([await overIpc(a), await overIpc(b)], { asked: 2, missing: [] });
-    const group = 'source_service="web",destination_service="api",destination_version="v1"';
+    const group = 'reporter="source",source_service="web",destination_service="api",destination_version="v1"';
     expect(
       value(text, `service_mesh_requests_total{${group},response_code="200",grpc_status="",response_flag=""}`),
     ).toBe(7);
@@ -108,7 +112,7 @@ describe('merging workers\u2019 metrics', () => {
     const requests = (text: string) =>
       value(
         text,
-        'service_mesh_requests_total{source_service="web",destination_service="api",destination_version="v1",response_code="200",grpc_status="",response_flag=""}',
+        'service_mesh_requests_total{reporter="source",source_service="web",destination_service="api",destination_version="v1",response_code="200",grpc_status="",response_flag=""}',
       );
 
     // Worker 2 is late: its last figures stand in, so the total is not 3.

@@ -1,10 +1,11 @@
 // The state families the resilience and identity stages (proxy) and the canary controller (control) will report:
-// nothing until reported, aggregated to the contract's labels, time-derived values computed at scrape.
+// no family until its feeder registers or reports, aggregated to the documented labels, time-derived values
+// computed at scrape.
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { CanaryMetrics, type CanaryReport } from '../../src/telemetry/metrics-canary.ts';
 import { MeshStateMetrics } from '../../src/telemetry/metrics-state.ts';
-import { readContract } from '../manifests/metrics-contract.ts';
+import { readPendingFamilies } from '../manifests/metrics-contract.ts';
 
 /** name → [labels, value] of every sample, from the registry's JSON view. */
 async function samples(registry: Registry): Promise<Map<string, [Record<string, string | number>, number][]>> {
@@ -20,17 +21,14 @@ async function samples(registry: Registry): Promise<Map<string, [Record<string, 
 const DAY_MS = 86_400_000;
 
 describe('mesh state metrics', () => {
-  it('exports nothing until a stage reports', async () => {
+  it('registers no family until a stage registers or reports (an absent family is "not measured", not 0)', async () => {
     const registry = new Registry();
-    new MeshStateMetrics(registry);
+    const state = new MeshStateMetrics(registry);
+    expect((await registry.metrics()).trim()).toBe('');
+    state.registerOutlierDetection({ name: 'api', service: 'api' });
     const all = await samples(registry);
-    expect([...all.keys()].sort()).toEqual([
-      'service_mesh_certificate_expiry_days',
-      'service_mesh_circuit_breaker_open',
-      'service_mesh_health_checks_total',
-      'service_mesh_outlier_ejections_total',
-    ]);
-    for (const values of all.values()) expect(values).toEqual([]);
+    expect([...all.keys()]).toEqual(['service_mesh_outlier_ejections_total']);
+    expect(all.get('service_mesh_outlier_ejections_total')).toEqual([[{ destination_service: 'api' }, 0]]);
   });
 
   it('reports a destination service open while any of its clusters has its breaker open', async () => {
@@ -82,6 +80,12 @@ describe('mesh state metrics', () => {
 });
 
 describe('canary metrics (control)', () => {
+  it('registers no canary family before the controller reports', async () => {
+    const registry = new Registry();
+    new CanaryMetrics(registry);
+    expect((await registry.metrics()).trim()).toBe('');
+  });
+
   const started = 1_700_000_000_000;
   const report: CanaryReport = {
     status: 'in_progress',
@@ -108,7 +112,7 @@ describe('canary metrics (control)', () => {
     expect(all.get('canary_deployment_last_progress_timestamp_seconds')).toEqual([
       [{ service: 'reviews' }, (started + 60_000) / 1000],
     ]);
-    const contract = readContract().filter((m) => m.name.startsWith('canary_'));
+    const contract = readPendingFamilies().filter((m) => m.name.startsWith('canary_'));
     expect(contract.length).toBeGreaterThan(0);
     for (const m of contract) {
       expect(all.has(m.name), m.name).toBe(true);

@@ -13,7 +13,8 @@ import {
   UNKNOWN,
 } from '../../src/telemetry/metrics.ts';
 import type { RequestRecord } from '../../src/telemetry/types.ts';
-import { readContract } from '../manifests/metrics-contract.ts';
+import type { OverheadInput } from '../../src/telemetry/metrics-overhead.ts';
+import { readContract, readPendingFamilies } from '../manifests/metrics-contract.ts';
 import { Registry } from 'prom-client';
 
 interface Sample {
@@ -49,7 +50,10 @@ function sum(samples: Sample[], name: string, match: Record<string, string> = {}
   return only(samples, name, match).reduce((acc, s) => acc + s.value, 0);
 }
 
-const ok: RequestMetricsInput = {
+type StatsInput = RequestMetricsInput & OverheadInput;
+
+const ok: StatsInput = {
+  direction: 'outbound',
   sourceService: 'web',
   destinationService: 'api',
   destinationVersion: 'v1',
@@ -59,6 +63,8 @@ const ok: RequestMetricsInput = {
   flag: '',
   startMs: 1000,
   endMs: 1003,
+  upstreamStartMs: 1000.1,
+  upstreamHeadersMs: 1002.9,
   requestBytes: 10,
   responseBytes: 100,
 };
@@ -67,7 +73,6 @@ const ok: RequestMetricsInput = {
 function fullRecord(over: Partial<RequestRecord>): RequestRecord {
   return {
     listenerName: 'main',
-    direction: 'outbound',
     protocol: 'HTTP/1.1',
     method: 'GET',
     authority: 'api.local',
@@ -76,8 +81,6 @@ function fullRecord(over: Partial<RequestRecord>): RequestRecord {
     remoteAddress: '127.0.0.1',
     userAgent: 'test',
     requestId: 'id',
-    upstreamStartMs: 1001,
-    upstreamHeadersMs: 1002,
     upstreamHost: '10.0.0.1:8080',
     clusterName: 'api',
     routeName: 'all',
@@ -103,6 +106,7 @@ describe('request metrics', () => {
     expect(only(samples, 'service_mesh_requests_total').map((s) => [s.labels, s.value])).toEqual([
       [
         {
+          reporter: 'source',
           source_service: 'web',
           destination_service: 'api',
           destination_version: 'v1',
@@ -169,18 +173,16 @@ describe('request metrics', () => {
     expect(ut.find((s) => s.labels.le === '0.01')?.value).toBe(0);
     expect(ut.find((s) => s.labels.le === '0.025')?.value).toBe(1);
     expect(Object.keys(ut[0].labels).sort()).toEqual(
-      ['destination_service', 'destination_version', 'le', 'response_flag', 'source_service'].sort(),
+      ['destination_service', 'destination_version', 'le', 'reporter', 'response_flag', 'source_service'].sort(),
     );
   });
 
   it('exports exactly the families and labels of the contract table for the proxy', async () => {
     const stats = newStats();
     stats.onRequestEnd('main', ok);
-    stats.setCircuitBreakerOpen({ name: 'api', service: 'api' }, false);
-    stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000);
     const text = await stats.render();
     const samples = parseExposition(text);
-    const proxyRows = readContract().filter((m) => !m.name.startsWith('canary_'));
+    const proxyRows = readContract();
     expect(proxyRows.map((m) => m.name)).toContain('service_mesh_requests_total');
     for (const m of proxyRows) {
       expect(text, m.name).toContain(`# TYPE ${m.name} ${m.type}\n`);
@@ -191,15 +193,83 @@ describe('request metrics', () => {
     }
   });
 
-  it('counts rate-limited requests from flag RL, and retries the retry stage reports', async () => {
+  it('labels what an outbound listener counts reporter="source" and an inbound one reporter="destination"', async () => {
+    const stats = newStats();
+    // One request web → api seen by both proxies of the hop (here one ProxyStats holds both listeners).
+    stats.onRequestEnd('outbound', ok);
+    stats.onRequestEnd('inbound', { ...ok, direction: 'inbound' });
+    stats.onRequestEnd('inbound', { ...ok, direction: 'inbound', status: 500 });
+    const samples = await scrape(stats);
+    expect(sum(samples, 'service_mesh_requests_total', { reporter: 'source' })).toBe(1);
+    expect(sum(samples, 'service_mesh_requests_total', { reporter: 'destination' })).toBe(2);
+    expect(sum(samples, 'service_mesh_requests_total', { reporter: 'destination', response_code: '500' })).toBe(1);
+    for (const family of [
+      'service_mesh_request_duration_seconds_count',
+      'service_mesh_request_bytes_total',
+      'service_mesh_response_bytes_total',
+    ])
+      expect(
+        only(samples, family)
+          .map((s) => s.labels.reporter)
+          .sort(),
+        family,
+      ).toEqual(['destination', 'source']);
+    expect(sum(samples, 'service_mesh_request_bytes_total', { reporter: 'destination' })).toBe(20);
+  });
+
+  it('exports retries and rate-limited requests only once their stage registers, then from 0', async () => {
     const stats = newStats();
     stats.onRequestEnd('main', { ...ok, status: 429, flag: 'RL' });
     stats.onRequestEnd('main', ok);
-    stats.onRetry(ok);
-    stats.onRetry(ok);
-    const samples = await scrape(stats);
+    let text = await stats.render();
+    expect(text).not.toContain('service_mesh_retries_total');
+    expect(text).not.toContain('service_mesh_rate_limited_requests_total');
+
+    stats.registerRetries();
+    stats.registerRateLimits();
+    let samples = await scrape(stats);
+    expect(only(samples, 'service_mesh_retries_total').map((s) => s.value)).toEqual([0]);
     expect(sum(samples, 'service_mesh_rate_limited_requests_total')).toBe(1);
-    expect(sum(samples, 'service_mesh_retries_total', { destination_service: 'api' })).toBe(2);
+
+    stats.onRetry(ok);
+    stats.onRetry(ok);
+    stats.registerRetries(); // a second registration (a reload rebuilding the stage) changes nothing
+    samples = await scrape(stats);
+    expect(sum(samples, 'service_mesh_retries_total', { destination_service: 'api', reporter: 'source' })).toBe(2);
+    text = await stats.render();
+    expect(text.match(/# TYPE service_mesh_retries_total/g)).toHaveLength(1);
+  });
+
+  it('exports no family waiting for a feeder (manifests/README.md) until its feeder registers, then as documented', async () => {
+    const stats = newStats();
+    stats.onRequestEnd('main', { ...ok, status: 429, flag: 'RL' });
+    const waiting = readPendingFamilies().filter((m) => !m.name.startsWith('canary_')); // canaries: control's
+    expect(waiting.map((m) => m.name)).toContain('service_mesh_circuit_breaker_open');
+    const before = await stats.render();
+    for (const m of waiting) expect(before, m.name).not.toContain(m.name);
+
+    const api = { name: 'api', service: 'api' };
+    stats.registerRetries();
+    stats.registerRateLimits();
+    stats.setCircuitBreakerOpen(api, false);
+    stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000);
+    stats.registerOutlierDetection(api);
+    stats.registerHealthChecks(api);
+    stats.setConfigPushState('connecting');
+    const text = await stats.render();
+    const samples = parseExposition(text);
+    for (const m of waiting) {
+      expect(text, m.name).toContain(`# TYPE ${m.name} ${m.type}\n`);
+      const found = only(samples, m.name);
+      expect(found.length, m.name).toBeGreaterThan(0);
+      for (const s of found) expect(Object.keys(s.labels).sort(), m.name).toEqual([...m.labels].sort());
+    }
+    expect(only(samples, 'service_mesh_outlier_ejections_total').map((s) => [s.labels, s.value])).toEqual([
+      [{ destination_service: 'api' }, 0],
+    ]);
+    expect(sum(samples, 'service_mesh_health_checks_total', { result: 'failure' })).toBe(0);
+    expect(sum(samples, 'service_mesh_circuit_breaker_open')).toBe(0);
+    expect(sum(samples, 'skein_config_push_state', { state: 'connecting' })).toBe(1);
   });
 
   it('labels absent services and versions "unknown" (no route, no version label, no x-source-service)', async () => {
@@ -273,6 +343,7 @@ describe('ProxyStats', () => {
     stats.configVersion = 3;
     let samples = await scrape(stats);
     expect(samples.filter((s) => s.name.startsWith('service_mesh_'))).toEqual([]);
+    expect(samples.filter((s) => s.name.startsWith('skein_proxy_'))).toEqual([]);
     expect(sum(samples, 'skein_downstream_connections_active', { listener: 'main' })).toBe(1);
     expect(sum(samples, 'skein_config_version')).toBe(3);
 
@@ -326,6 +397,9 @@ describe('ProxyStats', () => {
   it('renders text that promtool parses, with no lint findings beyond the known names', async () => {
     const stats = new ProxyStats();
     stats.onRequestEnd('main', { ...ok, sourceService: 'quote"and\\backslash' });
+    stats.registerRetries();
+    stats.registerRateLimits();
+    stats.registerOutlierDetection({ name: 'api', service: 'api' });
     stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000);
     stats.setConfigPushState('synced');
     const r = spawnSync('promtool', ['check', 'metrics'], { input: await stats.render(), encoding: 'utf8' });

@@ -206,8 +206,9 @@ describe('tracer', () => {
     expect(server.parentSpanId).toBe(CALLER_SPAN);
     expect(out.b3).toBe(`${traceId}-${client.spanId}-1-${server.spanId}`);
     expect(out.traceparent).toBeUndefined();
-    expect(t.headerNames.has('b3')).toBe(true);
-    expect(t.headerNames.has('traceparent')).toBe(false);
+    // Every format it understands is replaced, the configured one written: no stale traceparent or x-b3-*.
+    for (const name of ['b3', 'traceparent', 'tracestate', 'x-b3-traceid', 'x-b3-sampled', 'x-trace-id'])
+      expect(t.headerNames.has(name), name).toBe(true);
   });
 
   it('reads and writes B3 multi-headers', async () => {
