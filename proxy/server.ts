@@ -60,6 +60,7 @@ export class ProxyServer {
   async apply(given: Config): Promise<Snapshot<Cluster>> {
     if (this.draining) throw new Error('draining: config not applied');
     const config = resolveConfigPaths(given, this.baseDir);
+    await this.telemetry.prepare(config.telemetry);
     const prev = this.current;
     const created: Cluster[] = [];
     let next: Snapshot<Cluster>;

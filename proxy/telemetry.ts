@@ -1,14 +1,20 @@
 // The proxy's telemetry for the current config: the tracer and the access log every listener reports to
 // (metrics live in ProxyStats). A reload that changes the telemetry section builds new ones and retires the
 // old ones a little later, so requests in flight can still end their spans; an unchanged section keeps them.
+// The OpenTelemetry SDK and pino are loaded only once a config turns tracing or the access log on: a proxy
+// without them does not carry their code and objects (~5 MB of RSS for the SDK and its OTLP exporter).
 import type { TelemetryConfig } from '../src/config/schema.ts';
-import { AccessLog } from '../src/telemetry/access-log.ts';
-import { createTracer } from '../src/telemetry/tracing.ts';
+import type { AccessLog } from '../src/telemetry/access-log.ts';
 import type { RequestRecord, RequestTracer, TraceState } from '../src/telemetry/types.ts';
 import type { Logger } from '../src/log.ts';
 
 /** How long a replaced tracer or access log stays open for the requests that started with it. */
 const RETIRE_AFTER_MS = 15_000;
+
+type TracingModule = typeof import('../src/telemetry/tracing.ts');
+type AccessLogModule = typeof import('../src/telemetry/access-log.ts');
+let tracingModule: TracingModule | null = null;
+let accessLogModule: AccessLogModule | null = null;
 
 export class ProxyTelemetry {
   tracer: RequestTracer | null = null;
@@ -23,12 +29,18 @@ export class ProxyTelemetry {
     this.baseDir = baseDir;
   }
 
-  /** Builds what changed; the replaced tracer and log are shut down in the background. */
+  /** Loads the modules `cfg` needs, before the swap (so that `apply` stays synchronous). */
+  async prepare(cfg: TelemetryConfig): Promise<void> {
+    if (cfg.tracing.enabled) tracingModule ??= await import('../src/telemetry/tracing.ts');
+    if (cfg.accessLog.enabled) accessLogModule ??= await import('../src/telemetry/access-log.ts');
+  }
+
+  /** Builds what changed; the replaced tracer and log are shut down in the background. Call `prepare` first. */
   apply(cfg: TelemetryConfig, serviceName: string): void {
     const tracingKey = cfg.tracing.enabled ? JSON.stringify([cfg.tracing, serviceName]) : '';
     if (tracingKey !== this.tracingKey) {
       const old = this.tracer;
-      this.tracer = cfg.tracing.enabled ? createTracer(cfg.tracing, serviceName) : null;
+      this.tracer = cfg.tracing.enabled ? loaded(tracingModule).createTracer(cfg.tracing, serviceName) : null;
       this.tracingKey = tracingKey;
       if (old !== null) this.retire('tracer', () => old.shutdown());
     }
@@ -36,7 +48,7 @@ export class ProxyTelemetry {
     if (accessLogKey !== this.accessLogKey) {
       const old = this.accessLog;
       this.accessLog = cfg.accessLog.enabled
-        ? new AccessLog(cfg.accessLog, this.baseDir, (message) => this.log.warn(message))
+        ? new (loaded(accessLogModule).AccessLog)(cfg.accessLog, this.baseDir, (message) => this.log.warn(message))
         : null;
       this.accessLogKey = accessLogKey;
       if (old !== null) this.retire('access log', () => old.close());
@@ -66,4 +78,9 @@ export class ProxyTelemetry {
     }, RETIRE_AFTER_MS);
     timer.unref();
   }
+}
+
+function loaded<M>(module: M | null): M {
+  if (module === null) throw new Error('telemetry module used before ProxyTelemetry.prepare() loaded it');
+  return module;
 }
