@@ -1,12 +1,12 @@
 // A listener with `tls`: ALPN picks HTTP/2 or HTTP/1.1 per connection on one port. Real clients (curl,
 // node:http2, node:https) against a certificate made for the test by the openssl CLI.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeSelfSignedCert } from '../support/certs.ts';
 import { runCurl } from '../support/curl.ts';
 import {
   type RunningProxy,
@@ -18,37 +18,13 @@ import {
 
 describe('TLS listener with ALPN', () => {
   const dir = mkdtempSync(join(tmpdir(), 'skein-tls-'));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
+  const { certFile, keyFile } = makeSelfSignedCert(dir, 'skein-test');
   let ca: Buffer;
   let h1: Upstream;
   let h2: Upstream;
   let proxy: RunningProxy;
 
   beforeAll(async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=skein-test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ],
-      { stdio: 'ignore' },
-    );
     ca = readFileSync(certFile);
     h1 = await startEchoUpstream('h1-app');
     h2 = await startH2EchoUpstream('h2-app');
