@@ -1,7 +1,7 @@
 // An h2c upstream whose streams the test answers by hand: body sinks, slow or misbehaving servers that reset
 // streams or drop the connection. 127.0.0.1, port 0; close() cuts every session it still has.
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './listen.ts';
 import type { Upstream } from './proxy.ts';
 
 export type H2StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
@@ -18,15 +18,7 @@ export async function startH2Upstream(onStream: H2StreamHandler): Promise<Upstre
     stream.on('error', () => {}); // resets sent or received by the test surface here
     onStream(stream, headers);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    address: `127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  return listenOnLoopback(server, () => {
+    for (const s of sessions) s.destroy();
+  });
 }

@@ -3,7 +3,8 @@
 // or keeps the connection as told. node:http would refuse to send most of these, hence node:net.
 // Requests whose path starts with /ok get a well-formed response (okResponse), so one server serves a hostile request and
 // the normal request after it. 127.0.0.1, port 0; close() cuts every connection it still has.
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
+import { listenOnLoopback } from './listen.ts';
 import type { Upstream } from './proxy.ts';
 
 /** What to do with a connection once a request head has arrived on it. */
@@ -61,18 +62,10 @@ export async function startHostileUpstream(answer: (path: string) => HostileAnsw
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    address: `127.0.0.1:${port}`,
-    port,
-    paths,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  const upstream = await listenOnLoopback(server, () => {
+    for (const s of sockets) s.destroy();
+  });
+  return { ...upstream, paths };
 }
 
 /**
@@ -114,17 +107,9 @@ export async function startHostileH2Upstream(status: string): Promise<Upstream> 
       socket.end();
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    address: `127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  return listenOnLoopback(server, () => {
+    for (const s of sockets) s.destroy();
+  });
 }
 
 function hasFrameOfType(frames: Buffer, type: number): boolean {

@@ -1,10 +1,10 @@
 // Starts a real Skein proxy in the test process from a config object (ports 0 = any free port) and stops it
 // afterwards; plus small real upstream servers (HTTP/1.1, h2c) that echo what they received.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { ProxyServer } from '../../proxy/server.ts';
 import { startH2Upstream } from './h2-upstream.ts';
+import { listenOnLoopback } from './listen.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 
@@ -96,17 +96,7 @@ export async function startEchoUpstream(name = 'echo', handler?: http.RequestLis
         });
       }),
   );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    address: `127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  return listenOnLoopback(server, () => server.closeAllConnections());
 }
 
 /** h2c server answering every stream with JSON describing it. */
