@@ -38,7 +38,21 @@ export interface LocalReply {
   readonly grpcStatus: number;
 }
 
-const REPLIES: Record<ResponseFlag, LocalReply> = {
+/**
+ * Why the proxy answers itself: a flag names its default reply, and a flag that answers with several statuses
+ * has one named reason per status beside it (a downstream protocol error is 400, 408, 413, 431 or 417).
+ */
+export const REASON = {
+  BadRequest: 'DPE',
+  HeadTimeout: 'DPE_HEAD_TIMEOUT',
+  RequestTooLarge: 'DPE_TOO_LARGE',
+  HeadersTooLarge: 'DPE_HEADERS_TOO_LARGE',
+  UnsupportedExpectation: 'DPE_EXPECTATION',
+} as const;
+export type ReplyReason = ResponseFlag | (typeof REASON)[keyof typeof REASON];
+
+/** The one place a reason becomes a status, flag, message and gRPC status (README "Response flags"). */
+export const REPLIES: Readonly<Record<ReplyReason, LocalReply>> = {
   UH: { status: 503, flag: 'UH', message: 'no healthy upstream', grpcStatus: GRPC_STATUS.UNAVAILABLE },
   UF: { status: 503, flag: 'UF', message: 'upstream connect error', grpcStatus: GRPC_STATUS.UNAVAILABLE },
   UC: { status: 503, flag: 'UC', message: 'upstream connection terminated', grpcStatus: GRPC_STATUS.UNAVAILABLE },
@@ -47,6 +61,15 @@ const REPLIES: Record<ResponseFlag, LocalReply> = {
   UPE: { status: 502, flag: 'UPE', message: 'upstream protocol error', grpcStatus: GRPC_STATUS.INTERNAL },
   DC: { status: 499, flag: 'DC', message: 'downstream disconnected', grpcStatus: GRPC_STATUS.CANCELLED },
   DPE: { status: 400, flag: 'DPE', message: 'bad request', grpcStatus: GRPC_STATUS.INTERNAL },
+  DPE_HEAD_TIMEOUT: { status: 408, flag: 'DPE', message: 'request head timeout', grpcStatus: GRPC_STATUS.INTERNAL },
+  DPE_TOO_LARGE: { status: 413, flag: 'DPE', message: 'request too large', grpcStatus: GRPC_STATUS.INTERNAL },
+  DPE_HEADERS_TOO_LARGE: {
+    status: 431,
+    flag: 'DPE',
+    message: 'request header fields too large',
+    grpcStatus: GRPC_STATUS.INTERNAL,
+  },
+  DPE_EXPECTATION: { status: 417, flag: 'DPE', message: 'unsupported expectation', grpcStatus: GRPC_STATUS.INTERNAL },
   RL: { status: 429, flag: 'RL', message: 'rate limited', grpcStatus: GRPC_STATUS.RESOURCE_EXHAUSTED },
   UO: { status: 503, flag: 'UO', message: 'upstream overflow', grpcStatus: GRPC_STATUS.UNAVAILABLE },
   FI: { status: 503, flag: 'FI', message: 'fault injected', grpcStatus: GRPC_STATUS.UNAVAILABLE },
@@ -54,8 +77,8 @@ const REPLIES: Record<ResponseFlag, LocalReply> = {
   IE: { status: 500, flag: 'IE', message: 'internal error', grpcStatus: GRPC_STATUS.INTERNAL },
 };
 
-export function localReply(flag: ResponseFlag): LocalReply {
-  return REPLIES[flag];
+export function localReply(reason: ReplyReason): LocalReply {
+  return REPLIES[reason];
 }
 
 /** An upstream failure with the flag it maps to and whether the request may have reached the upstream. */

@@ -4,12 +4,12 @@
 // takes too long 408 (http1-connections.ts sweeps the timers), and a WebSocket upgrade hands the socket to
 // websocket.ts once the requests before it are answered.
 import type net from 'node:net';
-import { FLAG } from './flags.ts';
+import { type LocalReply, localReply, REASON } from './flags.ts';
 import { Http1Context } from './http1.ts';
 import type { BodySource } from './http1-body.ts';
 import type { Http1Connections } from './http1-connections.ts';
 import { Http1Socket, PAUSE_BODY, PAUSE_HELD, PAUSE_QUEUE } from './http1-socket.ts';
-import { malformedRequestResponse, statusForParseError } from './http1-wire.ts';
+import { malformedRequestResponse, replyForParseError } from './http1-wire.ts';
 import type { ListenerRuntime } from './listener.ts';
 import { handleRequest } from './pipeline.ts';
 import { HTTPParser, type LlhttpParser, METHODS } from './upstream/llhttp.ts';
@@ -48,8 +48,8 @@ export class Http1Connection implements BodySource {
   private upgradeSeen = false;
   private upgrading: Http1Context | null = null;
   private upgradeHead: Buffer = EMPTY;
-  /** The status answering a malformed request, written once the responses before it are done. */
-  private pendingError = 0;
+  /** The reply to a malformed request, written once the responses before it are done. */
+  private pendingError: LocalReply | null = null;
 
   constructor(owner: Http1Connections, listener: ListenerRuntime, socket: net.Socket) {
     this.owner = owner;
@@ -130,7 +130,7 @@ export class Http1Connection implements BodySource {
     }
     const target = url || this.partialUrl;
     this.partialUrl = '';
-    if (this.closed || this.pendingError !== 0) return 0;
+    if (this.closed || this.pendingError !== null) return 0;
     // RFC 9112 §3.2: a 1.1 request without Host, or any request with more than one, is rejected.
     const hosts = countHost(raw);
     if (hosts > 1 || (hosts === 0 && minor === 1)) {
@@ -189,7 +189,8 @@ export class Http1Connection implements BodySource {
 
   private dispatch(ctx: Http1Context): void {
     if (ctx.expect !== undefined && ctx.expect.toLowerCase() !== '100-continue') {
-      ctx.replyLocal(417, FLAG.DownstreamProtocolError, 'unsupported expectation', 0);
+      const r = localReply(REASON.UnsupportedExpectation);
+      ctx.replyLocal(r.status, r.flag, r.message, r.grpcStatus);
       return;
     }
     handleRequest(this.listener.stages, ctx);
@@ -232,7 +233,7 @@ export class Http1Connection implements BodySource {
       process.nextTick(dispatchQueued, this, ctx);
       return;
     }
-    if (this.pendingError !== 0) this.answerMalformed();
+    if (this.pendingError !== null) this.answerMalformed(this.pendingError);
     else if (this.upgrading !== null) this.maybeUpgrade();
     else {
       this.idleSinceMs = performance.now();
@@ -254,9 +255,9 @@ export class Http1Connection implements BodySource {
     this.io.pause(PAUSE_HELD);
     // Bytes after a "Connection: close" request are ignored: that request is answered and the connection ends.
     if (code === 'HPE_CLOSED_CONNECTION') return;
-    const status = statusForParseError(code);
+    const reply = replyForParseError(code);
     this.listener.stats.onProtocolError(this.listener.name, code);
-    this.listener.log.debug('bad request', { listener: this.listener.name, code, status });
+    this.listener.log.debug('bad request', { listener: this.listener.name, code, status: reply.status });
     const ctx = this.reading;
     this.reading = null;
     if (ctx !== null) {
@@ -273,17 +274,17 @@ export class Http1Connection implements BodySource {
         ex?.abort();
       } else if (ctx === this.upgrading) this.upgrading = null;
       else this.queue.splice(this.queue.indexOf(ctx), 1);
-      ctx.finish(status, FLAG.DownstreamProtocolError);
+      ctx.finish(reply.status, reply.flag);
     }
-    this.pendingError = status;
-    if (this.active === null) this.answerMalformed();
+    this.pendingError = reply;
+    if (this.active === null) this.answerMalformed(reply);
   }
 
-  private answerMalformed(): void {
+  private answerMalformed(reply: LocalReply): void {
     this.closed = true;
     this.idleSinceMs = performance.now();
     this.abandonQueue();
-    if (this.socket.writable) this.socket.end(malformedRequestResponse(this.pendingError), 'latin1');
+    if (this.socket.writable) this.socket.end(malformedRequestResponse(reply), 'latin1');
     else this.socket.destroy();
     this.io.readUntilEnd();
   }

@@ -2,7 +2,7 @@
 // lines, the Date header, chunk framing and the bare error answers for requests that never got a context.
 // Everything here is a string written with the latin1 encoding, so header bytes pass through unchanged.
 import { STATUS_CODES } from 'node:http';
-import { FLAG_HEADER } from './flags.ts';
+import { FLAG_HEADER, type LocalReply, localReply, REASON } from './flags.ts';
 
 export const CRLF = '\r\n';
 export const LAST_CHUNK = '0\r\n\r\n';
@@ -47,21 +47,21 @@ export function lastChunk(trailers: string[] | null): string {
   return `${s}\r\n`;
 }
 
-/** The answer to a request the proxy could not parse (400, 408, 413, 431): flagged DPE, connection closed. */
-export function malformedRequestResponse(status: number): string {
-  return `${statusLine(status)}${FLAG_HEADER}: DPE\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+/** The answer to a request the proxy could not parse (flags.ts decides its status and flag): connection closed. */
+export function malformedRequestResponse(reply: LocalReply): string {
+  return `${statusLine(reply.status)}${FLAG_HEADER}: ${reply.flag}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
 }
 
-/** Parser error code → status: an oversized head is 431, a too-slow one 408, anything else 400. */
-export function statusForParseError(code: string): number {
+/** Parser error code → the reply's reason: an oversized head, a too-slow one, anything else a bad request. */
+export function replyForParseError(code: string): LocalReply {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
-      return 431;
+      return localReply(REASON.HeadersTooLarge);
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return 413;
+      return localReply(REASON.RequestTooLarge);
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return 408;
+      return localReply(REASON.HeadTimeout);
     default:
-      return 400;
+      return localReply(REASON.BadRequest);
   }
 }

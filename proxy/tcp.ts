@@ -2,13 +2,14 @@
 // upstream connection to an endpoint the cluster's balancer picks, and bytes are piped both ways.
 import net from 'node:net';
 import type { Cluster } from './cluster.ts';
+import { FLAG, type ResponseFlag } from './flags.ts';
 import type { ListenerRuntime } from './listener.ts';
 
 export function onTcpConnection(listener: ListenerRuntime, cluster: Cluster, downstream: net.Socket): void {
   const ep = cluster.pick({ header: () => undefined, remoteAddress: downstream.remoteAddress ?? '' });
   if (ep === undefined) {
     listener.log.debug('tcp: no endpoint', { cluster: cluster.name });
-    listener.countTcp('UH');
+    listener.countTcp(FLAG.NoHealthyUpstream);
     downstream.destroy();
     return;
   }
@@ -24,7 +25,7 @@ export function onTcpConnection(listener: ListenerRuntime, cluster: Cluster, dow
   upstream.setTimeout(connectMs, () => upstream.destroy(new Error(`connect timeout after ${connectMs} ms`)));
   let connected = false;
   let closed = false;
-  const close = (flag: string) => {
+  const close = (flag: ResponseFlag | '') => {
     if (closed) return;
     closed = true;
     listener.stats.inFlight--;
@@ -47,8 +48,8 @@ export function onTcpConnection(listener: ListenerRuntime, cluster: Cluster, dow
     upstream.pipe(downstream);
     downstream.pipe(upstream);
   });
-  upstream.on('error', () => close(connected ? 'UC' : 'UF'));
-  downstream.on('error', () => close('DC'));
+  upstream.on('error', () => close(connected ? FLAG.UpstreamConnectionTermination : FLAG.UpstreamConnectFailure));
+  downstream.on('error', () => close(FLAG.DownstreamDisconnect));
   upstream.once('close', onClose(upstream, downstream));
   downstream.once('close', onClose(downstream, upstream));
 }

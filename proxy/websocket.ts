@@ -1,11 +1,11 @@
 // WebSocket upgrades: the request goes through the same pipeline stages to pick a route and endpoint, then
 // the upgrade request is written to a fresh upstream connection and bytes flow both ways untouched, so
 // frames, pings and close handshakes pass through as the peers sent them.
-import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errorMessage, FLAG, FLAG_HEADER, localReply, type ResponseFlag } from './flags.ts';
+import { errorMessage, FLAG, FLAG_HEADER, type LocalReply, localReply, type ResponseFlag } from './flags.ts';
 import type { Http1Context } from './http1.ts';
+import { dateHeaderLine, statusLine } from './http1-wire.ts';
 import type { Stage } from './pipeline.ts';
 
 /**
@@ -17,11 +17,13 @@ export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
   return upgrade?.trim().toLowerCase() === 'websocket';
 }
 
-function rejectUpgrade(socket: Duplex, status: number, flag: ResponseFlag, message: string): void {
+/** The local reply to an upgrade that gets no tunnel, with the fields any HTTP/1.1 local reply carries. */
+function rejectUpgrade(socket: Duplex, ctx: Http1Context, reply: LocalReply, message: string): void {
   const body = `${message}\n`;
+  const requestId = ctx.requestId || ctx.ensureRequestId(ctx.header('x-request-id'));
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
-      `content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${FLAG_HEADER}: ${flag}\r\nconnection: close\r\n\r\n${body}`,
+    `${statusLine(reply.status)}content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `${FLAG_HEADER}: ${reply.flag}\r\nx-request-id: ${requestId}\r\n${dateHeaderLine()}connection: close\r\n\r\n${body}`,
   );
   // Read (and drop) until the client's FIN, so the connection closes rather than waiting half-open.
   socket.resume();
@@ -43,8 +45,7 @@ export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: D
     for (const stage of stages) {
       const reply = stage.onRequest(ctx);
       if (reply !== null) {
-        ctx.ensureRequestId(ctx.header('x-request-id'));
-        rejectUpgrade(socket, reply.status, reply.flag, reply.message);
+        rejectUpgrade(socket, ctx, reply, reply.message);
         ctx.finish(reply.status, reply.flag);
         return;
       }
@@ -58,7 +59,7 @@ export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: D
       flag: r.flag,
       error: errorMessage(err),
     });
-    rejectUpgrade(socket, r.status, r.flag, r.message);
+    rejectUpgrade(socket, ctx, r, r.message);
     ctx.finish(r.status, r.flag);
     return;
   }
@@ -73,7 +74,7 @@ export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: D
   const fail = (flag: ResponseFlag, message: string) => {
     upstream.destroy();
     const r = localReply(flag);
-    if (!connected) rejectUpgrade(socket, r.status, flag, `${r.message}: ${message}`);
+    if (!connected) rejectUpgrade(socket, ctx, r, `${r.message}: ${message}`);
     else socket.destroy();
     ctx.finish(connected ? 101 : r.status, flag);
   };

@@ -219,6 +219,37 @@ describe('websocket upgrade failures', () => {
     }
   });
 
+  it("carries the request's x-request-id on the local reply to an upgrade whose upstream is dead", async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const deadPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+
+    const proxy = await startProxy(quickConfig([`127.0.0.1:${deadPort}`]));
+    const answer = async (headers: Record<string, string>): Promise<IncomingMessage> => {
+      const ws = new WebSocket(`ws://127.0.0.1:${proxy.port()}/chat`, { headers });
+      ws.on('error', () => {});
+      try {
+        const [, res] = (await once(ws, 'unexpected-response')) as [unknown, IncomingMessage];
+        res.resume();
+        return res;
+      } finally {
+        ws.terminate();
+      }
+    };
+    try {
+      const kept = await answer({ 'x-request-id': 'ws-dead-1' });
+      expect(kept.statusCode).toBe(503);
+      expect(kept.headers['x-skein-flags']).toBe('UF');
+      expect(kept.headers['x-request-id']).toBe('ws-dead-1');
+      const generated = await answer({});
+      expect(generated.statusCode).toBe(503);
+      expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('answers an upgrade that matches no route with 404 and flag NR', async () => {
     const proxy = await startProxy(
       quickConfig(['127.0.0.1:1'], {
@@ -233,6 +264,7 @@ describe('websocket upgrade failures', () => {
       const [, res] = (await once(ws, 'unexpected-response')) as [unknown, IncomingMessage];
       expect(res.statusCode).toBe(404);
       expect(res.headers['x-skein-flags']).toBe('NR');
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       res.resume();
     } finally {
       ws.terminate();
