@@ -81,16 +81,37 @@ export function localReply(reason: ReplyReason): LocalReply {
   return REPLIES[reason];
 }
 
+/**
+ * Where an upstream failure came from (after Pingora's ErrorSource): retries, breakers and flags read this,
+ * never the message. `connect`: no connection or stream was established (nothing was processed);
+ * `upstream-reset`: the upstream closed the connection or reset the stream; `timeout`: the request deadline;
+ * `protocol`: the upstream's answer was not valid HTTP, or it does not speak the protocol asked for;
+ * `forward`: the answer could not be forwarded downstream, or the request not sent (ForwardError).
+ */
+export type ErrorSource = 'connect' | 'upstream-reset' | 'timeout' | 'protocol' | 'forward';
+
 /** An upstream failure with the flag it maps to and whether the request may have reached the upstream. */
 export class UpstreamError extends Error {
   readonly flag: ResponseFlag;
+  readonly source: ErrorSource;
   /** False when nothing was sent (connect failure): a retry stage may then retry any method. */
   readonly requestSent: boolean;
-  constructor(flag: ResponseFlag, message: string, requestSent: boolean, cause?: unknown) {
+  /** The HTTP/2 error code the upstream stream was closed with (its RST_STREAM, as node reports it); else null. */
+  readonly http2Code: number | null;
+  constructor(
+    flag: ResponseFlag,
+    source: ErrorSource,
+    message: string,
+    requestSent: boolean,
+    cause?: unknown,
+    http2Code: number | null = null,
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'UpstreamError';
     this.flag = flag;
+    this.source = source;
     this.requestSent = requestSent;
+    this.http2Code = http2Code;
   }
 }
 
@@ -106,6 +127,7 @@ export class ForwardError extends UpstreamError {
   constructor(cause: unknown, flag: 'UPE' | 'IE' = 'UPE') {
     super(
       flag,
+      'forward',
       flag === 'UPE'
         ? `upstream response could not be forwarded: ${errorMessage(cause)}`
         : `request could not be sent upstream: ${errorMessage(cause)}`,

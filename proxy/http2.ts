@@ -286,8 +286,9 @@ export class Http2Context extends RequestContext {
     this.exchange = null;
     this.listener.log.debug('upstream error', { requestId: this.requestId, flag: err.flag, error: err.message });
     const reply = this.listener.reply(err.flag);
+    // The upstream cancelled the stream (RST_STREAM(CANCEL)): gRPC says CANCELLED, not UNAVAILABLE.
     const grpc =
-      err.flag === 'UC' && err.message.includes(`code ${NGHTTP2_CANCEL})`) ? GRPC_STATUS.CANCELLED : reply.grpcStatus;
+      err.source === 'upstream-reset' && err.http2Code === NGHTTP2_CANCEL ? GRPC_STATUS.CANCELLED : reply.grpcStatus;
     if (this.stream.headersSent && !this.isGrpc) {
       resetStream(this.stream);
       this.finish(this.status, err.flag);

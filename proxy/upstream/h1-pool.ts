@@ -6,7 +6,7 @@
 // The keep-alive close race (an upstream closes an idle connection just as a request goes out on it) is
 // handled here, below the sink: such a request is sent once more on a fresh connection (see retryable()).
 import net from 'node:net';
-import { ForwardError, UpstreamError } from '../flags.ts';
+import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
 import { stripHopByHop } from '../headers.ts';
 import { HTTPParser, type LlhttpParser } from './llhttp.ts';
 import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
@@ -93,16 +93,23 @@ class H1Connection implements Exchange {
       if (this.sink !== null) this.parser.finish();
     });
     socket.on('timeout', () => {
-      if (!this.connected) this.fail('UF', `connect timeout after ${opts.connectTimeoutMs} ms`);
+      if (!this.connected) this.fail('UF', 'connect', `connect timeout after ${opts.connectTimeoutMs} ms`);
       else if (this.sink !== null) this.idleTimerSpent = true;
       else socket.destroy(); // idle keep-alive connection expired
     });
-    socket.on('error', (err) => this.fail(this.connected ? 'UC' : 'UF', err.message, err));
+    socket.on('error', (err) =>
+      this.connected
+        ? this.fail('UC', 'upstream-reset', err.message, err)
+        : this.fail('UF', 'connect', err.message, err),
+    );
     socket.on('close', () => {
       if (this.connected) opts.onConnection?.(-1);
       if (this.timer !== null) clearTimeout(this.timer);
       this.pool.forget(this);
-      if (this.sink !== null) this.fail(this.connected ? 'UC' : 'UF', 'upstream closed the connection');
+      if (this.sink !== null) {
+        if (this.connected) this.fail('UC', 'upstream-reset', 'upstream closed the connection');
+        else this.fail('UF', 'connect', 'upstream closed the connection');
+      }
       if (this.handle !== null) this.parser.unconsume();
       this.parser.free();
     });
@@ -110,7 +117,7 @@ class H1Connection implements Exchange {
 
   private readonly afterExecute = (r: number | Error): void => {
     this.responseSeen = true;
-    if (typeof r !== 'number') this.fail('UPE', `invalid upstream response: ${r.message}`);
+    if (typeof r !== 'number') this.fail('UPE', 'protocol', `invalid upstream response: ${r.message}`);
     else this.flushHeld();
   };
 
@@ -240,7 +247,7 @@ class H1Connection implements Exchange {
 
   private readonly onTimer = (): void => {
     if (this.sink === null || performance.now() < this.deadlineAt - 1) return;
-    this.fail('UT', `upstream request timeout after ${this.timerMs} ms`);
+    this.fail('UT', 'timeout', `upstream request timeout after ${this.timerMs} ms`);
   };
 
   private readonly onHeaders = (headers: string[]): void => {
@@ -267,7 +274,11 @@ class H1Connection implements Exchange {
     if (status < 100 || status > 599 || status === 101) {
       // Outside the range HTTP defines, or a switch of protocols nobody asked for (this pool never sends an
       // upgrade; WebSocket tunnels have their own connection): not an answer to forward.
-      this.fail('UPE', `invalid upstream response: status ${status}${status === 101 ? ' without an upgrade' : ''}`);
+      this.fail(
+        'UPE',
+        'protocol',
+        `invalid upstream response: status ${status}${status === 101 ? ' without an upgrade' : ''}`,
+      );
       return 0;
     }
     if (status < 200) {
@@ -352,7 +363,7 @@ class H1Connection implements Exchange {
     } else this.socket.destroy();
   };
 
-  private fail(flag: 'UF' | 'UC' | 'UT' | 'UPE', message: string, cause?: unknown): void {
+  private fail(flag: 'UF' | 'UC' | 'UT' | 'UPE', source: ErrorSource, message: string, cause?: unknown): void {
     const sink = this.sink;
     const req = this.req;
     this.sink = null;
@@ -362,12 +373,12 @@ class H1Connection implements Exchange {
     if (sink === null) return;
     const replay = this.replay;
     this.replay = null;
-    if (flag === 'UC' && req !== null && this.retryable(req, replay)) {
+    if (source === 'upstream-reset' && req !== null && this.retryable(req, replay)) {
       this.detachBody?.();
       this.successor = this.pool.resend(req, sink, this.bodyRead ? replay : null);
       return;
     }
-    sink.onError(new UpstreamError(flag, message, this.connected, cause));
+    sink.onError(new UpstreamError(flag, source, message, this.connected, cause));
   }
 
   /**

@@ -5,7 +5,7 @@
 // the preface with something else or closes, no stream was ever opened, and `protocol: auto` requests are
 // handed to the endpoint's HTTP/1.1 pool untouched (their bodies not yet read).
 import http2 from 'node:http2';
-import { ForwardError, UpstreamError } from '../flags.ts';
+import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
 import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
 
 /** Where requests go when the endpoint refuses HTTP/2 (the Endpoint, which knows its HTTP/1.1 pool). */
@@ -79,7 +79,7 @@ class H2Exchange implements Exchange {
       if (sink === null) return;
       const status = Number(headers[':status']);
       if (!(status >= 200 && status <= 599)) {
-        this.fail('UPE', `invalid upstream response: status ${headers[':status']}`);
+        this.fail('UPE', 'protocol', `invalid upstream response: status ${headers[':status']}`);
         return;
       }
       try {
@@ -106,7 +106,9 @@ class H2Exchange implements Exchange {
     stream.on('error', (err) => {
       // A peer's RST_STREAM(REFUSED_STREAM) arrives here before 'close': the upstream did not process it.
       if (stream.rstCode === NGHTTP2_REFUSED_STREAM) this.reset(stream.rstCode);
-      else this.fail(connectedSessions.has(session) ? 'UC' : 'UF', err.message, err);
+      else if (connectedSessions.has(session)) {
+        this.fail('UC', 'upstream-reset', err.message, err, stream.rstCode === undefined ? null : stream.rstCode);
+      } else this.fail('UF', 'connect', err.message, err);
     });
     stream.on('close', () => {
       if (this.sink === null) return;
@@ -115,7 +117,7 @@ class H2Exchange implements Exchange {
     });
     if (req.timeoutMs > 0) {
       this.timer = setTimeout(
-        () => this.fail('UT', `upstream request timeout after ${req.timeoutMs} ms`),
+        () => this.fail('UT', 'timeout', `upstream request timeout after ${req.timeoutMs} ms`),
         req.timeoutMs,
       );
       this.timer.unref();
@@ -128,8 +130,9 @@ class H2Exchange implements Exchange {
     if (sink === null) return;
     this.sink = null;
     if (this.timer !== null) clearTimeout(this.timer);
-    if (!this.responded) sink.onError(new UpstreamError('UPE', 'upstream stream ended without a response', true));
-    else {
+    if (!this.responded) {
+      sink.onError(new UpstreamError('UPE', 'protocol', 'upstream stream ended without a response', true));
+    } else {
       try {
         sink.onEnd(this.trailers, null);
       } catch (err) {
@@ -147,16 +150,25 @@ class H2Exchange implements Exchange {
   }
 
   private reset(code: number): void {
-    this.fail(code === NGHTTP2_REFUSED_STREAM ? 'UF' : 'UC', `upstream reset the stream (code ${code})`);
+    // REFUSED_STREAM: the upstream did not process the request, as for a connect failure.
+    if (code === NGHTTP2_REFUSED_STREAM)
+      this.fail('UF', 'connect', `upstream reset the stream (code ${code})`, undefined, code);
+    else this.fail('UC', 'upstream-reset', `upstream reset the stream (code ${code})`, undefined, code);
   }
 
-  private fail(flag: 'UF' | 'UC' | 'UT' | 'UPE', message: string, cause?: unknown): void {
+  private fail(
+    flag: 'UF' | 'UC' | 'UT' | 'UPE',
+    source: ErrorSource,
+    message: string,
+    cause?: unknown,
+    http2Code: number | null = null,
+  ): void {
     const sink = this.sink;
     if (sink === null) return;
     this.sink = null;
     if (this.timer !== null) clearTimeout(this.timer);
     if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
-    sink.onError(new UpstreamError(flag, message, flag !== 'UF', cause));
+    sink.onError(new UpstreamError(flag, source, message, flag !== 'UF', cause, http2Code));
   }
 
   abort(): void {
@@ -273,7 +285,11 @@ export class H2Pool implements EndpointPool {
         continue;
       }
       const message = refused ? `upstream does not speak HTTP/2 (it refused the h2c preface: ${reason})` : reason;
-      p.sink.onError(new UpstreamError(refused ? 'UC' : 'UF', message, false));
+      p.sink.onError(
+        refused
+          ? new UpstreamError('UC', 'protocol', message, false)
+          : new UpstreamError('UF', 'connect', message, false),
+      );
     }
     pending.length = 0;
   }

@@ -102,6 +102,7 @@ describe('H1Pool', () => {
     });
     const err = await outcome;
     expect(err.flag).toBe('UT');
+    expect(err.source).toBe('timeout');
     expect(err.message).toBe('upstream request timeout after 300 ms');
   });
 });
