@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runLoad } from '../../../bench/load/index.ts';
 import type { LoadSpec } from '../../../bench/load/types.ts';
+import { waitFor } from '../../support/wait-for.ts';
 import { makePki, type TestPki } from './support/certs.ts';
 import { echoHandlers, startGrpcEchoServer } from './support/grpc-bench-echo.ts';
 import { answerOk, startHttp1Server } from './support/servers.ts';
@@ -314,6 +315,7 @@ describe('WebSocket against a ws server', () => {
     expect(r).toMatchObject({ requests: 100, ok: 100, errors: {} });
     expect(sizes).toHaveLength(100);
     expect(new Set(sizes)).toEqual(new Set([2048]));
-    expect(wss.clients.size).toBe(0); // the generator closed its sockets
+    // The generator closed its sockets; the server learns it once the close handshake has crossed.
+    await waitFor(() => wss.clients.size === 0);
   });
 });
