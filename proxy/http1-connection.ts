@@ -10,7 +10,7 @@ import type { BodySource } from './http1-body.ts';
 import type { Http1Connections } from './http1-connections.ts';
 import { Http1Socket, PAUSE_BODY, PAUSE_HELD, PAUSE_QUEUE } from './http1-socket.ts';
 import { malformedRequestResponse, replyForParseError } from './http1-wire.ts';
-import type { ListenerRuntime } from './listener.ts';
+import type { ScopeSource } from './scope.ts';
 import { handleRequest } from './pipeline.ts';
 import { HTTPParser, type LlhttpParser, METHODS } from './upstream/llhttp.ts';
 import { isWebSocketUpgrade, onUpgrade } from './websocket.ts';
@@ -36,7 +36,8 @@ export class Http1Connection implements BodySource {
   active: Http1Context | null = null;
   /** No more responses will be written (the socket is ending or gone). */
   closed = false;
-  private readonly listener: ListenerRuntime;
+  /** The listener: each request takes the scope serving when its head arrives. */
+  private readonly listener: ScopeSource;
   private readonly owner: Http1Connections;
   private readonly parser: LlhttpParser;
   private readonly queue: Http1Context[] = [];
@@ -51,7 +52,7 @@ export class Http1Connection implements BodySource {
   /** The reply to a malformed request, written once the responses before it are done. */
   private pendingError: LocalReply | null = null;
 
-  constructor(owner: Http1Connections, listener: ListenerRuntime, socket: net.Socket) {
+  constructor(owner: Http1Connections, listener: ScopeSource, socket: net.Socket) {
     this.owner = owner;
     this.listener = listener;
     this.socket = socket;
@@ -142,7 +143,7 @@ export class Http1Connection implements BodySource {
       this.onParseError('CONNECT_UNSUPPORTED');
       return 0;
     }
-    const ctx = new Http1Context(this.listener, this, {
+    const ctx = new Http1Context(this.listener.scope, this, {
       method: methodName,
       url: target,
       rawHeaders: raw,
@@ -193,7 +194,7 @@ export class Http1Connection implements BodySource {
       ctx.replyLocal(r.status, r.flag, r.message, r.grpcStatus);
       return;
     }
-    handleRequest(this.listener.stages, ctx);
+    handleRequest(ctx);
   }
 
   /** The request body's consumer wants more. */
@@ -256,8 +257,9 @@ export class Http1Connection implements BodySource {
     // Bytes after a "Connection: close" request are ignored: that request is answered and the connection ends.
     if (code === 'HPE_CLOSED_CONNECTION') return;
     const reply = replyForParseError(code);
-    this.listener.stats.onProtocolError(this.listener.name, code);
-    this.listener.log.debug('bad request', { listener: this.listener.name, code, status: reply.status });
+    const scope = this.listener.scope;
+    scope.stats.onProtocolError(scope.name, code);
+    scope.log.debug('bad request', { listener: scope.name, code, status: reply.status });
     const ctx = this.reading;
     this.reading = null;
     if (ctx !== null) {
@@ -317,7 +319,7 @@ export class Http1Connection implements BodySource {
     this.socket.off('close', this.onClose);
     this.socket.off('drain', this.onDrain);
     this.io.detach(true);
-    onUpgrade(this.listener.stages, ctx, this.socket, this.upgradeHead);
+    onUpgrade(ctx, this.socket, this.upgradeHead);
   }
 
   /** Finish writing what is queued, then close. Requests still waiting are dropped (the client sees the close). */

@@ -3,7 +3,7 @@
 // drain (close the idle ones now, the busy ones after their response).
 import type net from 'node:net';
 import { Http1Connection } from './http1-connection.ts';
-import type { ListenerRuntime } from './listener.ts';
+import type { ScopeSource } from './scope.ts';
 
 export interface Http1Limits {
   readonly maxHeaderBytes: number;
@@ -19,11 +19,11 @@ const SWEEP_MS = 1000;
 export class Http1Connections {
   limits: Http1Limits;
   draining = false;
-  private readonly listener: ListenerRuntime;
+  private readonly listener: ScopeSource;
   private readonly all = new Set<Http1Connection>();
   private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(listener: ListenerRuntime, limits: Http1Limits) {
+  constructor(listener: ScopeSource, limits: Http1Limits) {
     this.listener = listener;
     this.limits = limits;
   }

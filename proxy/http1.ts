@@ -3,9 +3,9 @@
 // context, and writes the upstream's response back itself: the head is serialised into one string and sent
 // together with the first body bytes, so a small response is one socket write. Framing is ours to choose:
 // the upstream's Content-Length when it gave one, chunked otherwise (or close-delimited for HTTP/1.0).
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
-import { FLAG, FLAG_HEADER, ForwardError, type ResponseFlag, type UpstreamError } from './flags.ts';
+import { FLAG, FLAG_HEADER, ForwardError, localReply, type ResponseFlag, type UpstreamError } from './flags.ts';
 import {
   ACTION_NAME_LENGTHS,
   connectionTokens,
@@ -23,8 +23,10 @@ import {
 import { RequestBody } from './http1-body.ts';
 import type { Http1Connection } from './http1-connection.ts';
 import { chunkHeader, CONTINUE, CRLF, dateHeaderLine, lastChunk, statusLine } from './http1-wire.ts';
-import type { ListenerRuntime } from './listener.ts';
+import type { ListenerScope } from './scope.ts';
 import type { FlatHeaders } from './upstream/types.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 /** What the request line and head said, as the connection hands it over. */
 export interface RequestHead {
@@ -45,6 +47,10 @@ export class Http1Context extends RequestContext {
   readonly keepAlive: boolean;
   /** The Upgrade field (websocket.ts tunnels "websocket"; any other upgrade is served as plain HTTP). */
   upgrade: string | undefined = undefined;
+  /** A WebSocket upgrade's socket once the connection handed it over (websocket.ts); replies go there. */
+  tunnel: Duplex | null = null;
+  /** What followed the upgrade request on the socket, for the upstream. */
+  tunnelHead: Buffer = EMPTY;
   /** The Expect field, when the client sent one. */
   expect: string | undefined = undefined;
   /** Request body as the parser delivers it; null when the request has none. */
@@ -66,7 +72,7 @@ export class Http1Context extends RequestContext {
   private chunkedResponse = false;
   private bodyless = false;
 
-  constructor(listener: ListenerRuntime, conn: Http1Connection, head: RequestHead) {
+  constructor(listener: ListenerScope, conn: Http1Connection, head: RequestHead) {
     super(listener);
     this.conn = conn;
     this.method = head.method;
@@ -183,6 +189,10 @@ export class Http1Context extends RequestContext {
   }
 
   replyLocal(status: number, flag: ResponseFlag, message: string, _grpcStatus: number): void {
+    if (this.tunnel !== null) {
+      this.replyOnTunnel(this.tunnel, status, flag, message);
+      return;
+    }
     if (!this.headWritten && !this.conn.closed) {
       // An upstream head built but not yet written (it waits for the first body bytes) is replaced.
       this.pendingHead = null;
@@ -203,7 +213,7 @@ export class Http1Context extends RequestContext {
     this.finish(status, flag);
   }
 
-  onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
+  respond(status: number, headers: FlatHeaders, endStream: boolean): void {
     this.status = status;
     this.noteUpstreamHead(headers, endStream);
     const noBodyAllowed = this.method === 'HEAD' || status === 204 || status === 304;
@@ -231,7 +241,7 @@ export class Http1Context extends RequestContext {
     this.responseStarted = true;
   }
 
-  onData(chunk: Buffer): boolean {
+  write(chunk: Buffer): boolean {
     this.responseBytes += chunk.length;
     if (this.bodyless) return true;
     const head = this.pendingHead;
@@ -243,8 +253,7 @@ export class Http1Context extends RequestContext {
     return ok;
   }
 
-  onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
-    this.exchange = null;
+  end(trailers: FlatHeaders | null, last: Buffer | null): void {
     const head = this.pendingHead;
     this.pendingHead = null;
     if (last !== null) this.responseBytes += last.length;
@@ -259,7 +268,7 @@ export class Http1Context extends RequestContext {
     this.conn.responseDone(this);
   }
 
-  onError(err: UpstreamError): void {
+  fail(err: UpstreamError): void {
     if (err instanceof ForwardError) {
       this.onException(err.cause, err.flag);
       return;
@@ -274,7 +283,7 @@ export class Http1Context extends RequestContext {
         this.finish(this.status, flag);
         return;
       }
-      const reply = this.listener.reply(flag);
+      const reply = localReply(flag);
       this.replyLocal(reply.status, flag, `${reply.message}: ${err.message}`, reply.grpcStatus);
     } catch (thrown) {
       this.onException(thrown, 'IE');
@@ -282,7 +291,27 @@ export class Http1Context extends RequestContext {
   }
 
   abortDownstream(): void {
-    this.conn.destroy();
+    if (this.tunnel !== null) this.tunnel.destroy();
+    else this.conn.destroy();
+  }
+
+  /** An upgrade that gets no tunnel: the reply any HTTP/1.1 local reply is, then the connection closes. */
+  private replyOnTunnel(socket: Duplex, status: number, flag: ResponseFlag, message: string): void {
+    if (this.finished || socket.destroyed) {
+      socket.destroy();
+      this.finish(status, flag);
+      return;
+    }
+    const body = `${message}\n`;
+    this.responseBytes = Buffer.byteLength(body);
+    const requestId = this.requestId || this.ensureRequestId(this.header('x-request-id'));
+    socket.end(
+      `${statusLine(status)}content-type: text/plain\r\ncontent-length: ${this.responseBytes}\r\n` +
+        `${FLAG_HEADER}: ${flag}\r\nx-request-id: ${requestId}\r\n${dateHeaderLine()}connection: close\r\n\r\n${body}`,
+    );
+    // Read (and drop) until the client's FIN, so the connection closes rather than waiting half-open.
+    socket.resume();
+    this.finish(status, flag);
   }
 
   /** The downstream went away (or was cut) before this request finished. */

@@ -10,6 +10,7 @@ import {
   FLAG_HEADER,
   ForwardError,
   GRPC_STATUS,
+  localReply,
   type ResponseFlag,
   type UpstreamError,
 } from './flags.ts';
@@ -25,7 +26,7 @@ import {
   REQUEST_HEADER_ACTIONS,
   routeOverrides,
 } from './headers.ts';
-import type { ListenerRuntime } from './listener.ts';
+import type { ListenerScope } from './scope.ts';
 import { handleRequest } from './pipeline.ts';
 import type { FlatHeaders } from './upstream/types.ts';
 
@@ -80,7 +81,7 @@ export class Http2Context extends RequestContext {
   private responseIsGrpc = false;
 
   constructor(
-    listener: ListenerRuntime,
+    listener: ListenerScope,
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
     flags: number,
@@ -211,7 +212,7 @@ export class Http2Context extends RequestContext {
     this.finish(this.isGrpc ? 200 : status, flag);
   }
 
-  onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
+  respond(status: number, headers: FlatHeaders, endStream: boolean): void {
     this.status = status;
     this.noteUpstreamHead(headers, endStream);
     const out = flatToH2(status, headers);
@@ -239,7 +240,7 @@ export class Http2Context extends RequestContext {
     }
   };
 
-  onData(chunk: Buffer): boolean {
+  write(chunk: Buffer): boolean {
     this.responseBytes += chunk.length;
     if (this.stream.write(chunk)) return true;
     if (!this.drainHooked) {
@@ -249,8 +250,7 @@ export class Http2Context extends RequestContext {
     return false;
   }
 
-  onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
-    this.exchange = null;
+  end(trailers: FlatHeaders | null, last: Buffer | null): void {
     if (trailers !== null && trailers.length > 0) {
       if (this.isGrpc) this.noteGrpcStatus(trailers);
       const t = flatToH2(0, trailers);
@@ -266,7 +266,7 @@ export class Http2Context extends RequestContext {
     this.finish(this.status, '');
   }
 
-  onError(err: UpstreamError): void {
+  fail(err: UpstreamError): void {
     if (err instanceof ForwardError) {
       this.onException(err.cause, err.flag);
       return;
@@ -285,7 +285,7 @@ export class Http2Context extends RequestContext {
   private upstreamFailed(err: UpstreamError): void {
     this.exchange = null;
     this.listener.log.debug('upstream error', { requestId: this.requestId, flag: err.flag, error: err.message });
-    const reply = this.listener.reply(err.flag);
+    const reply = localReply(err.flag);
     // The upstream cancelled the stream (RST_STREAM(CANCEL)): gRPC says CANCELLED, not UNAVAILABLE.
     const grpc =
       err.source === 'upstream-reset' && err.http2Code === NGHTTP2_CANCEL ? GRPC_STATUS.CANCELLED : reply.grpcStatus;
@@ -312,11 +312,11 @@ export class Http2Context extends RequestContext {
 }
 
 export function onHttp2Stream(
-  listener: ListenerRuntime,
+  listener: ListenerScope,
   stream: http2.ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
   flags: number,
 ): void {
   const ctx = new Http2Context(listener, stream, headers, flags);
-  handleRequest(listener.stages, ctx);
+  handleRequest(ctx);
 }

@@ -1,23 +1,18 @@
 // A listener at run time: the bound socket, protocol detection on it (HTTP/1.1 or h2c by the connection
-// preface; h2 or HTTP/1.1 by ALPN under TLS; raw TCP), and the current compiled config with its stages.
-// A reload swaps the compiled config in place; requests in flight keep the contexts they started with.
+// preface; h2 or HTTP/1.1 by ALPN under TLS; raw TCP), and the scope new requests take (scope.ts: the
+// compiled listener and its stage chain). A reload swaps that one reference; requests in flight keep theirs.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { CompiledListener } from '../src/config/compile.ts';
 import type { ListenerConfig } from '../src/config/schema.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
-import type { Cluster } from './cluster.ts';
-import type { RequestContext } from './context.ts';
-import { type LocalReply, localReply, type ResponseFlag } from './flags.ts';
 import { Http1Connections, type Http1Limits } from './http1-connections.ts';
 import { onHttp2Stream } from './http2.ts';
 import type { Logger } from '../src/log.ts';
-import { buildStages, type Stage } from './pipeline.ts';
+import type { ListenerScope, ScopeSource } from './scope.ts';
 import type { ProxyStats } from './stats.ts';
-import type { ProxyTelemetry } from './telemetry.ts';
 import { onTcpConnection } from './tcp.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
@@ -45,15 +40,12 @@ export function readTlsMaterial(tlsConfig: { certFile: string; keyFile: string }
   return { cert, key, digest };
 }
 
-export class ListenerRuntime {
+export class ListenerRuntime implements ScopeSource {
   readonly name: string;
   readonly log: Logger;
   readonly stats: ProxyStats;
-  readonly telemetry: ProxyTelemetry;
-  compiled: CompiledListener<Cluster>;
-  stages: Stage[];
-  outbound: boolean;
-  serviceName: string;
+  /** What a request arriving now runs with; replaced whole by a reload. */
+  scope: ListenerScope;
   private server: net.Server | null = null;
   private tlsMaterial: TlsMaterial | null = null;
   private readonly h1: Http1Connections;
@@ -62,24 +54,14 @@ export class ListenerRuntime {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
 
-  constructor(
-    compiled: CompiledListener<Cluster>,
-    serviceName: string,
-    log: Logger,
-    stats: ProxyStats,
-    telemetry: ProxyTelemetry,
-  ) {
-    this.compiled = compiled;
-    this.name = compiled.config.name;
-    this.stages = buildStages(compiled);
-    this.outbound = compiled.config.direction === 'outbound';
-    this.serviceName = serviceName;
-    this.log = log;
-    this.stats = stats;
-    this.telemetry = telemetry;
-    this.h1 = new Http1Connections(this, http1Limits(compiled.config));
+  constructor(scope: ListenerScope) {
+    this.scope = scope;
+    this.name = scope.name;
+    const log = (this.log = scope.log);
+    this.stats = scope.stats;
+    this.h1 = new Http1Connections(this, http1Limits(scope.compiled.config));
     this.h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: 1000 } });
-    this.h2.on('stream', (stream, headers, flags) => onHttp2Stream(this, stream, headers, flags));
+    this.h2.on('stream', (stream, headers, flags) => onHttp2Stream(this.scope, stream, headers, flags));
     this.h2.on('session', (session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
@@ -89,25 +71,9 @@ export class ListenerRuntime {
   }
 
   /** A new Snapshot's version of this listener (same binding). Limits and timeouts apply to new connections. */
-  update(compiled: CompiledListener<Cluster>, serviceName: string): void {
-    this.compiled = compiled;
-    this.stages = buildStages(compiled);
-    this.outbound = compiled.config.direction === 'outbound';
-    this.serviceName = serviceName;
-    this.h1.limits = http1Limits(compiled.config);
-  }
-
-  reply(flag: ResponseFlag): LocalReply {
-    return localReply(flag);
-  }
-
-  onRequestEnd(ctx: RequestContext): void {
-    this.stats.onRequestEnd(this.name, ctx);
-    this.telemetry.onRequestEnd(ctx, ctx.trace, ctx.tracer);
-  }
-
-  countTcp(flag: string): void {
-    this.stats.onTcpConnectionEnd(this.name, flag);
+  update(scope: ListenerScope): void {
+    this.scope = scope;
+    this.h1.limits = http1Limits(scope.compiled.config);
   }
 
   get address(): net.AddressInfo | null {
@@ -116,15 +82,14 @@ export class ListenerRuntime {
   }
 
   listen(): Promise<void> {
-    const cfg = this.compiled.config;
+    const cfg = this.scope.compiled.config;
     const { host, port } = parseHostPort(cfg.address);
     let server: net.Server;
     if (cfg.protocol === 'tcp') {
       // allowHalfOpen: a client's FIN must not end the reply direction (tcp.ts passes it on upstream).
       server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
         this.track(socket);
-        const cluster = this.compiled.tcpCluster!;
-        onTcpConnection(this, cluster, socket);
+        onTcpConnection(this.scope, socket);
       });
     } else if (cfg.tls !== undefined) {
       const material = readTlsMaterial(cfg.tls);
@@ -182,7 +147,7 @@ export class ListenerRuntime {
    * buffered bytes to nghttp2). Both then consume the socket natively.
    */
   private detect(socket: net.Socket): void {
-    const timeoutMs = this.compiled.config.headersTimeoutMs;
+    const timeoutMs = this.scope.compiled.config.headersTimeoutMs;
     if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => socket.destroy());
     socket.once('readable', () => {
       const first: Buffer | null = socket.read();

@@ -1,82 +1,116 @@
-// The request pipeline: an ordered list of stages built per listener from the Snapshot, then the upstream
-// call. A stage sees the request context and either lets the request continue or answers it; it knows
-// nothing of the stages beside it. Resilience, identity and rate limiting slot in as stages here.
-import type { CompiledListener } from '../src/config/compile.ts';
-import { fastRandom } from '../src/lb/fast-random.ts';
-import type { Cluster, Endpoint } from './cluster.ts';
+// The request pipeline's runner: the listener's compiled stage chain (stages/chain.ts) run phase by phase for
+// one request, then the upstream call, each attempt through its own sink (Attempt) so a failed attempt can be
+// replaced before the downstream sees a byte of it. HTTP/1.1, HTTP/2 and gRPC forward upstream; WebSocket and
+// TCP run the same request and finish phases and then open their tunnel (websocket.ts, tcp.ts).
+import type { LocalReply } from './flags.ts';
+import { FLAG, type UpstreamError } from './flags.ts';
 import type { RequestContext } from './context.ts';
-import { FLAG, type LocalReply, localReply } from './flags.ts';
-import type { EndpointPool, OutboundRequest } from './upstream/types.ts';
+import type { Endpoint } from './cluster.ts';
+import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, ResponseSink } from './upstream/types.ts';
 
-export interface Stage {
-  readonly name: string;
-  /** null: continue with the next stage; a LocalReply: answer now with it. */
-  onRequest(ctx: RequestContext): LocalReply | null;
+/** onRequest's answer: null to go on with the next stage, a LocalReply to answer with it now. */
+export type RequestVerdict = LocalReply | null;
+
+/** What an attempt came back with, as onUpstreamResult sees it: a response head, or an error before one. */
+export interface UpstreamResult {
+  /** The response head's status; 0 when the attempt failed before one arrived. */
+  readonly status: number;
+  readonly headers: FlatHeaders | null;
+  readonly error: UpstreamError | null;
 }
 
-/** Picks the route and, within a weighted split, the destination cluster. */
-function routeStage(listener: CompiledListener<Cluster>): Stage {
-  const table = listener.routes;
-  const noRoute = localReply(FLAG.NoRoute);
+export type ResultVerdict = 'accept' | 'retry';
+
+/**
+ * One stage of the pipeline. Every phase is optional (a stage without it costs nothing there): the chain keeps
+ * one list per phase. A stage knows nothing of the stages beside it and keeps no state of its own that must
+ * outlive a reload (stages/state.ts holds that).
+ */
+export interface Stage {
+  readonly name: string;
+  /** Runs again before every further attempt (the endpoint pick; a breaker's admission). */
+  readonly perAttempt?: boolean;
+  /** May return a promise (a limit kept elsewhere); the synchronous case costs a plain loop. */
+  onRequest?(ctx: RequestContext): RequestVerdict | Promise<RequestVerdict>;
+  /** Before any response byte went downstream: accept this attempt's outcome or ask for another attempt. */
+  onUpstreamResult?(ctx: RequestContext, result: UpstreamResult): ResultVerdict;
+  /** Once per request, whatever its outcome (ctx.status, ctx.flag), before telemetry records it. */
+  onFinish?(ctx: RequestContext): void;
+}
+
+/** A listener's stages in their direction's order, one list per phase (built by stages/chain.ts). */
+export interface StageChain {
+  readonly names: readonly string[];
+  readonly request: Stage[];
+  readonly attempt: Stage[];
+  readonly result: Stage[];
+  readonly finish: Stage[];
+}
+
+export function chainOf(stages: readonly Stage[]): StageChain {
   return {
-    name: 'route',
-    onRequest(ctx) {
-      const route = table.match(ctx);
-      if (route === undefined) return noRoute;
-      ctx.route = route;
-      const cluster = route.clusters.length === 1 ? route.clusters[0] : route.pickCluster(fastRandom());
-      ctx.cluster = cluster;
-      const timeout = route.timeoutMs ?? cluster.requestTimeoutMs;
-      // A gRPC deadline shorter than the route timeout wins (set by the protocol handler beforehand).
-      if (ctx.timeoutMs === 0 || (timeout > 0 && timeout < ctx.timeoutMs)) ctx.timeoutMs = timeout;
-      return null;
-    },
+    names: stages.map((s) => s.name),
+    request: stages.filter((s) => s.onRequest !== undefined),
+    attempt: stages.filter((s) => s.perAttempt === true && s.onRequest !== undefined),
+    result: stages.filter((s) => s.onUpstreamResult !== undefined),
+    finish: stages.filter((s) => s.onFinish !== undefined),
   };
 }
 
-/** The load balancer's pick among the cluster's endpoints. */
-const lbPickStage: Stage = {
-  name: 'lb-pick',
-  onRequest(ctx) {
-    const ep = ctx.cluster!.pick(ctx);
-    if (ep === undefined) return localReply(FLAG.NoHealthyUpstream);
-    ctx.endpoint = ep;
-    ep.active++;
-    ep.requestsTotal++;
-    return null;
-  },
-};
+/** What happens once the request stages let a request through: forward it, or open its tunnel. */
+export type Proceed = (ctx: RequestContext) => void;
 
 /**
- * Stage order per direction (ARCHITECTURE.md). Built today: route and LB pick. Where the rest go:
- * inbound  — identity → authorization → rate limit → route → fault → lb-pick
- * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
- */
-export function buildStages(listener: CompiledListener<Cluster>): Stage[] {
-  return [routeStage(listener), lbPickStage];
-}
-
-/**
- * Runs the stages, then the upstream call. Synchronous today; an async stage would return a promise here.
- * The exception boundary of the request path starts here: whatever a stage, the header conversion or the
+ * Runs a request: its trace starts, the request stages run in order, then `proceed` (by default the upstream
+ * call). The exception boundary of the request path starts here: whatever a stage, the header conversion or the
  * pool throws ends this request with 500 IE (ctx.onException), never the connection's other requests or the
- * process. The pools guard their own calls into the context (the upstream's answer) the same way.
+ * process. The pools guard their own calls into the attempt (the upstream's answer) the same way.
  */
-export function handleRequest(stages: readonly Stage[], ctx: RequestContext): void {
+export function handleRequest(ctx: RequestContext): void {
   try {
     const telemetry = ctx.listener.telemetry;
     if (telemetry.tracer !== null) {
       ctx.tracer = telemetry.tracer;
       ctx.trace = telemetry.startTrace(ctx, (name) => ctx.header(name));
     }
-    for (let i = 0; i < stages.length; i++) {
-      const reply = stages[i].onRequest(ctx);
-      if (reply !== null) {
-        ctx.replyLocal(reply.status, reply.flag, reply.message, reply.grpcStatus);
-        return;
-      }
+    runStages(ctx, ctx.listener.chain.request, 0, forward);
+  } catch (err) {
+    ctx.onException(err, FLAG.InternalError);
+  }
+}
+
+/** A tunnel (WebSocket, TCP): the request stages, then `proceed` opens it; the finish phase runs at its end. */
+export function runTunnel(ctx: RequestContext, proceed: Proceed): void {
+  try {
+    runStages(ctx, ctx.listener.chain.request, 0, proceed);
+  } catch (err) {
+    ctx.onException(err, FLAG.InternalError);
+  }
+}
+
+/** The request stages from `from` on; a stage that returns a promise suspends the loop until it settles. */
+function runStages(ctx: RequestContext, stages: readonly Stage[], from: number, proceed: Proceed): void {
+  for (let i = from; i < stages.length; i++) {
+    const verdict = stages[i].onRequest!(ctx);
+    if (verdict === null) continue;
+    if (verdict instanceof Promise) {
+      verdict.then(
+        (v) => resume(ctx, stages, i + 1, proceed, v),
+        (err: unknown) => ctx.finished || ctx.onException(err, FLAG.InternalError),
+      );
+      return;
     }
-    forward(ctx);
+    ctx.replyLocal(verdict.status, verdict.flag, verdict.message, verdict.grpcStatus);
+    return;
+  }
+  proceed(ctx);
+}
+
+function resume(ctx: RequestContext, stages: readonly Stage[], next: number, proceed: Proceed, v: RequestVerdict) {
+  if (ctx.finished) return; // the downstream went away while the stage waited
+  try {
+    if (v !== null) ctx.replyLocal(v.status, v.flag, v.message, v.grpcStatus);
+    else runStages(ctx, stages, next, proceed);
   } catch (err) {
     ctx.onException(err, FLAG.InternalError);
   }
@@ -93,12 +127,8 @@ function upstreamPool(ctx: RequestContext, ep: Endpoint, nowMs: number): Endpoin
   return ep.pool('http1');
 }
 
-export interface RequestBody {
-  body: OutboundRequest['body'];
-  contentLength: number;
-}
-
-function forward(ctx: RequestContext): void {
+/** The upstream call: one attempt to the endpoint the stages picked. */
+export function forward(ctx: RequestContext): void {
   const ep = ctx.endpoint!;
   const route = ctx.route!;
   let path = ctx.url;
@@ -106,7 +136,7 @@ function forward(ctx: RequestContext): void {
   if (rw !== undefined && path.startsWith(rw[0])) path = rw[1] + path.slice(rw[0].length);
   const { body, contentLength } = ctx.requestBody();
   const now = performance.now();
-  ctx.upstreamStartMs = now;
+  if (ctx.upstreamStartMs === 0) ctx.upstreamStartMs = now;
   const request: OutboundRequest = {
     method: ctx.method,
     path,
@@ -119,7 +149,121 @@ function forward(ctx: RequestContext): void {
     http1Fallback: !ctx.isGrpc && ctx.cluster!.protocol === 'auto',
     attempts: 1,
   };
-  // Kept for the access log's upstream_attempts (a pool may send the request again below the sink).
+  // Kept for the access log's upstream_attempts (a pool may send the request again below the attempt).
   ctx.upstreamRequest = request;
-  ctx.exchange = upstreamPool(ctx, ep, now).request(request, ctx);
+  const attempt = new Attempt(ctx);
+  ctx.attempt = attempt;
+  const exchange = upstreamPool(ctx, ep, now).request(request, attempt);
+  // The pool may have failed the attempt already (and a retry started another): keep only the live one's.
+  if (ctx.attempt === attempt && !attempt.settled) ctx.exchange = exchange;
+}
+
+/**
+ * The upstream sink of one attempt. Until a response head is accepted the attempt's outcome goes to the
+ * result stages, which may ask for another attempt; once accepted (`ctx.committed`) the response streams to
+ * the downstream (the context's respond/write/end/fail). A superseded attempt's pool has been aborted, so
+ * nothing more arrives from it; the guard only makes that certain.
+ */
+class Attempt implements ResponseSink {
+  private readonly ctx: RequestContext;
+  /** It failed (or was replaced) before its pool returned its exchange. */
+  settled = false;
+
+  constructor(ctx: RequestContext) {
+    this.ctx = ctx;
+  }
+
+  onResponse(status: number, headers: FlatHeaders, endStream: boolean): void {
+    const ctx = this.ctx;
+    if (ctx.attempt !== this) return;
+    const stages = ctx.listener.chain.result;
+    if (stages.length !== 0 && verdict(ctx, stages, status, headers, null) === 'retry' && retry(ctx, this, status, ''))
+      return;
+    ctx.committed = true;
+    ctx.respond(status, headers, endStream);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.ctx.write(chunk);
+  }
+
+  onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
+    const ctx = this.ctx;
+    if (ctx.attempt !== this) return;
+    ctx.exchange = null;
+    ctx.end(trailers, last);
+  }
+
+  onError(err: UpstreamError): void {
+    const ctx = this.ctx;
+    if (ctx.attempt !== this) return;
+    this.settled = true;
+    ctx.exchange = null;
+    const stages = ctx.listener.chain.result;
+    if (
+      stages.length !== 0 &&
+      !ctx.committed &&
+      err.source !== 'forward' &&
+      verdict(ctx, stages, 0, null, err) === 'retry' &&
+      retry(ctx, this, 0, err.flag)
+    )
+      return;
+    ctx.fail(err);
+  }
+}
+
+function verdict(
+  ctx: RequestContext,
+  stages: readonly Stage[],
+  status: number,
+  headers: FlatHeaders | null,
+  error: UpstreamError | null,
+): ResultVerdict {
+  const result: UpstreamResult = { status, headers, error };
+  for (let i = 0; i < stages.length; i++) if (stages[i].onUpstreamResult!(ctx, result) === 'retry') return 'retry';
+  return 'accept';
+}
+
+/**
+ * Another attempt, if one can still be made: nothing went downstream yet and the request's body (if any) was
+ * not consumed by the attempt that failed (a stage that buffers bodies makes those retryable). The per-attempt
+ * stages run again (a new endpoint pick), then the request goes out again. False: the outcome stands.
+ */
+function retry(ctx: RequestContext, failed: Attempt, status: number, flag: string): boolean {
+  if (ctx.committed || ctx.finished || (ctx.upstreamRequest !== null && ctx.upstreamRequest.body !== null))
+    return false;
+  failed.settled = true;
+  const ex: Exchange | null = ctx.exchange;
+  ctx.exchange = null;
+  ctx.attempt = null;
+  ex?.abort();
+  ctx.earlierAttempts += ctx.upstreamRequest?.attempts ?? 0;
+  if (ctx.trace !== null) ctx.tracer!.retry?.(ctx.trace, { status, flag });
+  // Deferred: the failed attempt's pool is still inside its callback; the next attempt starts clean.
+  queueMicrotask(() => {
+    if (ctx.finished) return;
+    try {
+      runStages(ctx, ctx.listener.chain.attempt, 0, forward);
+    } catch (err) {
+      ctx.onException(err, FLAG.InternalError);
+    }
+  });
+  return true;
+}
+
+/** Runs the finish phase: every stage that asked, in chain order; a throw there is logged, never rethrown. */
+export function finishStages(ctx: RequestContext): void {
+  const stages = ctx.listener.chain.finish;
+  for (let i = 0; i < stages.length; i++) {
+    try {
+      stages[i].onFinish!(ctx);
+    } catch (err) {
+      ctx.listener.log.error('stage onFinish failed', {
+        listener: ctx.listener.name,
+        stage: stages[i].name,
+        requestId: ctx.requestId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
 }

@@ -10,6 +10,9 @@ import { parseHostPort } from '../src/discovery/address.ts';
 import { createAdminServer } from './admin.ts';
 import { Cluster } from './cluster.ts';
 import { ListenerRuntime, sameBinding, type TlsMaterial } from './listener.ts';
+import { type ListenerScope, listenerScope } from './scope.ts';
+import { buildChain } from './stages/chain.ts';
+import { StateStore } from './stages/state.ts';
 import type { Logger } from '../src/log.ts';
 import { ProxyStats } from './stats.ts';
 import { ProxyTelemetry } from './telemetry.ts';
@@ -30,6 +33,8 @@ export class ProxyServer {
   private readonly baseDir: string;
   private current: Snapshot<Cluster> | null = null;
   private readonly listeners = new Map<string, ListenerRuntime>();
+  /** Stage state that outlives a reload (stages/state.ts). */
+  private readonly stageState = new StateStore();
   private admin: http.Server | null = null;
   private adminAddress = '';
   private started = false;
@@ -64,6 +69,9 @@ export class ProxyServer {
     const prev = this.current;
     const created: Cluster[] = [];
     let next: Snapshot<Cluster>;
+    const stateBefore = this.stageState.keys();
+    this.stageState.beginCompile();
+    const scopes = new Map<string, ListenerScope>();
     try {
       next = compileSnapshot(config, (prev?.version ?? 0) + 1, (cfg) => {
         const key = clusterConfigKey(cfg);
@@ -78,7 +86,11 @@ export class ProxyServer {
         created.push(c);
         return c;
       });
+      const deps = { stats: this.stats, telemetry: this.telemetry, log: this.log };
+      for (const [name, compiled] of next.listeners)
+        scopes.set(name, listenerScope(compiled, buildChain(compiled, this.stageState), config.service, deps));
     } catch (err) {
+      this.stageState.abort(stateBefore);
       for (const c of created) c.close();
       throw err;
     }
@@ -91,12 +103,12 @@ export class ProxyServer {
     try {
       for (const [name, compiled] of next.listeners) {
         const running = this.listeners.get(name);
-        if (running !== undefined && sameBinding(running.compiled.config, compiled.config)) {
+        if (running !== undefined && sameBinding(running.scope.compiled.config, compiled.config)) {
           const material = running.prepareTls(compiled.config);
           if (material !== null) newTls.set(running, material);
           continue;
         }
-        const l = new ListenerRuntime(compiled, config.service, this.log, this.stats, this.telemetry);
+        const l = new ListenerRuntime(scopes.get(name)!);
         await l.listen();
         fresh.push(l);
       }
@@ -104,6 +116,7 @@ export class ProxyServer {
         admin = await this.bindAdmin(config.admin.address);
     } catch (err) {
       for (const l of fresh) l.destroy();
+      this.stageState.abort(stateBefore);
       for (const c of created) c.close();
       throw err;
     }
@@ -111,14 +124,14 @@ export class ProxyServer {
     // Swap.
     this.telemetry.apply(config.telemetry, config.service);
     this.stats.metricsEnabled = config.telemetry.metrics.enabled;
-    for (const [name, compiled] of next.listeners) {
+    for (const name of next.listeners.keys()) {
       const running = this.listeners.get(name);
       const replacement = fresh.find((l) => l.name === name);
       if (replacement !== undefined) {
         if (running !== undefined) this.retire(running);
         this.listeners.set(name, replacement);
       } else {
-        running!.update(compiled, config.service);
+        running!.update(scopes.get(name)!);
         const material = newTls.get(running!);
         if (material !== undefined) {
           running!.applyTls(material);
@@ -133,6 +146,7 @@ export class ProxyServer {
       }
     }
     this.current = next;
+    this.stageState.commit();
     if (prev !== null)
       for (const [name, c] of prev.clusters) {
         if (next.clusters.get(name) === c) continue;
@@ -197,10 +211,11 @@ export class ProxyServer {
     return [...this.listeners.values()].map((l) => ({
       name: l.name,
       address: formatAddress(l.address),
-      direction: l.compiled.config.direction,
-      protocol: l.compiled.config.protocol,
-      tls: l.compiled.config.tls !== undefined,
-      routes: l.compiled.routes.routes.map((r) => ({ name: r.name, clusters: r.clusters.map((c) => c.name) })),
+      direction: l.scope.direction,
+      protocol: l.scope.compiled.config.protocol,
+      tls: l.scope.compiled.config.tls !== undefined,
+      routes: l.scope.compiled.routes.routes.map((r) => ({ name: r.name, clusters: r.clusters.map((c) => c.name) })),
+      stages: l.scope.chain.names,
       openConnections: l.openConnections,
     }));
   }

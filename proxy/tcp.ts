@@ -1,39 +1,78 @@
-// TCP passthrough for listeners declared `protocol: tcp`: each downstream connection is paired with one
-// upstream connection to an endpoint the cluster's balancer picks, and bytes are piped both ways.
+// TCP passthrough for listeners declared `protocol: tcp`: each downstream connection is one request through
+// the listener's chain (its request stages pick the cluster and endpoint; its finish stages see how the
+// connection ended), paired with one upstream connection, and bytes are piped both ways.
 import net from 'node:net';
-import type { Cluster } from './cluster.ts';
-import { FLAG, type ResponseFlag } from './flags.ts';
-import type { ListenerRuntime } from './listener.ts';
+import type { Readable } from 'node:stream';
+import { RequestContext } from './context.ts';
+import { FLAG, type ResponseFlag, type UpstreamError } from './flags.ts';
+import { runTunnel } from './pipeline.ts';
+import type { ListenerScope } from './scope.ts';
+import type { FlatHeaders } from './upstream/types.ts';
 
-export function onTcpConnection(listener: ListenerRuntime, cluster: Cluster, downstream: net.Socket): void {
-  const ep = cluster.pick({ header: () => undefined, remoteAddress: downstream.remoteAddress ?? '' });
-  if (ep === undefined) {
-    listener.log.debug('tcp: no endpoint', { cluster: cluster.name });
-    listener.countTcp(FLAG.NoHealthyUpstream);
-    downstream.destroy();
-    return;
+/** A passthrough connection as the stages see it: no method, path or headers; the peer's address. */
+class TcpContext extends RequestContext {
+  readonly protocol = 'TCP';
+  readonly downstream: net.Socket;
+
+  constructor(listener: ListenerScope, downstream: net.Socket) {
+    super(listener);
+    this.downstream = downstream;
+    this.remoteAddress = downstream.remoteAddress ?? '';
   }
-  ep.active++;
-  ep.requestsTotal++;
-  // A passthrough connection counts as one request in flight: a drain waits for it (up to the deadline),
-  // as Envoy's does, since the proxy cannot tell an idle connection from a busy one.
-  listener.stats.inFlight++;
+
+  header(): string | undefined {
+    return undefined;
+  }
+  upstreamHeaders(): FlatHeaders {
+    return [];
+  }
+  requestBody(): { body: Readable | null; contentLength: number } {
+    return { body: null, contentLength: 0 };
+  }
+  /** TCP has no reply to write: the connection is closed, and its flag counted. */
+  replyLocal(status: number, flag: ResponseFlag): void {
+    this.listener.log.debug('tcp: connection refused by the pipeline', { listener: this.listener.name, flag });
+    this.downstream.destroy();
+    this.finish(status, flag);
+  }
+  respond(): void {}
+  write(): boolean {
+    return true;
+  }
+  end(): void {}
+  fail(err: UpstreamError): void {
+    this.replyLocal(0, err.flag);
+  }
+  abortDownstream(): void {
+    this.downstream.destroy();
+  }
+  protected override report(): void {
+    this.listener.stats.onTcpConnectionEnd(this.listener.name, this.flag);
+  }
+}
+
+export function onTcpConnection(listener: ListenerScope, downstream: net.Socket): void {
+  // A passthrough connection counts as one request in flight (the context does it): a drain waits for it (up
+  // to the deadline), as Envoy's does, since the proxy cannot tell an idle connection from a busy one.
+  runTunnel(new TcpContext(listener, downstream), connect);
+}
+
+function connect(request: RequestContext): void {
+  const ctx = request as TcpContext;
+  const ep = ctx.endpoint!;
+  const downstream = ctx.downstream;
+  ctx.upstreamStartMs = performance.now();
   // Half-open on both sides: a peer's end of stream is passed on as a FIN (by pipe) while the other
   // direction keeps flowing, as for protocols that delimit a request by closing the sending side.
   const upstream = net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
-  const connectMs = cluster.config.timeouts.connectMs;
+  const connectMs = ctx.cluster!.config.timeouts.connectMs;
   upstream.setTimeout(connectMs, () => upstream.destroy(new Error(`connect timeout after ${connectMs} ms`)));
   let connected = false;
-  let closed = false;
   const close = (flag: ResponseFlag | '') => {
-    if (closed) return;
-    closed = true;
-    listener.stats.inFlight--;
-    ep.active--;
-    if (flag !== '') ep.failuresTotal++;
-    listener.countTcp(flag);
+    if (ctx.finished) return;
     upstream.destroy();
     downstream.destroy();
+    ctx.finish(0, flag);
   };
   // A socket that closed after both of its directions ended cleanly leaves the other to flush what it was
   // given (pipe has ended it; it closes itself, and its own handler then finishes). Any other close

@@ -1,12 +1,13 @@
-// WebSocket upgrades: the request goes through the same pipeline stages to pick a route and endpoint, then
-// the upgrade request is written to a fresh upstream connection and bytes flow both ways untouched, so
-// frames, pings and close handshakes pass through as the peers sent them.
+// WebSocket upgrades: the request runs the listener's request stages like any other (route, endpoint pick),
+// then the upgrade request is written to a fresh upstream connection and bytes flow both ways untouched, so
+// frames, pings and close handshakes pass through as the peers sent them. The finish phase runs when the
+// tunnel closes. A local reply before the tunnel opens is written on the upgrade socket (Http1Context).
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errorMessage, FLAG, FLAG_HEADER, type LocalReply, localReply, type ResponseFlag } from './flags.ts';
+import type { RequestContext } from './context.ts';
+import { FLAG, localReply, type ResponseFlag } from './flags.ts';
 import type { Http1Context } from './http1.ts';
-import { dateHeaderLine, statusLine } from './http1-wire.ts';
-import type { Stage } from './pipeline.ts';
+import { runTunnel } from './pipeline.ts';
 
 /**
  * Which Upgrade requests become tunnels (the request's Upgrade field). Any other upgrade (h2c from
@@ -15,18 +16,6 @@ import type { Stage } from './pipeline.ts';
  */
 export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
   return upgrade?.trim().toLowerCase() === 'websocket';
-}
-
-/** The local reply to an upgrade that gets no tunnel, with the fields any HTTP/1.1 local reply carries. */
-function rejectUpgrade(socket: Duplex, ctx: Http1Context, reply: LocalReply, message: string): void {
-  const body = `${message}\n`;
-  const requestId = ctx.requestId || ctx.ensureRequestId(ctx.header('x-request-id'));
-  socket.end(
-    `${statusLine(reply.status)}content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `${FLAG_HEADER}: ${reply.flag}\r\nx-request-id: ${requestId}\r\n${dateHeaderLine()}connection: close\r\n\r\n${body}`,
-  );
-  // Read (and drop) until the client's FIN, so the connection closes rather than waiting half-open.
-  socket.resume();
 }
 
 /** Serialises the upgrade request for the upstream, with the mesh's headers added. */
@@ -40,29 +29,16 @@ function upgradeHead(ctx: Http1Context): string {
 }
 
 /** `ctx` is the parsed upgrade request; the socket is ours from here on, `head` is what followed the request. */
-export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: Duplex, head: Buffer): void {
-  try {
-    for (const stage of stages) {
-      const reply = stage.onRequest(ctx);
-      if (reply !== null) {
-        rejectUpgrade(socket, ctx, reply, reply.message);
-        ctx.finish(reply.status, reply.flag);
-        return;
-      }
-    }
-  } catch (err) {
-    // The exception boundary, as in pipeline.ts: a stage that throws fails this upgrade alone.
-    const r = localReply(FLAG.InternalError);
-    ctx.listener.log.error('request failed', {
-      listener: ctx.listener.name,
-      requestId: ctx.ensureRequestId(ctx.header('x-request-id')),
-      flag: r.flag,
-      error: errorMessage(err),
-    });
-    rejectUpgrade(socket, ctx, r, r.message);
-    ctx.finish(r.status, r.flag);
-    return;
-  }
+export function onUpgrade(ctx: Http1Context, socket: Duplex, head: Buffer): void {
+  ctx.tunnel = socket;
+  ctx.tunnelHead = head;
+  runTunnel(ctx, openTunnel);
+}
+
+function openTunnel(request: RequestContext): void {
+  const ctx = request as Http1Context;
+  const socket = ctx.tunnel!;
+  const head = ctx.tunnelHead;
   const ep = ctx.endpoint!;
   const cluster = ctx.cluster!;
   // From here the tunnel is the upstream's time (skein_proxy_overhead_seconds counts only the setup).
@@ -73,10 +49,13 @@ export function onUpgrade(stages: readonly Stage[], ctx: Http1Context, socket: D
   let connected = false;
   const fail = (flag: ResponseFlag, message: string) => {
     upstream.destroy();
+    if (connected) {
+      socket.destroy();
+      ctx.finish(101, flag);
+      return;
+    }
     const r = localReply(flag);
-    if (!connected) rejectUpgrade(socket, ctx, r, `${r.message}: ${message}`);
-    else socket.destroy();
-    ctx.finish(connected ? 101 : r.status, flag);
+    ctx.replyLocal(r.status, flag, `${r.message}: ${message}`, r.grpcStatus);
   };
   upstream.once('timeout', () => fail(FLAG.UpstreamConnectFailure, `connect timeout after ${connectMs} ms`));
   upstream.once('error', (err) =>

@@ -4,6 +4,8 @@
 import { z } from 'zod';
 import { addressConflicts, type ConfigAddress } from './address-conflicts.ts';
 import { reasonRouteCannotSet } from '../routing/hop-by-hop.ts';
+import { loadBalancerNames } from '../lb/registry.ts';
+import { ListenerStages } from './stages.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -62,7 +64,8 @@ export const HashPolicy = z.union([
   z.strictObject({ sourceIp: z.literal(true) }),
 ]);
 
-export const LbPolicyName = z.enum(['round-robin', 'least-request', 'random', 'weighted', 'consistent-hash']);
+/** Built from the LB registry: a policy registered there is a name the config accepts. */
+export const LbPolicyName = z.enum(loadBalancerNames() as [string, ...string[]]);
 
 export const LoadBalancing = z
   .strictObject({
@@ -184,6 +187,8 @@ export const Listener = z
     routes: z.array(Route).default([]),
     /** protocol tcp: every connection goes to this cluster. */
     cluster: z.string().optional(),
+    /** Config of the pipeline stages that take one, by stage name (src/config/stages.ts). */
+    stages: ListenerStages.optional(),
     /** Largest request head accepted (bytes); larger gets 431. */
     maxHeaderBytes: z
       .number()

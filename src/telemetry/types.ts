@@ -7,7 +7,8 @@ export interface RequestRecord {
   /** Listener name from the config. */
   readonly listenerName: string;
   readonly direction: 'inbound' | 'outbound';
-  readonly protocol: 'HTTP/1.1' | 'HTTP/2';
+  /** TCP: a passthrough connection (counted by the TCP metrics, never as an HTTP request). */
+  readonly protocol: 'HTTP/1.1' | 'HTTP/2' | 'TCP';
   readonly method: string;
   readonly authority: string;
   /** Path without the query string (the access log may print it; never a metric label). */

@@ -24,7 +24,7 @@ beforeAll(async () => {
       return null;
     },
   };
-  listeners.get('main')!.stages.unshift(boom);
+  listeners.get('main')!.scope.chain.request.unshift(boom);
 });
 
 afterAll(async () => {

@@ -1,0 +1,90 @@
+// Pipeline stages by name, and the order they run in per direction. A stage is one file exporting a
+// StageDefinition plus one line here; its config block, if it takes one, is declared in src/config/stages.ts.
+// The order is data: a listener's chain is its direction's list, each stage built by its factory for that
+// listener (or left out where it does not apply), and the registry checks itself when it loads.
+import type { CompiledListener } from '../../src/config/compile.ts';
+import { STAGE_CONFIGS } from '../../src/config/stages.ts';
+import type { Cluster } from '../cluster.ts';
+import type { Stage } from '../pipeline.ts';
+import { lbPickStage } from './lb-pick.ts';
+import { routeStage } from './route.ts';
+import type { StageState } from './state.ts';
+
+export type StageProtocol = 'http' | 'tcp';
+export type Direction = 'inbound' | 'outbound';
+
+/** What a stage's factory is given for one listener of one Snapshot. */
+export interface StageBuild {
+  readonly listener: CompiledListener<Cluster>;
+  readonly direction: Direction;
+  readonly protocol: StageProtocol;
+  /** The listener's `stages.<name>` block as the schema parsed it; undefined when absent. */
+  readonly config: unknown;
+  /** Where state that outlives a reload is kept (state.ts). */
+  readonly state: StageState;
+}
+
+export interface StageDefinition {
+  readonly name: string;
+  /** Listener protocols it runs on (WebSocket upgrades run the http chain). */
+  readonly protocols: readonly StageProtocol[];
+  /** The stage for one listener; null when it has nothing to do there (e.g. no config for it). */
+  create(build: StageBuild): Stage | null;
+}
+
+/**
+ * The order per direction (ARCHITECTURE.md). Built: route and LB pick. Where the rest go:
+ * inbound  — identity → authorization → rate limit → route → fault → lb-pick
+ * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
+ */
+export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
+  inbound: ['route', 'lb-pick'],
+  outbound: ['route', 'lb-pick'],
+};
+
+const definitions = new Map<string, StageDefinition>();
+
+export function registerStage(def: StageDefinition): void {
+  if (definitions.has(def.name)) throw new Error(`pipeline stage "${def.name}" is already registered`);
+  definitions.set(def.name, def);
+}
+
+export function stageDefinition(name: string): StageDefinition | undefined {
+  return definitions.get(name);
+}
+
+/**
+ * Problems with a registry, its order and the config blocks: a name in an order that nothing registered, a
+ * name twice in one order, a registered stage in no order, a config block with no stage. Empty: consistent.
+ */
+export function registryProblems(
+  defs: ReadonlyMap<string, StageDefinition>,
+  order: Readonly<Record<Direction, readonly string[]>>,
+  configNames: readonly string[],
+): string[] {
+  const problems: string[] = [];
+  for (const [direction, names] of Object.entries(order)) {
+    const seen = new Set<string>();
+    for (const name of names) {
+      if (!defs.has(name)) problems.push(`${direction} order names "${name}", which no stage registers`);
+      if (seen.has(name)) problems.push(`${direction} order names "${name}" twice`);
+      seen.add(name);
+    }
+  }
+  for (const name of defs.keys()) {
+    if (!order.inbound.includes(name) && !order.outbound.includes(name))
+      problems.push(`stage "${name}" is registered but in neither direction's order`);
+  }
+  for (const name of configNames) {
+    if (!defs.has(name)) problems.push(`config block stages.${name} has no registered stage`);
+  }
+  return problems;
+}
+
+registerStage(routeStage);
+registerStage(lbPickStage);
+
+const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));
+if (problems.length > 0) throw new Error(`pipeline stage registry is inconsistent:\n  ${problems.join('\n  ')}`);
+
+export { definitions as registeredStages };

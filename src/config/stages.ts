@@ -1,0 +1,11 @@
+// The config blocks of pipeline stages that take one (a listener's `stages.<name>`), by stage name. The schema
+// builds the listener's `stages` object from this map, so `skein config check`, `skein config schema` and
+// control validate them like every other field; the proxy's stage registry (proxy/stages/registry.ts) pairs
+// each name with its factory and refuses to start if a name here has none.
+import { z } from 'zod';
+
+export const STAGE_CONFIGS: Readonly<Record<string, z.ZodType>> = {};
+
+export const ListenerStages = z.strictObject(
+  Object.fromEntries(Object.entries(STAGE_CONFIGS).map(([name, schema]) => [name, schema.optional()])),
+);
