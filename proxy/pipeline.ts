@@ -184,7 +184,8 @@ class Attempt implements ResponseSink {
   }
 
   onData(chunk: Buffer): boolean {
-    return this.ctx.write(chunk);
+    const ctx = this.ctx;
+    return ctx.attempt === this ? ctx.write(chunk) : true;
   }
 
   onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
