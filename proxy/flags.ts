@@ -13,10 +13,13 @@ export const FLAG = {
   RateLimited: 'RL',
   Overflow: 'UO',
   FaultInjected: 'FI',
+  DelayInjected: 'DI',
   RetryLimit: 'URX',
   InternalError: 'IE',
 } as const;
 export type ResponseFlag = (typeof FLAG)[keyof typeof FLAG];
+/** The flags a local reply can carry: all but DI, which marks a request that went on after an injected delay. */
+export type ReplyFlag = Exclude<ResponseFlag, 'DI'>;
 
 export const FLAG_HEADER = 'x-skein-flags';
 
@@ -49,7 +52,7 @@ export const REASON = {
   HeadersTooLarge: 'DPE_HEADERS_TOO_LARGE',
   UnsupportedExpectation: 'DPE_EXPECTATION',
 } as const;
-export type ReplyReason = ResponseFlag | (typeof REASON)[keyof typeof REASON];
+export type ReplyReason = ReplyFlag | (typeof REASON)[keyof typeof REASON];
 
 /** The one place a reason becomes a status, flag, message and gRPC status (README "Response flags"). */
 export const REPLIES: Readonly<Record<ReplyReason, LocalReply>> = {
@@ -81,6 +84,38 @@ export function localReply(reason: ReplyReason): LocalReply {
   return REPLIES[reason];
 }
 
+/** The gRPC status for an HTTP status, as gRPC clients map one (grpc/doc/http-grpc-status-mapping.md). */
+export function grpcStatusForHttp(status: number): number {
+  switch (status) {
+    case 400:
+      return GRPC_STATUS.INTERNAL;
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return GRPC_STATUS.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GRPC_STATUS.UNAVAILABLE;
+    default:
+      return 2; // UNKNOWN
+  }
+}
+
+/** A fault-injection abort (flag FI) with the status the route's policy names, built once at compile time. */
+export function faultAbortReply(httpStatus: number | undefined, grpcStatus: number | undefined): LocalReply {
+  const status = httpStatus ?? REPLIES.FI.status;
+  return {
+    status,
+    flag: FLAG.FaultInjected,
+    message: REPLIES.FI.message,
+    grpcStatus: grpcStatus ?? (httpStatus === undefined ? REPLIES.FI.grpcStatus : grpcStatusForHttp(httpStatus)),
+  };
+}
+
 /**
  * Where an upstream failure came from (after Pingora's ErrorSource): retries, breakers and flags read this,
  * never the message. `connect`: no connection or stream was established (nothing was processed);
@@ -92,14 +127,14 @@ export type ErrorSource = 'connect' | 'upstream-reset' | 'timeout' | 'protocol' 
 
 /** An upstream failure with the flag it maps to and whether the request may have reached the upstream. */
 export class UpstreamError extends Error {
-  readonly flag: ResponseFlag;
+  readonly flag: ReplyFlag;
   readonly source: ErrorSource;
   /** False when nothing was sent (connect failure): a retry stage may then retry any method. */
   readonly requestSent: boolean;
   /** The HTTP/2 error code the upstream stream was closed with (its RST_STREAM, as node reports it); else null. */
   readonly http2Code: number | null;
   constructor(
-    flag: ResponseFlag,
+    flag: ReplyFlag,
     source: ErrorSource,
     message: string,
     requestSent: boolean,

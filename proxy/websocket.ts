@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestContext } from './context.ts';
-import { FLAG, localReply, type ResponseFlag } from './flags.ts';
+import { FLAG, localReply, type ReplyFlag } from './flags.ts';
 import type { Http1Context } from './http1.ts';
 import { runTunnel } from './pipeline.ts';
 
@@ -47,7 +47,7 @@ function openTunnel(request: RequestContext): void {
   const connectMs = cluster.config.timeouts.connectMs;
   upstream.setTimeout(connectMs);
   let connected = false;
-  const fail = (flag: ResponseFlag, message: string) => {
+  const fail = (flag: ReplyFlag, message: string) => {
     upstream.destroy();
     if (connected) {
       socket.destroy();

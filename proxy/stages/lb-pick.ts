@@ -35,7 +35,7 @@ export const lbPickStage: StageDefinition = {
       },
       onFinish(ctx: RequestContext) {
         const ep = ctx.endpoint;
-        if (ep !== undefined) release(ep, ctx.flag !== '' || ctx.status >= 500);
+        if (ep !== undefined) release(ep, (ctx.flag !== '' && ctx.flag !== FLAG.DelayInjected) || ctx.status >= 500);
       },
     };
   },

@@ -6,6 +6,7 @@ import type { CompiledListener } from '../../src/config/compile.ts';
 import { STAGE_CONFIGS } from '../../src/config/stages.ts';
 import type { Cluster } from '../cluster.ts';
 import type { Stage } from '../pipeline.ts';
+import { faultStage } from './fault.ts';
 import { lbPickStage } from './lb-pick.ts';
 import { routeStage } from './route.ts';
 import type { StageState } from './state.ts';
@@ -33,13 +34,13 @@ export interface StageDefinition {
 }
 
 /**
- * The order per direction (ARCHITECTURE.md). Built: route and LB pick. Where the rest go:
+ * The order per direction (ARCHITECTURE.md). Built: route, fault and LB pick. Where the rest go:
  * inbound  — identity → authorization → rate limit → route → fault → lb-pick
  * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
  */
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
-  inbound: ['route', 'lb-pick'],
-  outbound: ['route', 'lb-pick'],
+  inbound: ['route', 'fault', 'lb-pick'],
+  outbound: ['route', 'fault', 'lb-pick'],
 };
 
 const definitions = new Map<string, StageDefinition>();
@@ -82,6 +83,7 @@ export function registryProblems(
 }
 
 registerStage(routeStage);
+registerStage(faultStage);
 registerStage(lbPickStage);
 
 const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));

@@ -135,6 +135,27 @@ export const WeightedCluster = z.strictObject({
   weight: z.number().int().min(0).max(1_000_000),
 });
 
+const Percentage = z.number().min(0).max(100);
+
+/** Fault injection on a route (the seed's shape: delay.percentage/fixedDelay, abort.percentage/httpStatus). */
+export const FaultPolicy = z
+  .strictObject({
+    /** Hold the request this long (ms) before it goes on, for `percentage` % of the requests. */
+    delay: z.strictObject({ percentage: Percentage, fixedDelay: Millis }).optional(),
+    /** Answer at once with this status (flag FI) for `percentage` % of the requests. */
+    abort: z
+      .strictObject({
+        percentage: Percentage,
+        httpStatus: z.number().int().min(200).max(599).optional(),
+        /** For gRPC requests; without it the gRPC status follows from httpStatus (503 → UNAVAILABLE). */
+        grpcStatus: z.number().int().min(1).max(16).optional(),
+      })
+      .optional(),
+    /** Only requests matching all of these are faulted (e.g. a chaos-test header). */
+    headers: z.array(HeaderMatch).default([]),
+  })
+  .refine((f) => f.delay !== undefined || f.abort !== undefined, { message: 'a fault needs delay or abort' });
+
 export const Route = z
   .strictObject({
     name: z.string().optional(),
@@ -161,6 +182,8 @@ export const Route = z
         remove: z.array(z.string()).default([]),
       })
       .optional(),
+    /** Fault injection for chaos tests (proxy/stages/fault.ts). */
+    fault: FaultPolicy.optional(),
   })
   .refine((r) => (r.cluster === undefined) !== (r.weightedClusters === undefined), {
     message: 'a route needs exactly one of cluster or weightedClusters',

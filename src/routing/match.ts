@@ -14,7 +14,7 @@ export interface RoutableRequest {
   header(name: string): string | undefined;
 }
 
-type Predicate = (req: RoutableRequest) => boolean;
+export type Predicate = (req: RoutableRequest) => boolean;
 
 export interface CompiledRoute<C> {
   readonly name: string;
@@ -30,7 +30,7 @@ export interface CompiledRoute<C> {
   readonly clusters: readonly C[];
 }
 
-function headerPredicate(h: NonNullable<RouteConfig['match']['headers']>[number]): Predicate {
+export function headerPredicate(h: NonNullable<RouteConfig['match']['headers']>[number]): Predicate {
   const { name, invert } = h;
   let test: (v: string | undefined) => boolean;
   if (h.exact !== undefined) {

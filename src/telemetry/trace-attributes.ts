@@ -173,7 +173,8 @@ export function recordOutcome(span: Span, rec: RequestRecord, kind: 'server' | '
  * exchange broke) wins; then the gRPC status; then HTTP: 5xx for a server span, 4xx and 5xx for a client span.
  */
 export function errorTypeOf(rec: RequestRecord, kind: 'server' | 'client'): string {
-  if (rec.flag !== '') return rec.flag;
+  // DI (a delay injected on purpose) marks the request but is no error: its outcome decides.
+  if (rec.flag !== '' && rec.flag !== 'DI') return rec.flag;
   if (rec.isGrpc && rec.grpcStatus > 0) {
     if (kind === 'client' || GRPC_SERVER_ERRORS.has(rec.grpcStatus)) {
       return GRPC_CODE_NAMES[rec.grpcStatus] ?? String(rec.grpcStatus);
