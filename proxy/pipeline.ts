@@ -166,7 +166,7 @@ export function forward(ctx: RequestContext): void {
  */
 class Attempt implements ResponseSink {
   private readonly ctx: RequestContext;
-  /** It failed (or was replaced) before its pool returned its exchange. */
+  /** It ended, failed or was replaced (possibly before its pool returned its exchange). */
   settled = false;
 
   constructor(ctx: RequestContext) {
@@ -191,6 +191,7 @@ class Attempt implements ResponseSink {
   onEnd(trailers: FlatHeaders | null, last: Buffer | null): void {
     const ctx = this.ctx;
     if (ctx.attempt !== this) return;
+    this.settled = true;
     ctx.exchange = null;
     ctx.end(trailers, last);
   }
