@@ -7,6 +7,7 @@ import { STAGE_CONFIGS } from '../../src/config/stages.ts';
 import type { Cluster } from '../cluster.ts';
 import type { Stage } from '../pipeline.ts';
 import { lbPickStage } from './lb-pick.ts';
+import { outlierStage } from './outlier.ts';
 import { routeStage } from './route.ts';
 import type { StageState } from './state.ts';
 
@@ -38,8 +39,10 @@ export interface StageDefinition {
  * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
  */
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
-  inbound: ['route', 'lb-pick'],
-  outbound: ['route', 'lb-pick'],
+  // outlier right after route: its onUpstreamResult must see every attempt, and a stage that asks for a retry
+  // ends the result phase for the stages after it.
+  inbound: ['route', 'outlier', 'lb-pick'],
+  outbound: ['route', 'outlier', 'lb-pick'],
 };
 
 const definitions = new Map<string, StageDefinition>();
@@ -83,6 +86,7 @@ export function registryProblems(
 
 registerStage(routeStage);
 registerStage(lbPickStage);
+registerStage(outlierStage);
 
 const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));
 if (problems.length > 0) throw new Error(`pipeline stage registry is inconsistent:\n  ${problems.join('\n  ')}`);
