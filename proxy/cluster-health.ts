@@ -24,6 +24,8 @@ export class ClusterHealth {
   private readonly checks: HealthChecksConfig | undefined;
   readonly outlier: OutlierDetectionConfig | undefined;
   private readonly panicPercent: number;
+  /** `protocol: http2`: the endpoints may speak only h2c, so HTTP checks go over it too. */
+  private readonly h2c: boolean;
   private readonly log: HealthLog;
   private readonly onEvent: (event: HealthEvent) => void;
   private endpoints: readonly Endpoint[] = [];
@@ -43,6 +45,7 @@ export class ClusterHealth {
     this.checks = config.healthChecks;
     this.outlier = config.outlierDetection;
     this.panicPercent = config.lb.panicThresholdPercent;
+    this.h2c = config.protocol === 'http2';
     this.log = log;
     this.onEvent = onEvent;
   }
@@ -145,7 +148,7 @@ export class ClusterHealth {
 
   private check(ep: Endpoint): void {
     const checks = this.checks!;
-    void probe(ep, checks, this.host).then((failure) => {
+    void probe(ep, checks, this.host, this.h2c).then((failure) => {
       if (this.closed || !this.checkTimers.has(ep)) return; // closed, or the endpoint left, while it ran
       const ok = failure === null;
       this.onEvent(ok ? 'check-success' : 'check-failure');

@@ -1,4 +1,5 @@
-// One active health check of one endpoint: an HTTP GET (HTTP/1.1, its own connection), a grpc.health.v1
+// One active health check of one endpoint: an HTTP GET (its own connection; h2c for `protocol: http2`
+// clusters, whose endpoints may speak nothing else, HTTP/1.1 otherwise), a grpc.health.v1
 // Health/Check over h2c (node:http2, the two messages encoded by src/resilience/health.ts), or a TCP connect.
 // Each resolves with null when the check passed, or why it failed; it never rejects and never outlives timeoutMs.
 import http from 'node:http';
@@ -13,10 +14,17 @@ export interface ProbeTarget {
 }
 
 /** null: passed; a string: why it failed. `defaultHost` is the Host header when the check names none. */
-export function probe(target: ProbeTarget, check: HealthChecksConfig, defaultHost: string): Promise<string | null> {
+export function probe(
+  target: ProbeTarget,
+  check: HealthChecksConfig,
+  defaultHost: string,
+  h2c: boolean,
+): Promise<string | null> {
   if (check.type === 'tcp') return probeTcp(target, check.timeoutMs);
   if (check.type === 'grpc') return probeGrpc(target, check.service, check.timeoutMs);
-  return probeHttp(target, check.path, check.host ?? defaultHost, check.expectedStatuses, check.timeoutMs);
+  const host = check.host ?? defaultHost;
+  if (h2c) return probeH2c(target, check.path, host, check.expectedStatuses, check.timeoutMs);
+  return probeHttp(target, check.path, host, check.expectedStatuses, check.timeoutMs);
 }
 
 function probeTcp(target: ProbeTarget, timeoutMs: number): Promise<string | null> {
@@ -70,11 +78,46 @@ function probeHttp(
   });
 }
 
+function probeH2c(
+  target: ProbeTarget,
+  path: string,
+  host: string,
+  expected: readonly number[],
+  timeoutMs: number,
+): Promise<string | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const session = http2.connect(`http://${authorityOf(target)}`);
+    const done = (why: string | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      session.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    session.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'connect error'));
+    const stream = session.request(
+      { ':method': 'GET', ':path': path, ':authority': host, 'user-agent': 'skein-health-check' },
+      { endStream: true },
+    );
+    stream.once('response', (headers) => {
+      const status = Number(headers[':status']);
+      done(expected.includes(status) ? null : `status ${status}`);
+    });
+    stream.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'stream error'));
+    stream.once('close', () => done(`stream closed (code ${stream.rstCode ?? 0})`));
+  });
+}
+
+function authorityOf(target: ProbeTarget): string {
+  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+}
+
 function probeGrpc(target: ProbeTarget, service: string, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve) => {
     let settled = false;
-    const authority = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
-    const session = http2.connect(`http://${authority}`);
+    const session = http2.connect(`http://${authorityOf(target)}`);
     const done = (why: string | null) => {
       if (settled) return;
       settled = true;

@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import { startH2Upstream } from '../support/h2-upstream.ts';
 import { httpGet } from '../support/http-client.ts';
 import { startEchoUpstream, startProxy, type RunningProxy, type Upstream } from '../support/proxy.ts';
 import { waitFor, waitForAsync } from '../support/wait-for.ts';
@@ -40,13 +41,18 @@ const fast = { intervalMs: 50, timeoutMs: 1_000, jitterPercent: 0, healthyThresh
 
 type HealthChecksInput = NonNullable<ConfigInput['clusters']>[number]['healthChecks'];
 
-function config(addresses: string[], healthChecks: HealthChecksInput): ConfigInput {
+function config(
+  addresses: string[],
+  healthChecks: HealthChecksInput,
+  protocol: 'auto' | 'http2' = 'auto',
+): ConfigInput {
   return {
     admin: { address: '127.0.0.1:0' },
     listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ cluster: 'app' }] }],
     clusters: [
       {
         name: 'app',
+        protocol,
         discovery: { type: 'static', endpoints: addresses.map((address) => ({ address })) },
         healthChecks,
       },
@@ -112,6 +118,29 @@ describe('HTTP health checks', () => {
     // 1 of 3 healthy is under the 50% panic threshold: all three still get traffic.
     expect((proxy.proxy.snapshot.clusters.get('app')!.describe() as { panic: boolean }).panic).toBe(true);
     expect(new Set(await servedBy(proxy, 9))).toEqual(new Set(['a', 'b', 'c']));
+  });
+});
+
+describe('HTTP health checks of a protocol: http2 cluster', () => {
+  let proxy: RunningProxy | undefined;
+  let upstream: Upstream | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    await upstream?.close();
+  });
+
+  it('go over h2c, which such endpoints may be the only thing they speak', async () => {
+    const health = { status: 503, authority: '' };
+    upstream = await startH2Upstream((stream, headers) => {
+      health.authority = String(headers[':authority']);
+      stream.respond({ ':status': headers[':path'] === '/health' ? health.status : 200 });
+      stream.end();
+    });
+    proxy = await startProxy(config([upstream.address], { type: 'http', ...fast }, 'http2'));
+    await waitFor(() => healthOf(proxy!, upstream!.address) === 'unhealthy');
+    expect(health.authority).toBe('app');
+    health.status = 200;
+    await waitFor(() => healthOf(proxy!, upstream!.address) === 'healthy');
   });
 });
 
