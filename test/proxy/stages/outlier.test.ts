@@ -25,6 +25,11 @@ function build(clusters: Cluster[]): StageBuild {
   return { listener, direction: 'outbound', protocol: 'http', config: undefined, state: { get: (_k, c) => c() } };
 }
 
+function buildTcp(cluster: Cluster): StageBuild {
+  const listener = { routes: { routes: [] }, tcpCluster: cluster } as unknown as CompiledListener<Cluster>;
+  return { listener, direction: 'outbound', protocol: 'tcp', config: undefined, state: { get: (_k, c) => c() } };
+}
+
 function ctx(cluster: Cluster, extra: Partial<RequestContext> = {}): RequestContext {
   return { cluster, endpoint: { id: 'a:1' }, committed: false, flag: '', ...extra } as unknown as RequestContext;
 }
@@ -59,5 +64,19 @@ describe('outlier stage', () => {
       ['a:1', 0, 'upstream-reset'],
       ['a:1', 0, 'timeout'],
     ]);
+  });
+
+  it('on a TCP listener counts a connect failure against the endpoint and a connection that opened for it', () => {
+    const { cluster, seen } = fakeCluster(true);
+    const stage = outlierStage.create(buildTcp(cluster))!;
+    expect(stage.onUpstreamResult).toBeUndefined();
+    stage.onFinish!(ctx(cluster, { flag: 'UF' }));
+    stage.onFinish!(ctx(cluster, { flag: '' }));
+    stage.onFinish!(ctx(cluster, { flag: 'UF', endpoint: undefined }));
+    expect(seen).toEqual([
+      ['a:1', 0, 'connect'],
+      ['a:1', 200, null],
+    ]);
+    expect(outlierStage.create(buildTcp(fakeCluster(false).cluster))).toBeNull();
   });
 });
