@@ -105,8 +105,9 @@ describe('outlier detection', () => {
     upstreams.push(flaky, good);
     proxy = await startProxy(config([flaky.address, good.address], { intervalMs: 50, baseEjectionTimeMs: 200 }));
 
+    // Its ejection is short, so it may be over by the time we look: read the count, not the state.
     await servedBy(proxy, 10);
-    expect(endpoint(proxy, flaky.address)?.health).toBe('ejected');
+    expect(endpoint(proxy, flaky.address)?.ejections).toBe(1);
     status = 200;
     await waitFor(() => endpoint(proxy!, flaky.address)?.health === 'healthy');
     expect(endpoint(proxy, flaky.address)?.ejections).toBe(1);
