@@ -23,7 +23,8 @@ Config (one of):
                            config keeps serving. --admin, --service and --drain-timeout-ms, when given,
                            override the file's values (on every reload too).
   --listen HOST:PORT       Quick form: one HTTP listener (HTTP/1.1, h2c, gRPC, WebSocket) routing
-  --upstream HOST:PORT     everything to these endpoints (repeat for a round-robin cluster).
+  --upstream HOST:PORT     everything to these endpoints (repeat for a round-robin cluster, with
+                           passive outlier detection: README "Health checks and outlier detection").
   --tcp                    Quick form: make the listener raw TCP passthrough instead of HTTP.
 
 Options:
@@ -119,6 +120,8 @@ function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; d
   const cluster = {
     name: 'upstream',
     discovery: { type: 'static' as const, endpoints: (v.upstream ?? []).map((address) => ({ address })) },
+    // Passive outlier detection with its defaults (5 gateway errors or 5xx in a row eject for 30 s and more).
+    outlierDetection: {},
   };
   const listener = v.tcp
     ? {

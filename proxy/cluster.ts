@@ -6,6 +6,9 @@ import { createDiscoverySource } from '../src/discovery/registry.ts';
 import type { DiscoveredEndpoint, DiscoverySource } from '../src/discovery/types.ts';
 import { createLoadBalancer } from '../src/lb/registry.ts';
 import type { LbEndpoint, LoadBalancer, PickContext } from '../src/lb/types.ts';
+import { CheckRecord } from '../src/resilience/health.ts';
+import { OutlierRecord } from '../src/resilience/outlier.ts';
+import { ClusterHealth, type HealthEvent } from './cluster-health.ts';
 import { H1Pool } from './upstream/h1-pool.ts';
 import { H2Pool, type Http2Refusal } from './upstream/h2-pool.ts';
 import type { EndpointPool, Exchange, OutboundRequest, PoolOptions, ResponseSink } from './upstream/types.ts';
@@ -30,6 +33,10 @@ export class Endpoint implements LbEndpoint, Http2Refusal {
   active = 0;
   requestsTotal = 0;
   failuresTotal = 0;
+  /** Active health checks' run of results (cluster-health.ts); healthy when the cluster checks nothing. */
+  readonly check = new CheckRecord();
+  /** Outlier detection's counts and ejection (cluster-health.ts). */
+  readonly outlier = new OutlierRecord();
   private h1: H1Pool | null = null;
   private h2: H2Pool | null = null;
   private readonly poolOptions: PoolOptions;
@@ -128,6 +135,7 @@ function compileHashKey(policy: HashPolicyConfig | undefined): ((req: HashKeySou
 
 export interface ClusterLog {
   warn(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
 }
 
 export class Cluster {
@@ -139,6 +147,8 @@ export class Cluster {
   private endpoints: Endpoint[] = [];
   private readonly byId = new Map<string, Endpoint>();
   private readonly lb: LoadBalancer;
+  /** Which endpoints the balancer gets (active checks, outlier ejections, panic); feeds it on every change. */
+  readonly health: ClusterHealth;
   private readonly discovery: DiscoverySource;
   private readonly hashKey: ((req: HashKeySource) => string | undefined) | null;
   private readonly pickCtx: PickContext = { hashKey: undefined };
@@ -156,6 +166,7 @@ export class Cluster {
       log: ClusterLog;
       onUpstreamConnection?: (cluster: string, delta: 1 | -1) => void;
       onUpstreamEvent?: (cluster: string, event: UpstreamEvent) => void;
+      onHealthEvent?: (cluster: Cluster, event: HealthEvent) => void;
     },
   ) {
     this.config = config;
@@ -164,6 +175,8 @@ export class Cluster {
     this.service = config.service ?? config.name;
     this.protocol = config.protocol;
     this.lb = createLoadBalancer(config.lb.policy, { tableSize: config.lb.tableSize });
+    const onHealthEvent = opts.onHealthEvent;
+    this.health = new ClusterHealth(config, this.lb, opts.log, (event) => onHealthEvent?.(this, event));
     this.hashKey = config.lb.policy === 'consistent-hash' ? compileHashKey(config.lb.hash) : null;
     this.poolOptions = {
       connectTimeoutMs: config.timeouts.connectMs,
@@ -219,7 +232,7 @@ export class Cluster {
       }
     }
     this.endpoints = next;
-    this.lb.update(next);
+    this.health.setEndpoints(next);
   }
 
   /** The LB pick for one request; undefined when the cluster has no endpoint. */
@@ -238,11 +251,13 @@ export class Cluster {
       discovery: this.config.discovery.type,
       warmed: this.warmed,
       discoveryError: this.lastDiscoveryError,
+      healthyEndpoints: this.health.healthyCount,
+      panic: this.health.panic,
       endpoints: this.endpoints.map((e) => ({
         address: e.id,
         weight: e.weight,
         labels: e.labels,
-        health: 'healthy',
+        ...this.health.describe(e),
         activeRequests: e.active,
         requestsTotal: e.requestsTotal,
         failuresTotal: e.failuresTotal,
@@ -252,7 +267,16 @@ export class Cluster {
     };
   }
 
+  /**
+   * Starts what runs in the background once the cluster serves: its health checks and outlier sweep. (Discovery
+   * still starts in the constructor here; the branch that makes the constructor pure moves it into this.)
+   */
+  start(): void {
+    this.health.start();
+  }
+
   close(): void {
+    this.health.close();
     this.discovery.close();
     for (const ep of this.endpoints) ep.close();
   }

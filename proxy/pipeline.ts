@@ -32,7 +32,8 @@ export interface Stage {
   readonly perAttempt?: boolean;
   /** May return a promise (a limit kept elsewhere); the synchronous case costs a plain loop. */
   onRequest?(ctx: RequestContext): RequestVerdict | Promise<RequestVerdict>;
-  /** Before any response byte went downstream: accept this attempt's outcome or ask for another attempt. */
+  /** Before any response byte went downstream: accept this attempt's outcome or ask for another attempt. Every
+   *  result stage sees every attempt; one 'retry' is enough. */
   onUpstreamResult?(ctx: RequestContext, result: UpstreamResult): ResultVerdict;
   /** Once per request, whatever its outcome (ctx.status, ctx.flag), before telemetry records it. */
   onFinish?(ctx: RequestContext): void;
@@ -221,9 +222,11 @@ function verdict(
   headers: FlatHeaders | null,
   error: UpstreamError | null,
 ): ResultVerdict {
+  // Every result stage sees every attempt (an outlier detector must, whatever a retry stage decides).
   const result: UpstreamResult = { status, headers, error };
-  for (let i = 0; i < stages.length; i++) if (stages[i].onUpstreamResult!(ctx, result) === 'retry') return 'retry';
-  return 'accept';
+  let v: ResultVerdict = 'accept';
+  for (let i = 0; i < stages.length; i++) if (stages[i].onUpstreamResult!(ctx, result) === 'retry') v = 'retry';
+  return v;
 }
 
 /**

@@ -44,6 +44,7 @@ export class ProxyServer {
     this.log = opts.log;
     this.baseDir = opts.baseDir;
     this.telemetry = new ProxyTelemetry(opts.log, opts.baseDir);
+    this.stats.watchEndpoints(() => this.current?.clusters.values() ?? []);
   }
 
   get snapshot(): Snapshot<Cluster> {
@@ -82,6 +83,7 @@ export class ProxyServer {
           log: this.log,
           onUpstreamConnection: (cluster, delta) => this.stats.upstreamConnections(cluster, delta),
           onUpstreamEvent: (cluster, event) => this.stats.upstreamEvent(cluster, event),
+          onHealthEvent: (cluster, event) => this.stats.onClusterHealthEvent(cluster, event),
         });
         created.push(c);
         return c;
@@ -147,6 +149,13 @@ export class ProxyServer {
     }
     this.current = next;
     this.stageState.commit();
+    // Cluster.start() call site: background work (health checks, the outlier sweep) of the clusters this
+    // config created, now that they serve (reused clusters are running already).
+    for (const c of created) {
+      if (c.config.healthChecks !== undefined) this.stats.registerHealthChecks(c);
+      if (c.config.outlierDetection !== undefined) this.stats.registerOutlierDetection(c);
+      c.start();
+    }
     if (prev !== null)
       for (const [name, c] of prev.clusters) {
         if (next.clusters.get(name) === c) continue;

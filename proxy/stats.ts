@@ -10,6 +10,7 @@ import { type OverheadInput, ProxyOverheadMetrics } from '../src/telemetry/metri
 import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
 import type { RequestRecord } from '../src/telemetry/types.ts';
 import type { UpstreamEvent } from './cluster.ts';
+import type { HealthEvent } from './cluster-health.ts';
 import type { MetricFamilies } from './workers-aggregate.ts';
 
 export type { ClusterRef, HealthCheckResult } from '../src/telemetry/metrics-state.ts';
@@ -17,6 +18,12 @@ export type { ClusterRef, HealthCheckResult } from '../src/telemetry/metrics-sta
 /** Where this proxy stands with control's config stream (absent until a control client reports). */
 export const CONFIG_PUSH_STATES = ['connecting', 'synced', 'rejected', 'disconnected'] as const;
 export type ConfigPushState = (typeof CONFIG_PUSH_STATES)[number];
+
+/** What the endpoint gauges read of a cluster at scrape time. */
+export interface ClusterEndpointCounts {
+  readonly name: string;
+  readonly health: { readonly healthyCount: number; readonly ejectedCount: number };
+}
 
 export interface ProxyStatsOptions {
   /** telemetry.metrics.enabled: when false, per-request families (requests, durations, bytes, retries, proxy
@@ -52,6 +59,9 @@ export class ProxyStats {
   private configPushesRegistered = false;
   private readonly processMetrics: boolean;
   private readonly upstreamEvents = new Map<string, { keepaliveRetries: number; protocolDowngrades: number }>();
+  /** Per cluster name (survives the cluster being rebuilt by a reload, so the counters never go back). */
+  private readonly healthCounts = new Map<string, { success: number; failure: number; ejections: number }>();
+  private readonly healthFamilies = { checks: false, ejections: false, endpoints: false };
 
   constructor(opts: ProxyStatsOptions = {}) {
     this.requests = new RequestMetrics(this.registry);
@@ -97,11 +107,77 @@ export class ProxyStats {
   /** Outlier detection set up for a cluster: ejections are exported (0 for its service until one). */
   registerOutlierDetection(cluster: ClusterRef): void {
     this.state.registerOutlierDetection(cluster);
+    this.clusterHealthCounts(cluster.name);
+    if (this.healthFamilies.ejections) return;
+    this.healthFamilies.ejections = true;
+    collectedCounter(
+      this.registry,
+      'skein_outlier_ejections_total',
+      'Endpoints ejected by outlier detection, by cluster.',
+      ['cluster'],
+      (add) => {
+        for (const [cluster, c] of this.healthCounts) add({ cluster }, c.ejections);
+      },
+    );
   }
 
   /** Active health checking started for a cluster: health checks are exported (0 until one). */
   registerHealthChecks(cluster: ClusterRef): void {
     this.state.registerHealthChecks(cluster);
+    this.clusterHealthCounts(cluster.name);
+    if (this.healthFamilies.checks) return;
+    this.healthFamilies.checks = true;
+    collectedCounter(
+      this.registry,
+      'skein_health_checks_total',
+      'Active health checks of endpoints, by cluster and result (success, failure).',
+      ['cluster', 'result'],
+      (add) => {
+        for (const [cluster, c] of this.healthCounts) {
+          add({ cluster, result: 'success' }, c.success);
+          add({ cluster, result: 'failure' }, c.failure);
+        }
+      },
+    );
+  }
+
+  /** A cluster's health checker and outlier detection report here (proxy/cluster-health.ts). */
+  onClusterHealthEvent(cluster: ClusterRef, event: HealthEvent): void {
+    if (event === 'ejection') this.onOutlierEjection(cluster);
+    else this.onHealthCheck(cluster, event === 'check-success' ? 'success' : 'failure');
+  }
+
+  /**
+   * The server, once: skein_endpoints_healthy and skein_endpoints_ejected read every cluster it serves at scrape
+   * time (every cluster has them: without checks or outlier detection, all its endpoints are healthy).
+   */
+  watchEndpoints(clusters: () => Iterable<ClusterEndpointCounts>): void {
+    if (this.healthFamilies.endpoints) return;
+    this.healthFamilies.endpoints = true;
+    collectedGauge(
+      this.registry,
+      'skein_endpoints_healthy',
+      "Endpoints in the cluster's load-balancing set: passing active health checks and not ejected.",
+      ['cluster'],
+      (set) => {
+        for (const c of clusters()) set({ cluster: c.name }, c.health.healthyCount);
+      },
+    );
+    collectedGauge(
+      this.registry,
+      'skein_endpoints_ejected',
+      'Endpoints ejected by outlier detection now.',
+      ['cluster'],
+      (set) => {
+        for (const c of clusters()) set({ cluster: c.name }, c.health.ejectedCount);
+      },
+    );
+  }
+
+  private clusterHealthCounts(name: string): { success: number; failure: number; ejections: number } {
+    let c = this.healthCounts.get(name);
+    if (c === undefined) this.healthCounts.set(name, (c = { success: 0, failure: 0, ejections: 0 }));
+    return c;
   }
 
   onTcpConnectionEnd(listener: string, flag: string): void {
@@ -135,10 +211,12 @@ export class ProxyStats {
 
   onOutlierEjection(cluster: ClusterRef): void {
     this.state.onOutlierEjection(cluster);
+    this.clusterHealthCounts(cluster.name).ejections++;
   }
 
   onHealthCheck(cluster: ClusterRef, result: HealthCheckResult): void {
     this.state.onHealthCheck(cluster, result);
+    this.clusterHealthCounts(cluster.name)[result]++;
   }
 
   /** A cluster removed by a reload: its breaker state stops being exported. */

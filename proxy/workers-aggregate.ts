@@ -20,6 +20,9 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   skein_config_version: 'max',
   // One-hot in each worker: 1 on a state when any worker is in it.
   skein_config_push_state: 'max',
+  // Each worker checks and ejects on its own: the worst view counts (fewest healthy, most ejected).
+  skein_endpoints_healthy: 'min',
+  skein_endpoints_ejected: 'max',
   // Each worker has its own breakers: open when any worker's is.
   service_mesh_circuit_breaker_open: 'max',
   // The certificate that expires first is the one to act on.

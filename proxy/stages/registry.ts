@@ -8,6 +8,7 @@ import type { Cluster } from '../cluster.ts';
 import type { Stage } from '../pipeline.ts';
 import { faultStage } from './fault.ts';
 import { lbPickStage } from './lb-pick.ts';
+import { outlierStage } from './outlier.ts';
 import { routeStage } from './route.ts';
 import type { StageState } from './state.ts';
 
@@ -39,8 +40,10 @@ export interface StageDefinition {
  * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
  */
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
-  inbound: ['route', 'fault', 'lb-pick'],
-  outbound: ['route', 'fault', 'lb-pick'],
+  // outlier right after route: its onUpstreamResult must see every attempt, and a stage that asks for a retry
+  // ends the result phase for the stages after it.
+  inbound: ['route', 'outlier', 'fault', 'lb-pick'],
+  outbound: ['route', 'outlier', 'fault', 'lb-pick'],
 };
 
 const definitions = new Map<string, StageDefinition>();
@@ -85,6 +88,7 @@ export function registryProblems(
 registerStage(routeStage);
 registerStage(faultStage);
 registerStage(lbPickStage);
+registerStage(outlierStage);
 
 const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));
 if (problems.length > 0) throw new Error(`pipeline stage registry is inconsistent:\n  ${problems.join('\n  ')}`);

@@ -6,6 +6,7 @@ import { addressConflicts, type ConfigAddress } from './address-conflicts.ts';
 import { reasonRouteCannotSet } from '../routing/hop-by-hop.ts';
 import { loadBalancerNames } from '../lb/registry.ts';
 import { ListenerStages } from './stages.ts';
+import { HealthChecks, OutlierDetection } from './health-schema.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -74,6 +75,9 @@ export const LoadBalancing = z
     hash: HashPolicy.optional(),
     /** consistent-hash only: ring or Maglev table size. */
     tableSize: z.number().int().min(1).max(1_000_003).optional(),
+    /** Below this share of healthy endpoints (passing checks, not ejected) the balancer uses them all (Envoy's
+     *  panic mode): sending everything to the few left would only overload them too. */
+    panicThresholdPercent: z.number().min(0).max(100).default(50),
   })
   .refine((lb) => lb.policy !== 'consistent-hash' || lb.hash !== undefined, {
     message: 'consistent-hash needs hash: { header | cookie | sourceIp }',
@@ -97,10 +101,14 @@ export const Cluster = z.strictObject({
    *  then HTTP/1.1 (learned per endpoint, re-probed after 5 minutes). */
   protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
   discovery: Discovery,
-  lb: LoadBalancing.default({ policy: 'round-robin' }),
+  lb: LoadBalancing.default({ policy: 'round-robin', panicThresholdPercent: 50 }),
   timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 4_000 }),
   /** Idle keep-alive HTTP/1.1 connections kept per endpoint. */
   maxIdlePerEndpoint: z.number().int().min(0).max(10_000).default(128),
+  /** Active health checks of every endpoint (health-schema.ts); none when absent. */
+  healthChecks: HealthChecks.optional(),
+  /** Passive outlier detection (health-schema.ts); none when absent (the quick form turns it on). */
+  outlierDetection: OutlierDetection.optional(),
 });
 
 export const HeaderMatch = z

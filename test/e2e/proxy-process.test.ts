@@ -200,6 +200,28 @@ describe('serving', () => {
     }
     expect(servedBy).toEqual({ a: 3, b: 3 });
   });
+
+  it('the quick form ejects an upstream that refuses connections after 5 failures (outlier detection on)', async () => {
+    const live = await upstream('live');
+    const dead = `127.0.0.1:${await freePort()}`;
+    const adminPort = await freePort();
+    const proxy = await startSkeinProxy(
+      ['--listen', '127.0.0.1:0', '--upstream', dead, '--upstream', live.address, '--admin', `127.0.0.1:${adminPort}`],
+      { adminPort },
+    );
+    const flags: string[] = [];
+    for (let i = 0; i < 30; i++) flags.push(String((await httpGet(`${proxy.url()}/`)).headers['x-skein-flags'] ?? ''));
+    // At most 5 reach the client (none once the quick form retries connect failures); then only the live one.
+    expect(flags.filter((f) => f === 'UF').length).toBeLessThanOrEqual(5);
+    expect(flags.slice(10)).toEqual(Array(20).fill(''));
+    const clusters = JSON.parse((await httpGet(`http://127.0.0.1:${adminPort}/clusters`)).body) as {
+      clusters: { endpoints: { address: string; health: string; ejections: number }[] }[];
+    };
+    expect(clusters.clusters[0].endpoints.find((e) => e.address === dead)).toMatchObject({
+      health: 'ejected',
+      ejections: 1,
+    });
+  });
 });
 
 describe('draining on SIGTERM', () => {

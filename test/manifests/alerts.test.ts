@@ -34,10 +34,13 @@ const rules = plain.groups.flatMap((g) => g.rules);
 const pendingPath = manifestPath('pending/rules.yaml');
 const pendingRules = (parse(readFileSync(pendingPath, 'utf8')) as RuleFile).groups.flatMap((g) => g.rules);
 
-// The mesh design's alerts, on what the proxy exports today: error rate > 10% / 5m, p95 > 1 s / 5m.
+// The mesh design's alerts, on what the proxy exports today: error rate > 10% / 5m, p95 > 1 s / 5m, and the
+// health issue's: a cluster with no healthy endpoint.
 const REQUIRED: Record<string, { for?: string; metric: string }> = {
   ServiceMeshHighErrorRate: { for: '5m', metric: 'service_mesh_requests_total' },
   ServiceMeshHighLatency: { for: '5m', metric: 'service_mesh_request_duration_seconds_bucket' },
+  // A cluster with no endpoint in rotation (health checks, outlier ejections) in some proxy, for 2 minutes.
+  ServiceMeshNoHealthyEndpoints: { for: '2m', metric: 'skein_endpoints_healthy' },
 };
 // Waiting for their feeders: breaker open, certificate expiring (< 7 days; `for` lets a rotation under way
 // finish) and expired; canary failed, rolled back, stuck > 1 h, error rate > 5% / 2m, p95 > 1000 ms / 2m.
@@ -52,7 +55,8 @@ const PENDING: Record<string, { for?: string; metric: string }> = {
   CanaryHighLatency: { for: '2m', metric: 'canary_deployment_response_time_p95' },
 };
 // Labels whose values are bounded by the number of services / identities, never by callers or pods.
-const BOUNDED = new Set(['destination_service', 'service', 'identity', 'status', 'le']);
+// A cluster's name comes from the proxy config, like a listener's.
+const BOUNDED = new Set(['destination_service', 'service', 'identity', 'status', 'le', 'cluster']);
 
 /** Every selector of a family that has a `reporter` label names one side: no call is counted twice. */
 function selectorsWithoutReporter(expr: string, families: readonly string[]): string[] {

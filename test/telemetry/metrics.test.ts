@@ -180,6 +180,11 @@ describe('request metrics', () => {
   it('exports exactly the families and labels of the contract table for the proxy', async () => {
     const stats = newStats();
     stats.onRequestEnd('main', ok);
+    // As the server does: every cluster's endpoint gauges, and the counters of a cluster that configures
+    // health checks and outlier detection.
+    stats.watchEndpoints(() => [{ name: 'api', health: { healthyCount: 2, ejectedCount: 0 } }]);
+    stats.registerHealthChecks({ name: 'api', service: 'api' });
+    stats.registerOutlierDetection({ name: 'api', service: 'api' });
     const text = await stats.render();
     const samples = parseExposition(text);
     const proxyRows = readContract();

@@ -111,6 +111,8 @@ describe('stage chain', () => {
 describe('stage registry', () => {
   it('is consistent as shipped: every ordered stage registered, every registered stage ordered', () => {
     expect(registryProblems(registeredStages, STAGE_ORDER, [])).toEqual([]);
+    // outlier sees every attempt's result: no stage before it may end the result phase with a retry.
+    expect(STAGE_ORDER.outbound.slice(0, 2)).toEqual(['route', 'outlier']);
   });
 
   it('names each inconsistency', () => {
