@@ -105,6 +105,11 @@ export class ClusterHealth {
     this.rebalance(false);
   }
 
+  /** The endpoints the balancer picks among now: the healthy ones, or all of them in panic. */
+  get inRotation(): readonly Endpoint[] {
+    return this.inLb;
+  }
+
   get healthyCount(): number {
     let n = 0;
     for (const ep of this.endpoints) if (ep.check.healthy && !ep.outlier.ejected) n++;

@@ -1,6 +1,7 @@
 // A cluster at run time: its discovery source, the current endpoints with their connection pools, and the
 // load balancer that picks among them. Endpoint changes rebuild the balancer's tables, keep the pools of
 // endpoints that stay, and let requests in flight to removed endpoints finish.
+import type { EndpointBreakerConfig } from '../src/config/breaker-schema.ts';
 import type { ClusterConfig, HashPolicyConfig } from '../src/config/schema.ts';
 import { createDiscoverySource } from '../src/discovery/registry.ts';
 import type { DiscoveredEndpoint, DiscoverySource } from '../src/discovery/types.ts';
@@ -9,6 +10,8 @@ import type { LbEndpoint, LoadBalancer, PickContext } from '../src/lb/types.ts';
 import { CheckRecord } from '../src/resilience/health.ts';
 import { OutlierRecord } from '../src/resilience/outlier.ts';
 import { ClusterHealth, type HealthEvent } from './cluster-health.ts';
+import { type BreakerState, EndpointBreaker } from '../src/resilience/breaker.ts';
+import { ClusterLimits, type Threshold } from '../src/resilience/cluster-limits.ts';
 import { H1Pool } from './upstream/h1-pool.ts';
 import { H2Pool, type Http2Refusal } from './upstream/h2-pool.ts';
 import type { EndpointPool, Exchange, OutboundRequest, PoolOptions, ResponseSink } from './upstream/types.ts';
@@ -37,6 +40,8 @@ export class Endpoint implements LbEndpoint, Http2Refusal {
   readonly check = new CheckRecord();
   /** Outlier detection's counts and ejection (cluster-health.ts). */
   readonly outlier = new OutlierRecord();
+  /** The endpoint's circuit breaker (the cluster's `circuitBreakers.endpoint`); null when none is configured. */
+  breaker: EndpointBreaker | null = null;
   private h1: H1Pool | null = null;
   private h2: H2Pool | null = null;
   private readonly poolOptions: PoolOptions;
@@ -102,6 +107,11 @@ export class Endpoint implements LbEndpoint, Http2Refusal {
   }
 }
 
+function describeBreaker(b: EndpointBreaker, now: number): object {
+  const state = b.state(now);
+  return { state, openForMs: b.remainingOpenMs(now), timesOpened: b.opened, window: b.window(now) };
+}
+
 export function endpointId(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -110,6 +120,9 @@ export function endpointId(host: string, port: number): string {
 export interface HashKeySource {
   header(name: string): string | undefined;
   readonly remoteAddress: string;
+  /** Set by the pick when the endpoint's breaker is half-open: the probe token to report its outcome with
+   *  (EndpointBreaker.record); NOT_A_PROBE (-1) otherwise. The breaker stage reads it (stages/breaker.ts). */
+  breakerProbe?: number;
 }
 
 function compileHashKey(policy: HashPolicyConfig | undefined): ((req: HashKeySource) => string | undefined) | null {
@@ -157,6 +170,13 @@ export class Cluster {
   lastDiscoveryError: string | null = null;
   /** The discovery source has answered once (endpoints or an error): until then the proxy is not ready. */
   warmed = false;
+  /** Circuit-breaking thresholds and their counts (connections, pending, requests, retries); the retry stage
+   *  asks `limits.tryStartRetry()` before a retry and calls `limits.endRetry()` when it ends. */
+  readonly limits: ClusterLimits;
+  /** `circuitBreakers.endpoint`, or null: endpoints have no breaker. */
+  private readonly endpointBreaker: EndpointBreakerConfig | null;
+  /** Endpoints whose breaker is open or half-open: when 0 (the usual case) the pick checks none. */
+  breakersNotClosed = 0;
 
   constructor(
     config: ClusterConfig,
@@ -167,6 +187,8 @@ export class Cluster {
       onUpstreamConnection?: (cluster: string, delta: 1 | -1) => void;
       onUpstreamEvent?: (cluster: string, event: UpstreamEvent) => void;
       onHealthEvent?: (cluster: Cluster, event: HealthEvent) => void;
+      /** A request refused by one of the cluster's circuit-breaking thresholds (skein_upstream_overflow_total). */
+      onOverflow?: (cluster: string, threshold: Threshold) => void;
     },
   ) {
     this.config = config;
@@ -178,7 +200,11 @@ export class Cluster {
     const onHealthEvent = opts.onHealthEvent;
     this.health = new ClusterHealth(config, this.lb, opts.log, (event) => onHealthEvent?.(this, event));
     this.hashKey = config.lb.policy === 'consistent-hash' ? compileHashKey(config.lb.hash) : null;
+    const cb = config.circuitBreakers;
+    this.limits = new ClusterLimits(cb, opts.onOverflow && ((threshold) => opts.onOverflow!(config.name, threshold)));
+    this.endpointBreaker = cb.endpoint ?? null;
     this.poolOptions = {
+      limits: this.limits,
       connectTimeoutMs: config.timeouts.connectMs,
       idleTimeoutMs: config.timeouts.idleMs,
       maxIdle: config.maxIdlePerEndpoint,
@@ -218,6 +244,8 @@ export class Cluster {
       let ep = this.byId.get(id);
       if (ep === undefined) {
         ep = new Endpoint(d, this.poolOptions, this.learning);
+        if (this.endpointBreaker !== null)
+          ep.breaker = new EndpointBreaker(this.endpointBreaker, () => this.countBreakers());
         this.byId.set(id, ep);
       } else {
         ep.weight = d.weight;
@@ -233,16 +261,83 @@ export class Cluster {
     }
     this.endpoints = next;
     this.health.setEndpoints(next);
+    if (this.endpointBreaker !== null) this.countBreakers();
   }
 
-  /** The LB pick for one request; undefined when the cluster has no endpoint. */
+  /** An endpoint breaker changed state (or the endpoints changed): recount. */
+  private countBreakers(): void {
+    let n = 0;
+    for (const ep of this.endpoints) if (ep.breaker !== null && !ep.breaker.closed) n++;
+    this.breakersNotClosed = n;
+  }
+
+  /**
+   * The cluster refuses requests now (service_mesh_circuit_breaker_open, read at each scrape): a threshold is
+   * reached (maxRequests, or maxConnections with maxPendingRequests waiting), as Envoy's *_open gauges say it, or
+   * an endpoint's breaker is open or half-open.
+   */
+  get circuitOpen(): boolean {
+    const l = this.limits;
+    return (
+      this.breakersNotClosed !== 0 ||
+      l.requests >= l.maxRequests ||
+      (l.connections >= l.maxConnections && l.pending >= l.maxPendingRequests)
+    );
+  }
+
+  /**
+   * The LB pick for one request; undefined when the cluster has no endpoint (or, with endpoint breakers, none
+   * that lets a request through). An endpoint whose breaker is open is skipped: the balancer is asked again
+   * (up to once per endpoint), then the endpoints are scanned in order. A half-open one gives a probe slot,
+   * whose token goes to `req.breakerProbe`.
+   */
   pick(req: HashKeySource): Endpoint | undefined {
     const ctx = this.pickCtx;
     ctx.hashKey = this.hashKey === null ? undefined : this.hashKey(req);
-    return this.lb.pick(ctx) as Endpoint | undefined;
+    const ep = this.lb.pick(ctx) as Endpoint | undefined;
+    if (ep === undefined || this.breakersNotClosed === 0) return ep;
+    return this.pickAdmitted(ep, req);
+  }
+
+  private pickAdmitted(first: Endpoint, req: HashKeySource): Endpoint | undefined {
+    const now = performance.now();
+    let ep: Endpoint | undefined = first;
+    // Only among the endpoints in rotation: an unhealthy or ejected one is no fallback for an open breaker.
+    const rotation = this.health.inRotation;
+    for (let i = 0; i < rotation.length && ep !== undefined; i++) {
+      if (ep.breaker === null || ep.breaker.admits(now)) return this.admit(ep, req, now);
+      ep = this.lb.pick(this.pickCtx) as Endpoint | undefined;
+    }
+    for (const e of rotation) if (e.breaker === null || e.breaker.admits(now)) return this.admit(e, req, now);
+    return undefined;
+  }
+
+  private admit(ep: Endpoint, req: HashKeySource, now: number): Endpoint {
+    if (ep.breaker !== null) req.breakerProbe = ep.breaker.admit(now);
+    return ep;
+  }
+
+  /** Some endpoint lets a request through now (asked only while some breaker is open or half-open). */
+  admitsAny(): boolean {
+    const rotation = this.health.inRotation;
+    const now = performance.now();
+    for (const ep of rotation) if (ep.breaker === null || ep.breaker.admits(now)) return true;
+    return false;
+  }
+
+  /** Endpoint breaker states, for the skein_circuit_breaker_state gauge (empty without endpoint breakers). */
+  *breakerStates(): Iterable<[endpoint: string, state: BreakerState]> {
+    if (this.endpointBreaker === null) return;
+    const now = performance.now();
+    for (const ep of this.endpoints) if (ep.breaker !== null) yield [ep.id, ep.breaker.state(now)];
+  }
+
+  get hasEndpointBreakers(): boolean {
+    return this.endpointBreaker !== null;
   }
 
   describe(): object {
+    const now = performance.now();
     return {
       name: this.name,
       service: this.service,
@@ -253,6 +348,7 @@ export class Cluster {
       discoveryError: this.lastDiscoveryError,
       healthyEndpoints: this.health.healthyCount,
       panic: this.health.panic,
+      circuitBreakers: this.describeLimits(),
       endpoints: this.endpoints.map((e) => ({
         address: e.id,
         weight: e.weight,
@@ -263,7 +359,23 @@ export class Cluster {
         failuresTotal: e.failuresTotal,
         connections: e.connectionCount,
         refusesHttp2: e.refusesHttp2,
+        breaker: e.breaker === null ? null : describeBreaker(e.breaker, now),
       })),
+    };
+  }
+
+  private describeLimits(): object {
+    const l = this.limits;
+    return {
+      connections: l.connections,
+      maxConnections: l.maxConnections,
+      pendingRequests: l.pending,
+      maxPendingRequests: l.maxPendingRequests,
+      requests: l.requests,
+      maxRequests: l.maxRequests,
+      retries: l.retries,
+      maxRetries: l.maxRetries,
+      overflows: { ...l.overflows },
     };
   }
 

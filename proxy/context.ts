@@ -39,6 +39,11 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   upstreamRequest: OutboundRequest | null = null;
   /** Upstream attempts made by the attempts before the latest (the runner's retries). */
   earlierAttempts = 0;
+  /** The breaker stage's marks (stages/breaker.ts): it holds a request slot of the cluster, an attempt's
+   *  outcome is still to be reported to its endpoint's breaker. */
+  breakerMarks = 0;
+  /** The pick's probe token when the picked endpoint's breaker is half-open (Cluster.pick), else -1. */
+  breakerProbe = -1;
   status = 0;
   flag: ResponseFlag | '' = '';
   /** 0 = none; set by the route/cluster and narrowed by grpc-timeout. */

@@ -121,9 +121,11 @@ export function faultAbortReply(httpStatus: number | undefined, grpcStatus: numb
  * never the message. `connect`: no connection or stream was established (nothing was processed);
  * `upstream-reset`: the upstream closed the connection or reset the stream; `timeout`: the request deadline;
  * `protocol`: the upstream's answer was not valid HTTP, or it does not speak the protocol asked for;
- * `forward`: the answer could not be forwarded downstream, or the request not sent (ForwardError).
+ * `forward`: the answer could not be forwarded downstream, or the request not sent (ForwardError);
+ * `overflow`: the cluster's circuit-breaking thresholds refused it (flag UO): nothing was sent, and the
+ * endpoint is not to blame.
  */
-export type ErrorSource = 'connect' | 'upstream-reset' | 'timeout' | 'protocol' | 'forward';
+export type ErrorSource = 'connect' | 'upstream-reset' | 'timeout' | 'protocol' | 'forward' | 'overflow';
 
 /** An upstream failure with the flag it maps to and whether the request may have reached the upstream. */
 export class UpstreamError extends Error {

@@ -45,6 +45,7 @@ export class ProxyServer {
     this.baseDir = opts.baseDir;
     this.telemetry = new ProxyTelemetry(opts.log, opts.baseDir);
     this.stats.watchEndpoints(() => this.current?.clusters.values() ?? []);
+    this.stats.watchCircuitBreakers(() => this.current?.clusters.values() ?? []);
   }
 
   get snapshot(): Snapshot<Cluster> {
@@ -84,6 +85,7 @@ export class ProxyServer {
           onUpstreamConnection: (cluster, delta) => this.stats.upstreamConnections(cluster, delta),
           onUpstreamEvent: (cluster, event) => this.stats.upstreamEvent(cluster, event),
           onHealthEvent: (cluster, event) => this.stats.onClusterHealthEvent(cluster, event),
+          onOverflow: (cluster, threshold) => this.stats.upstreamOverflow(cluster, threshold),
         });
         created.push(c);
         return c;

@@ -7,13 +7,16 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { RequestMetrics, type RequestMetricsInput, type RetryInput } from '../src/telemetry/metrics.ts';
 import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-collected.ts';
 import { type OverheadInput, ProxyOverheadMetrics } from '../src/telemetry/metrics-overhead.ts';
+import { type BreakerSource, CircuitBreakerMetrics } from '../src/telemetry/metrics-breakers.ts';
 import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
+import type { Threshold } from '../src/resilience/cluster-limits.ts';
 import type { RequestRecord } from '../src/telemetry/types.ts';
 import type { UpstreamEvent } from './cluster.ts';
 import type { HealthEvent } from './cluster-health.ts';
 import type { MetricFamilies } from './workers-aggregate.ts';
 
 export type { ClusterRef, HealthCheckResult } from '../src/telemetry/metrics-state.ts';
+export type { BreakerSource } from '../src/telemetry/metrics-breakers.ts';
 
 /** Where this proxy stands with control's config stream (absent until a control client reports). */
 export const CONFIG_PUSH_STATES = ['connecting', 'synced', 'rejected', 'disconnected'] as const;
@@ -50,6 +53,7 @@ export class ProxyStats {
   private readonly requests: RequestMetrics;
   private readonly state: MeshStateMetrics;
   private readonly overhead: ProxyOverheadMetrics;
+  private readonly breakers: CircuitBreakerMetrics;
   private readonly downstream = new Map<string, ConnectionCounts>();
   private readonly upstream = new Map<string, ConnectionCounts>();
   private readonly protocolErrors = new Map<string, CountsBy>();
@@ -67,6 +71,7 @@ export class ProxyStats {
     this.requests = new RequestMetrics(this.registry);
     this.requests.enabled = opts.metricsEnabled ?? true;
     this.state = new MeshStateMetrics(this.registry);
+    this.breakers = new CircuitBreakerMetrics(this.registry, this.state);
     this.overhead = new ProxyOverheadMetrics(this.registry);
     this.overhead.enabled = this.requests.enabled;
     this.processMetrics = opts.processMetrics ?? true;
@@ -209,6 +214,16 @@ export class ProxyStats {
     this.state.setCircuitBreakerOpen(cluster, open);
   }
 
+  /** The server, once: the clusters being served, read at each scrape by the circuit-breaking families. */
+  watchCircuitBreakers(clusters: () => Iterable<BreakerSource>): void {
+    this.breakers.watch(clusters);
+  }
+
+  /** A cluster's circuit-breaking threshold refused a request (skein_upstream_overflow_total). */
+  upstreamOverflow(cluster: string, threshold: Threshold): void {
+    this.breakers.onOverflow(cluster, threshold);
+  }
+
   onOutlierEjection(cluster: ClusterRef): void {
     this.state.onOutlierEjection(cluster);
     this.clusterHealthCounts(cluster.name).ejections++;
@@ -279,12 +294,14 @@ export class ProxyStats {
 
   /** Prometheus text exposition: this proxy's registry, then the process metrics. */
   async render(): Promise<string> {
+    this.breakers.refresh();
     const own = await this.registry.metrics();
     return this.processMetrics ? `${own}\n${await processRegistry().metrics()}` : own;
   }
 
   /** The families render() prints, as prom-client JSON: what a worker of `--workers N` gives the primary to merge. */
   async metricsAsJSON(): Promise<MetricFamilies> {
+    this.breakers.refresh();
     const own = await this.registry.getMetricsAsJSON();
     return this.processMetrics ? [...own, ...(await processRegistry().getMetricsAsJSON())] : own;
   }

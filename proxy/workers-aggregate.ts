@@ -25,6 +25,8 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   skein_endpoints_ejected: 'max',
   // Each worker has its own breakers: open when any worker's is.
   service_mesh_circuit_breaker_open: 'max',
+  // 0 closed, 1 half-open, 2 open: the furthest from closed any worker's breaker for the endpoint is.
+  skein_circuit_breaker_state: 'max',
   // The certificate that expires first is the one to act on.
   service_mesh_certificate_expiry_days: 'min',
   // The primary's process_* families are merged too (proxy/workers-gather.ts), so the earliest start is when the
@@ -133,6 +135,27 @@ export interface ClustersView {
 const SUMMED_ENDPOINT_FIELDS: readonly string[] = ['activeRequests', 'requestsTotal', 'failuresTotal', 'connections'];
 
 /**
+ * The circuit-breaking counts of a cluster (`circuitBreakers`: connections, requests, overflows…) summed; its
+ * thresholds (max*) are each worker's own, as every worker keeps its own counts against them.
+ */
+function sumLimitCounts(merged: Record<string, unknown>, c: Record<string, unknown>): void {
+  const into = merged.circuitBreakers as Record<string, unknown> | undefined;
+  const from = c.circuitBreakers as Record<string, unknown> | undefined;
+  if (into === undefined || from === undefined) return;
+  const sum = (a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> => {
+    const out = { ...a };
+    for (const [k, v] of Object.entries(b)) {
+      if (/^max[A-Z]/.test(k)) continue; // maxRequests…, not the overflows' max_requests…
+      if (typeof v === 'number') out[k] = ((out[k] as number | undefined) ?? 0) + v;
+      else if (typeof v === 'object' && v !== null && typeof out[k] === 'object')
+        out[k] = sum(out[k] as Record<string, unknown>, v as Record<string, unknown>);
+    }
+    return out;
+  };
+  merged.circuitBreakers = sum(into, from);
+}
+
+/**
  * /clusters for the whole process: clusters by name and endpoints by address in the order first seen; the counts
  * in SUMMED_ENDPOINT_FIELDS summed, every other field as the first worker that has it shows it (config-derived
  * fields are the same in every worker). `version` is the highest any worker serves.
@@ -149,6 +172,7 @@ export function mergeClusters(
       const name = String(c.name);
       let merged = clusters.get(name);
       if (merged === undefined) clusters.set(name, (merged = { ...c, endpoints: new Map() }));
+      else sumLimitCounts(merged, c);
       for (const e of Array.isArray(c.endpoints) ? (c.endpoints as Record<string, unknown>[]) : []) {
         const address = String(e.address);
         const seen = merged.endpoints.get(address);

@@ -7,6 +7,7 @@ import { STAGE_CONFIGS } from '../../src/config/stages.ts';
 import type { Cluster } from '../cluster.ts';
 import type { Stage } from '../pipeline.ts';
 import { faultStage } from './fault.ts';
+import { breakerStage } from './breaker.ts';
 import { lbPickStage } from './lb-pick.ts';
 import { outlierStage } from './outlier.ts';
 import { routeStage } from './route.ts';
@@ -35,15 +36,15 @@ export interface StageDefinition {
 }
 
 /**
- * The order per direction (ARCHITECTURE.md). Built: route, fault and LB pick. Where the rest go:
- * inbound  — identity → authorization → rate limit → route → fault → lb-pick
+ * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, breaker and LB pick. Where the rest go:
+ * inbound  — identity → authorization → rate limit → route → fault → breaker → lb-pick
  * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
+ * The breaker runs inbound too: a cluster shared with an outbound listener must give back its probe slots.
  */
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
-  // outlier right after route: its onUpstreamResult must see every attempt, and a stage that asks for a retry
-  // ends the result phase for the stages after it.
-  inbound: ['route', 'outlier', 'fault', 'lb-pick'],
-  outbound: ['route', 'outlier', 'fault', 'lb-pick'],
+  // outlier right after route: it sees every attempt's result (it has no request phase of its own).
+  inbound: ['route', 'outlier', 'fault', 'breaker', 'lb-pick'],
+  outbound: ['route', 'outlier', 'fault', 'breaker', 'lb-pick'],
 };
 
 const definitions = new Map<string, StageDefinition>();
@@ -89,6 +90,7 @@ registerStage(routeStage);
 registerStage(faultStage);
 registerStage(lbPickStage);
 registerStage(outlierStage);
+registerStage(breakerStage);
 
 const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));
 if (problems.length > 0) throw new Error(`pipeline stage registry is inconsistent:\n  ${problems.join('\n  ')}`);

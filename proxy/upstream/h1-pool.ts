@@ -6,10 +6,20 @@
 // The keep-alive close race (an upstream closes an idle connection just as a request goes out on it) is
 // handled here, below the sink: such a request is sent once more on a fresh connection (see retryable()).
 import net from 'node:net';
+import type { ClusterLimits, SlotWaiter } from '../../src/resilience/cluster-limits.ts';
 import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
 import { stripHopByHop } from '../headers.ts';
 import { HTTPParser, type LlhttpParser } from './llhttp.ts';
-import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
+import { pendingOverflow, SlotWait, type WaitQueue } from './slot-wait.ts';
+import {
+  type EndpointPool,
+  type Exchange,
+  type FlatHeaders,
+  NO_EXCHANGE,
+  type OutboundRequest,
+  type PoolOptions,
+  type ResponseSink,
+} from './types.ts';
 
 const CRLF = '\r\n';
 const CHUNK_END = Buffer.from('0\r\n\r\n');
@@ -416,14 +426,19 @@ class H1Connection implements Exchange {
   }
 }
 
-export class H1Pool implements EndpointPool {
+export class H1Pool implements EndpointPool, SlotWaiter, WaitQueue {
   private readonly opts: PoolOptions;
   private readonly idle: H1Connection[] = [];
   private readonly all = new Set<H1Connection>();
+  private readonly limits: ClusterLimits | null;
+  /** Requests waiting for a connection (the cluster at maxConnections), oldest first. */
+  private readonly waiters: SlotWait[] = [];
   private closed = false;
 
   constructor(opts: PoolOptions) {
     this.opts = opts;
+    this.limits = opts.limits ?? null;
+    this.limits?.addPool(this);
   }
 
   get connectionCount(): number {
@@ -434,8 +449,9 @@ export class H1Pool implements EndpointPool {
     let conn = this.idle.pop();
     while (conn !== undefined && conn.socket.destroyed) conn = this.idle.pop();
     if (conn === undefined) {
-      conn = new H1Connection(this, this.opts);
-      this.all.add(conn);
+      const limits = this.limits;
+      if (limits !== null && !limits.tryOpenConnection()) return this.wait(limits, req, sink);
+      conn = this.open();
     }
     try {
       conn.start(req, sink);
@@ -446,29 +462,93 @@ export class H1Pool implements EndpointPool {
     return conn;
   }
 
+  /** At maxConnections: wait for a connection (bounded by maxPendingRequests), or fail now with UO. */
+  private wait(limits: ClusterLimits, req: OutboundRequest, sink: ResponseSink): Exchange {
+    if (!limits.tryWait(this)) {
+      sink.onError(pendingOverflow());
+      return NO_EXCHANGE;
+    }
+    const w = new SlotWait(this, req, sink);
+    this.waiters.push(w);
+    return w;
+  }
+
+  /** A waiter timed out or was aborted: false when it had left the queue already. */
+  dropWaiter(w: SlotWait): boolean {
+    const i = this.waiters.indexOf(w);
+    if (i < 0) return false;
+    this.waiters.splice(i, 1);
+    w.served();
+    this.limits?.stopWaiting(this);
+    return true;
+  }
+
+  private serve(w: SlotWait, conn: H1Connection): void {
+    w.served();
+    w.inner = conn;
+    try {
+      conn.start(w.req, w.sink);
+    } catch (err) {
+      conn.abort();
+      w.sink.onError(new ForwardError(err, 'IE'));
+    }
+  }
+
+  /** SlotWaiter: the cluster freed a slot (already counted) for this pool's oldest waiter. */
+  takeSlot(): void {
+    const w = this.waiters.shift();
+    if (w === undefined) {
+      this.limits?.connectionClosed(); // nobody left to use it: give it back
+      return;
+    }
+    this.serve(w, this.open());
+  }
+
+  /** SlotWaiter: another endpoint's request waits for a slot; an idle connection here gives its up. */
+  closeIdle(): boolean {
+    let conn = this.idle.pop();
+    while (conn !== undefined && conn.socket.destroyed) conn = this.idle.pop();
+    if (conn === undefined) return false;
+    conn.socket.destroy();
+    return true;
+  }
+
+  private open(): H1Connection {
+    const conn = new H1Connection(this, this.opts);
+    this.all.add(conn);
+    return conn;
+  }
+
   /** The keep-alive close race: `req` again, on a new connection (never an idle one: it may be as stale). */
   resend(req: OutboundRequest, sink: ResponseSink, replay: Buffer[] | null): H1Connection {
     req.attempts++;
     this.opts.onKeepAliveRetry?.();
-    const conn = new H1Connection(this, this.opts);
-    this.all.add(conn);
+    // Counted past the limit if need be: the connection it replaces is closing.
+    if (this.limits !== null) this.limits.connections++;
+    const conn = this.open();
     conn.start(req, sink, replay);
     return conn;
   }
 
   release(conn: H1Connection): void {
-    if (this.closed || this.idle.length >= this.opts.maxIdle) conn.socket.destroy();
+    const w = this.closed ? undefined : this.waiters.shift();
+    if (w !== undefined) {
+      this.limits!.stopWaiting(this);
+      this.serve(w, conn);
+    } else if (this.closed || this.idle.length >= this.opts.maxIdle) conn.socket.destroy();
     else this.idle.push(conn);
   }
 
   forget(conn: H1Connection): void {
-    this.all.delete(conn);
+    if (!this.all.delete(conn)) return;
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
+    this.limits?.connectionClosed();
   }
 
   close(): void {
     this.closed = true;
+    this.limits?.removePool(this);
     for (const c of this.idle) c.socket.destroy();
     this.idle.length = 0;
     for (const c of this.all) if (!c.busy) c.socket.destroy();

@@ -5,8 +5,18 @@
 // the preface with something else or closes, no stream was ever opened, and `protocol: auto` requests are
 // handed to the endpoint's HTTP/1.1 pool untouched (their bodies not yet read).
 import http2 from 'node:http2';
+import type { ClusterLimits, SlotWaiter } from '../../src/resilience/cluster-limits.ts';
 import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
-import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, PoolOptions, ResponseSink } from './types.ts';
+import { pendingOverflow, SlotWait, type WaitQueue } from './slot-wait.ts';
+import {
+  type EndpointPool,
+  type Exchange,
+  type FlatHeaders,
+  NO_EXCHANGE,
+  type OutboundRequest,
+  type PoolOptions,
+  type ResponseSink,
+} from './types.ts';
 
 /** Where requests go when the endpoint refuses HTTP/2 (the Endpoint, which knows its HTTP/1.1 pool). */
 export interface Http2Refusal {
@@ -182,8 +192,12 @@ class H2Exchange implements Exchange {
   }
 }
 
-export class H2Pool implements EndpointPool {
+/** A session counts as one connection against the cluster's maxConnections; its streams count as requests. */
+export class H2Pool implements EndpointPool, SlotWaiter, WaitQueue {
   private readonly opts: PoolOptions;
+  private readonly limits: ClusterLimits | null;
+  /** Requests waiting for a session slot (the cluster at maxConnections), oldest first. */
+  private readonly waiters: SlotWait[] = [];
   private readonly authority: string;
   private readonly refusal: Http2Refusal | null;
   private session: http2.ClientHttp2Session | null = null;
@@ -196,6 +210,7 @@ export class H2Pool implements EndpointPool {
   constructor(opts: PoolOptions, refusal: Http2Refusal | null = null) {
     this.opts = opts;
     this.refusal = refusal;
+    this.limits = opts.limits ?? null;
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
     this.authority = `http://${host}:${opts.port}`;
   }
@@ -204,9 +219,13 @@ export class H2Pool implements EndpointPool {
     return this.session !== null && !this.session.destroyed ? 1 : 0;
   }
 
-  private getSession(): http2.ClientHttp2Session {
+  private liveSession(): http2.ClientHttp2Session | null {
     const s = this.session;
-    if (s !== null && !s.closed && !s.destroyed) return s;
+    return s !== null && !s.closed && !s.destroyed ? s : null;
+  }
+
+  /** A new session; its connection slot is already counted (and given back when it closes). */
+  private connect(): http2.ClientHttp2Session {
     const session = http2.connect(this.authority, { peerMaxConcurrentStreams: 1000 });
     const pending: PendingRequest[] = [];
     let connected = false;
@@ -253,6 +272,7 @@ export class H2Pool implements EndpointPool {
     });
     session.once('close', () => {
       if (connected) this.opts.onConnection?.(-1);
+      this.limits?.connectionClosed();
       // Our own close (the endpoint left the cluster) says nothing about what the endpoint speaks.
       if (!ready)
         this.settle(pending, connected && !timedOut && !this.closed, failure || 'upstream closed the connection');
@@ -295,7 +315,24 @@ export class H2Pool implements EndpointPool {
   }
 
   request(req: OutboundRequest, sink: ResponseSink): Exchange {
-    const session = this.getSession();
+    let session = this.liveSession();
+    if (session === null) {
+      const limits = this.limits;
+      if (limits !== null && !limits.tryOpenConnection()) {
+        if (!limits.tryWait(this)) {
+          sink.onError(pendingOverflow());
+          return NO_EXCHANGE;
+        }
+        const w = new SlotWait(this, req, sink);
+        this.waiters.push(w);
+        return w;
+      }
+      session = this.connect();
+    }
+    return this.send(session, req, sink);
+  }
+
+  private send(session: http2.ClientHttp2Session, req: OutboundRequest, sink: ResponseSink): Exchange {
     if (this.sessionReady) return this.openStream(session, req, sink);
     // Not read until a stream (or the HTTP/1.1 fallback) takes it: both resume it.
     req.body?.pause();
@@ -324,8 +361,52 @@ export class H2Pool implements EndpointPool {
     return new H2Exchange(session, stream, req, sink);
   }
 
+  /** WaitQueue: a waiter timed out or was aborted. */
+  dropWaiter(w: SlotWait): boolean {
+    const i = this.waiters.indexOf(w);
+    if (i < 0) return false;
+    this.waiters.splice(i, 1);
+    w.served();
+    this.limits?.stopWaiting(this);
+    return true;
+  }
+
+  /** SlotWaiter: a slot freed (already counted): a session for the oldest waiter, shared by all waiting here. */
+  takeSlot(): void {
+    const first = this.waiters.shift(); // the cluster took its place in the queue
+    if (first === undefined) {
+      this.limits?.connectionClosed(); // nobody left to use it: give it back
+      return;
+    }
+    let session = this.liveSession();
+    const spare = session !== null;
+    if (session === null) session = this.connect();
+    this.dispatch(session, first);
+    while (this.waiters.length > 0) {
+      const next = this.waiters.shift()!;
+      this.limits?.stopWaiting(this);
+      this.dispatch(session, next);
+    }
+    if (spare) this.limits?.connectionClosed(); // a session was opened meanwhile: the slot goes on
+  }
+
+  private dispatch(session: http2.ClientHttp2Session, w: SlotWait): void {
+    w.served();
+    try {
+      w.inner = this.send(session, w.req, w.sink);
+    } catch (err) {
+      w.sink.onError(new ForwardError(err, 'IE'));
+    }
+  }
+
+  /** SlotWaiter: sessions are shared by every request, so none is given up for another endpoint. */
+  closeIdle(): boolean {
+    return false;
+  }
+
   close(): void {
     this.closed = true;
+    this.limits?.removePool(this);
     this.session?.close();
   }
 

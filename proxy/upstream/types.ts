@@ -2,6 +2,7 @@
 // sink that receives the response. Each pool (HTTP/1.1, HTTP/2) speaks its wire format on one side of it,
 // each downstream protocol handler implements a sink, so any downstream protocol can reach any upstream one.
 import type { Readable } from 'node:stream';
+import type { ClusterLimits } from '../../src/resilience/cluster-limits.ts';
 import type { UpstreamError } from '../flags.ts';
 
 /** Header fields as a flat list: [name, value, name, value, ...]. Never pseudo-headers, never hop-by-hop. */
@@ -71,4 +72,10 @@ export interface PoolOptions {
   readonly onConnection?: (delta: 1 | -1) => void;
   /** Told when a request is sent again after the keep-alive close race (h1-pool.ts). */
   readonly onKeepAliveRetry?: () => void;
+  /** The cluster's thresholds: connections (HTTP/2: sessions) counted cluster-wide, and the bounded wait for
+   *  one at maxConnections (maxPendingRequests). Absent: no limit (tests of a pool alone). */
+  readonly limits?: ClusterLimits;
 }
+
+/** The exchange of a request a pool failed at once (overflow): nothing to abort or resume. */
+export const NO_EXCHANGE: Exchange = { abort() {}, resume() {} };

@@ -7,6 +7,7 @@ import { reasonRouteCannotSet } from '../routing/hop-by-hop.ts';
 import { loadBalancerNames } from '../lb/registry.ts';
 import { ListenerStages } from './stages.ts';
 import { HealthChecks, OutlierDetection } from './health-schema.ts';
+import { CIRCUIT_BREAKER_DEFAULTS, CircuitBreakers } from './breaker-schema.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -109,6 +110,8 @@ export const Cluster = z.strictObject({
   healthChecks: HealthChecks.optional(),
   /** Passive outlier detection (health-schema.ts); none when absent (the quick form turns it on). */
   outlierDetection: OutlierDetection.optional(),
+  /** Envoy's thresholds (its defaults when absent) and the optional per-endpoint breaker (breaker-schema.ts). */
+  circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
 });
 
 export const HeaderMatch = z

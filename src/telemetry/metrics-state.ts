@@ -57,7 +57,7 @@ export class MeshStateMetrics {
     this.state(cluster).healthChecked = true;
   }
 
-  /** The breaker stage, on every open/close transition (and once when it starts, with false). */
+  /** Before each scrape, for every cluster being served (proxy/stats.ts reads Cluster.circuitOpen). */
   setCircuitBreakerOpen(cluster: ClusterRef, open: boolean): void {
     this.registerBreakers();
     this.forgetCluster(cluster.name); // a reload may have moved the cluster to another service

@@ -34,18 +34,18 @@ const rules = plain.groups.flatMap((g) => g.rules);
 const pendingPath = manifestPath('pending/rules.yaml');
 const pendingRules = (parse(readFileSync(pendingPath, 'utf8')) as RuleFile).groups.flatMap((g) => g.rules);
 
-// The mesh design's alerts, on what the proxy exports today: error rate > 10% / 5m, p95 > 1 s / 5m, and the
-// health issue's: a cluster with no healthy endpoint.
+// The mesh design's alerts, on what the proxy exports today: error rate > 10% / 5m, p95 > 1 s / 5m, a circuit
+// breaker open for 1m; and the health issue's: a cluster with no healthy endpoint.
 const REQUIRED: Record<string, { for?: string; metric: string }> = {
   ServiceMeshHighErrorRate: { for: '5m', metric: 'service_mesh_requests_total' },
   ServiceMeshHighLatency: { for: '5m', metric: 'service_mesh_request_duration_seconds_bucket' },
+  ServiceMeshCircuitBreakerOpen: { for: '1m', metric: 'service_mesh_circuit_breaker_open' },
   // A cluster with no endpoint in rotation (health checks, outlier ejections) in some proxy, for 2 minutes.
   ServiceMeshNoHealthyEndpoints: { for: '2m', metric: 'skein_endpoints_healthy' },
 };
-// Waiting for their feeders: breaker open, certificate expiring (< 7 days; `for` lets a rotation under way
+// Waiting for their feeders: certificate expiring (< 7 days; `for` lets a rotation under way
 // finish) and expired; canary failed, rolled back, stuck > 1 h, error rate > 5% / 2m, p95 > 1000 ms / 2m.
 const PENDING: Record<string, { for?: string; metric: string }> = {
-  ServiceMeshCircuitBreakerOpen: { for: '1m', metric: 'service_mesh_circuit_breaker_open' },
   ServiceMeshCertificateExpiringSoon: { for: '15m', metric: 'service_mesh_certificate_expiry_days' },
   ServiceMeshCertificateExpired: { metric: 'service_mesh_certificate_expiry_days' },
   CanaryDeploymentFailed: { metric: 'canary_deployment_status' },

@@ -188,6 +188,28 @@ describe('merging workers\u2019 /clusters', () => {
     ]);
   });
 
+  it('sums each cluster’s circuit-breaking counts and overflows; each worker has the same thresholds', () => {
+    const limits = (requests: number, overflows: number) => ({
+      connections: 1,
+      maxConnections: 1024,
+      requests,
+      maxRequests: 2,
+      overflows: { max_requests: overflows, max_connections: 0 },
+    });
+    const withLimits = (requests: number, overflows: number): ClustersView => ({
+      version: 1,
+      clusters: [{ name: 'app', circuitBreakers: limits(requests, overflows), endpoints: [] }],
+    });
+    const merged = mergeClusters([withLimits(2, 3), withLimits(1, 4)], { asked: 2, missing: [] });
+    expect(merged.clusters[0].circuitBreakers).toEqual({
+      connections: 2,
+      maxConnections: 1024,
+      requests: 3,
+      maxRequests: 2,
+      overflows: { max_requests: 7, max_connections: 0 },
+    });
+  });
+
   it('names the workers that did not answer', () => {
     const merged = mergeClusters([view(1, [endpoint('10.0.0.1:80', 5, 0)])], {
       asked: 2,

@@ -179,6 +179,15 @@ describe('request metrics', () => {
 
   it('exports exactly the families and labels of the contract table for the proxy', async () => {
     const stats = newStats();
+    // As the server does: the clusters it serves (every cluster has circuit-breaking thresholds).
+    const api = {
+      name: 'api',
+      service: 'api',
+      circuitOpen: false,
+      hasEndpointBreakers: false,
+      breakerStates: () => [],
+    };
+    stats.watchCircuitBreakers(() => [api]);
     stats.onRequestEnd('main', ok);
     // As the server does: every cluster's endpoint gauges, and the counters of a cluster that configures
     // health checks and outlier detection.
@@ -249,7 +258,7 @@ describe('request metrics', () => {
     const stats = newStats();
     stats.onRequestEnd('main', { ...ok, status: 429, flag: 'RL' });
     const waiting = readPendingFamilies().filter((m) => !m.name.startsWith('canary_')); // canaries: control's
-    expect(waiting.map((m) => m.name)).toContain('service_mesh_circuit_breaker_open');
+    expect(waiting.map((m) => m.name)).toContain('service_mesh_certificate_expiry_days');
     const before = await stats.render();
     for (const m of waiting) expect(before, m.name).not.toContain(m.name);
 

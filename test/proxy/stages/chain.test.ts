@@ -111,8 +111,11 @@ describe('stage chain', () => {
 describe('stage registry', () => {
   it('is consistent as shipped: every ordered stage registered, every registered stage ordered', () => {
     expect(registryProblems(registeredStages, STAGE_ORDER, [])).toEqual([]);
-    // outlier sees every attempt's result: no stage before it may end the result phase with a retry.
-    expect(STAGE_ORDER.outbound.slice(0, 2)).toEqual(['route', 'outlier']);
+    for (const order of [STAGE_ORDER.outbound, STAGE_ORDER.inbound]) {
+      // outlier sees every attempt's result right after route; the pick comes last.
+      expect(order.slice(0, 2)).toEqual(['route', 'outlier']);
+      expect(order.at(-1)).toBe('lb-pick');
+    }
   });
 
   it('names each inconsistency', () => {
