@@ -24,6 +24,7 @@ export const LOCAL_TARGET_NAMES = [
   'http-proxy',
   'naive-undici',
   'skein-no-metrics',
+  'skein-baseline',
 ] as const;
 export type LocalTargetName = (typeof LOCAL_TARGET_NAMES)[number];
 
@@ -63,6 +64,8 @@ export interface TargetContext {
   readonly nodePath: string;
   /** Shell command overriding how skein starts; `$PORT` and `$ORIGIN_PORT` are in its environment. */
   readonly skeinCmd?: string;
+  /** skein-baseline: shell command starting another build of skein (`--baseline-cmd`); same environment. */
+  readonly baselineCmd?: string;
   /** How long skein may take to answer 200. */
   readonly skeinReadyTimeoutMs: number;
   /** Which origin the target forwards to (default nginx). */
@@ -333,6 +336,15 @@ export function planTarget(name: LocalTargetName, ctx: TargetContext): TargetPla
           '(what metrics cost: compare with skein)',
       );
     }
+    case 'skein-baseline':
+      if (ctx.baselineCmd === undefined)
+        return { kind: 'skip', reason: 'skein-baseline runs the command given with --baseline-cmd, and none was' };
+      return skeinProcess(
+        { ...ctx, skeinCmd: ctx.baselineCmd },
+        ctx.baselineCmd,
+        {},
+        `\`${ctx.baselineCmd}\` (--baseline-cmd: another build of skein, for before/after in one run)`,
+      );
     case 'skein-mtls':
     case 'skein-full':
       return { kind: 'skip', reason: `${name} is not available` }; // unavailableReason() answered above

@@ -11,7 +11,7 @@ export const MESH_TYPES: readonly MeshType[] = ['baseline', 'skein', 'istio', 'l
 
 /** Measured by default: everything but the second naive Node peer (http-proxy is the Node peer the issue names). */
 export const DEFAULT_LOCAL_TARGETS: readonly LocalTargetName[] = LOCAL_TARGET_NAMES.filter(
-  (t) => t !== 'naive-undici' && t !== 'skein-no-metrics',
+  (t) => t !== 'naive-undici' && t !== 'skein-no-metrics' && t !== 'skein-baseline',
 );
 
 export const DEFAULTS = {
@@ -87,6 +87,9 @@ Machine:
   --load-cpu N             CPU of the generator and the origin (default ${DEFAULTS.loadCpu}).
   --no-probes              Do not attach the eBPF probes to the proxies (they need root and bpftrace anyway).
   --skein-cmd CMD          Shell command starting the plain skein target; $PORT and $ORIGIN_PORT are set.
+  --baseline-cmd CMD       Shell command starting the skein-baseline target (another build, e.g. a worktree of
+                           main: 'exec ../base/bin/skein.js proxy --listen 127.0.0.1:$PORT --upstream
+                           127.0.0.1:$ORIGIN_PORT'); adds skein-baseline to the default targets.
   --skein-wait-s S         How long skein may take to answer before it is reported unavailable (default ${DEFAULTS.skeinWaitS}).
 
 Output:
@@ -124,6 +127,7 @@ export interface RunOptions {
   readonly loadCpu: number;
   readonly probes: boolean;
   readonly skeinCmd?: string;
+  readonly baselineCmd?: string;
   readonly skeinWaitS: number;
   /** Absent: ./bench-results/<timestamp>, decided when the run starts. */
   readonly out?: string;
@@ -158,6 +162,7 @@ export const RUN_OPTIONS = {
   'load-cpu': { type: 'string' },
   'no-probes': { type: 'boolean' },
   'skein-cmd': { type: 'string' },
+  'baseline-cmd': { type: 'string' },
   'skein-wait-s': { type: 'string' },
   out: { type: 'string' },
   'keep-tmp': { type: 'boolean' },
@@ -276,7 +281,14 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
   if (values.help === true) return 'help';
   if (values['local-targets'] !== undefined && values.targets !== undefined)
     throw new UsageError('--targets is another name for --local-targets; give one of them');
-  const localTargets = parseTargets(values['local-targets'] ?? values.targets);
+  const named = values['local-targets'] ?? values.targets;
+  const localTargets = parseTargets(named);
+  const baselineCmd = values['baseline-cmd'];
+  // --baseline-cmd adds its target right after skein (before/after side by side); an explicit list decides itself.
+  if (baselineCmd !== undefined && named === undefined)
+    localTargets.splice(localTargets.indexOf('skein') + 1, 0, 'skein-baseline');
+  if (baselineCmd === undefined && localTargets.includes('skein-baseline') && named?.trim() !== 'all')
+    throw new UsageError('--local-targets: skein-baseline needs --baseline-cmd (the command starting the other build)');
   const remotes = (values.remote ?? []).map(parseRemote);
   const taken = new Set<string>(localTargets);
   for (const r of remotes) {
@@ -313,6 +325,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions | 'help' {
     loadCpu: number('load-cpu', values['load-cpu'], DEFAULTS.loadCpu, 0, true),
     probes: values['no-probes'] !== true,
     skeinCmd: values['skein-cmd'],
+    baselineCmd,
     skeinWaitS: number('skein-wait-s', values['skein-wait-s'], DEFAULTS.skeinWaitS, 1, false),
     out: values.out,
     keepTmp: values['keep-tmp'] === true,

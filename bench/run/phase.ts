@@ -165,6 +165,7 @@ async function startTarget(
     projectDir: d.projectDir,
     nodePath: d.nodePath,
     skeinCmd: t.local === 'skein' ? d.opts.skeinCmd : undefined,
+    baselineCmd: d.opts.baselineCmd,
     skeinReadyTimeoutMs: d.opts.skeinWaitS * 1000,
     telemetry: {
       adminPort,

@@ -50,6 +50,15 @@ describe('skein bench run options', () => {
     fails(['--local-targets', 'skein', '--targets', 'direct'], /another name for --local-targets/);
   });
 
+  it('puts skein-baseline right after skein when --baseline-cmd names another build, and needs the command', () => {
+    const o = parse('--baseline-cmd', 'exec ../base/bin/skein.js proxy --listen 127.0.0.1:$PORT --upstream x');
+    expect(o.localTargets.indexOf('skein-baseline')).toBe(o.localTargets.indexOf('skein') + 1);
+    expect(o.baselineCmd).toContain('../base/bin/skein.js');
+    expect(parse().localTargets).not.toContain('skein-baseline');
+    expect(parse('--baseline-cmd', 'x', '--local-targets', 'direct,skein').localTargets).toEqual(['direct', 'skein']);
+    fails(['--local-targets', 'skein,skein-baseline'], /skein-baseline needs --baseline-cmd/);
+  });
+
   it('rejects unknown targets and scenarios, naming them and listing the known ones', () => {
     fails(['--local-targets', 'direct,envoy'], /--local-targets: unknown target 'envoy'; known: direct, skein/);
     fails(['--local-targets', 'envoy,linkerd'], /unknown targets 'envoy', 'linkerd'/);
