@@ -244,6 +244,7 @@ export class ProxyServer {
     const cutRequests = this.stats.inFlight;
     for (const l of this.listeners.values()) l.destroy();
     if (this.current !== null) for (const c of this.current.clusters.values()) c.close();
+    this.stageState.disposeAll(); // stage state's timers and connections (a global rate limit's Redis)
     const admin = this.admin;
     if (admin !== null) {
       const closed = new Promise<void>((r) => admin.close(() => r()));
