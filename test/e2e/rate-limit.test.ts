@@ -3,12 +3,14 @@
 // and a listener-wide policy covers every route.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { echoClient, grpcError, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 import { httpGet } from '../support/http-client.ts';
+import { listenOnLoopback } from '../support/listen.ts';
 import { quickConfig, startEchoUpstream, startProxy } from '../support/proxy.ts';
 import { waitForAsync } from '../support/wait-for.ts';
 
@@ -140,5 +142,50 @@ describe('local rate limit', () => {
     expect((await httpGet(`${proxy.url()}/`)).status).toBe(200);
     await proxy.proxy.apply(parseConfig({ ...config, drainTimeoutMs: 5000 }, 'test'));
     expect((await httpGet(`${proxy.url()}/`)).status).toBe(429);
+  });
+
+  it('survives a "Redis" that answers garbage: fail open serves, fail closed refuses, nothing crashes', async () => {
+    // Answers every connection with bytes that are no RESP reply, then a wrong-typed reply, then closes.
+    const sockets = new Set<net.Socket>();
+    const hostile = await listenOnLoopback(
+      net.createServer((socket) => {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('data', () => {
+          socket.write('+OK\r\n:12\r\n\x00\xff garbage {}\r\n$-7\r\n');
+          setTimeout(() => socket.destroy(), 5);
+        });
+      }),
+      () => sockets.forEach((s) => s.destroy()),
+    );
+    cleanups.push(() => hostile.close());
+    const upstream = await startEchoUpstream('app');
+    cleanups.push(() => upstream.close());
+    for (const [failureMode, expected] of [
+      ['open', 200],
+      ['closed', 429],
+    ] as const) {
+      const proxy = await startProxy({
+        ...quickConfig([upstream.address]),
+        listeners: [
+          {
+            name: `main-${failureMode}`,
+            address: '127.0.0.1:0',
+            routes: [
+              {
+                cluster: 'upstream',
+                rateLimit: {
+                  requestsPerSecond: 1,
+                  burstSize: 1,
+                  global: { redis: `redis://${hostile.address}`, failureMode, timeoutMs: 50 },
+                },
+              },
+            ],
+          },
+        ],
+      } as ConfigInput);
+      cleanups.push(() => proxy.close());
+      for (let i = 0; i < 20; i++) expect((await httpGet(`${proxy.url()}/`)).status).toBe(expected);
+    }
   });
 });
