@@ -61,7 +61,7 @@ export class ProxyStats {
   private pushState: ConfigPushState | undefined = undefined;
   private readonly pushes = { accepted: 0, rejected: 0 };
   private configPushesRegistered = false;
-  private rateLimitRedis: Histogram<'result'> | null = null;
+  private rateLimitRedis: Record<'allowed' | 'limited' | 'error', { observe(v: number): void }> | null = null;
   private readonly processMetrics: boolean;
   private readonly upstreamEvents = new Map<string, { keepaliveRetries: number; protocolDowngrades: number }>();
   /** Per cluster name (survives the cluster being rebuilt by a reload, so the counters never go back). */
@@ -115,16 +115,22 @@ export class ProxyStats {
   observeRateLimitRedis(seconds: number, result: 'allowed' | 'limited' | 'error'): void {
     let h = this.rateLimitRedis;
     if (h === null) {
-      h = new Histogram({
+      const histogram = new Histogram({
         name: 'skein_ratelimit_redis_seconds',
         help: "Time a global rate limit's check in Redis added to a request (round trip, or until it failed).",
         labelNames: ['result'],
         buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
         registers: [this.registry],
       });
+      // One child per result, bound once: an observation is then a few additions.
+      h = {
+        allowed: histogram.labels('allowed'),
+        limited: histogram.labels('limited'),
+        error: histogram.labels('error'),
+      };
       this.rateLimitRedis = h;
     }
-    h.observe({ result }, seconds);
+    h[result].observe(seconds);
   }
 
   /** Outlier detection set up for a cluster: ejections are exported (0 for its service until one). */
