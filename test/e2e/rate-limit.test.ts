@@ -188,4 +188,39 @@ describe('local rate limit', () => {
       for (let i = 0; i < 20; i++) expect((await httpGet(`${proxy.url()}/`)).status).toBe(expected);
     }
   });
+
+  it('refuses a WebSocket upgrade beyond the limit with 429, Retry-After and RL', async () => {
+    const upstream = await startEchoUpstream('app');
+    cleanups.push(() => upstream.close());
+    const proxy = await startProxy({
+      ...quickConfig([upstream.address]),
+      listeners: [
+        {
+          name: 'main',
+          address: '127.0.0.1:0',
+          routes: [{ cluster: 'upstream', rateLimit: { requestsPerSecond: 0.1, burstSize: 1, keyExtractor: 'route' } }],
+        },
+      ],
+    } as ConfigInput);
+    cleanups.push(() => proxy.close());
+    expect((await httpGet(`${proxy.url()}/`)).status).toBe(200);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(proxy.port(), '127.0.0.1');
+      let text = '';
+      socket.setTimeout(5_000, () => socket.destroy(new Error('no answer')));
+      socket.on('data', (c: Buffer) => (text += c.toString()));
+      socket.on('end', () => {
+        socket.end();
+        resolve(text);
+      });
+      socket.on('error', reject);
+      socket.write(
+        'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 429 /);
+    expect(answer).toMatch(/\r\nretry-after: \d+\r\n/);
+    expect(answer).toMatch(/\r\nx-skein-flags: RL\r\n/);
+  });
 });
