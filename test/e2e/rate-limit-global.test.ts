@@ -142,7 +142,8 @@ describe('global rate limit through Redis', () => {
     redis = await startRedis();
     const app = await fixture.upstream('app');
     const p = await proxyWithGlobalLimit(app.address, 'closed', 1);
-    expect((await httpGet(`${p.url()}/`)).status).toBe(200);
+    // Until its connection to Redis is up (just after start) the proxy fails closed too.
+    await waitForAsync(async () => (await httpGet(`${p.url()}/`)).status === 200, 15_000, 50);
     await redis.stop();
     for (let i = 0; i < 10; i++) {
       const res = await httpGet(`${p.url()}/`);
