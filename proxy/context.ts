@@ -44,6 +44,8 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   breakerMarks = 0;
   /** The pick's probe token when the picked endpoint's breaker is half-open (Cluster.pick), else -1. */
   breakerProbe = -1;
+  /** Seconds a local reply tells the client to wait (Retry-After; the rate-limit stage sets it); 0 = none. */
+  retryAfterSec = 0;
   status = 0;
   flag: ResponseFlag | '' = '';
   /** 0 = none; set by the route/cluster and narrowed by grpc-timeout. */

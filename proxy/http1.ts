@@ -202,7 +202,8 @@ export class Http1Context extends RequestContext {
       const requestId = this.requestId || this.ensureRequestId(this.header('x-request-id'));
       const head =
         `${statusLine(status)}content-type: text/plain\r\ncontent-length: ${this.responseBytes}\r\n` +
-        `${FLAG_HEADER}: ${flag}\r\nx-request-id: ${requestId}\r\n${dateHeaderLine()}${this.connectionField()}\r\n`;
+        `${FLAG_HEADER}: ${flag}\r\nx-request-id: ${requestId}\r\n` +
+        `${this.retryAfterSec > 0 ? `retry-after: ${this.retryAfterSec}\r\n` : ''}${dateHeaderLine()}${this.connectionField()}\r\n`;
       if (this.method === 'HEAD') this.conn.io.writeString(head);
       else this.conn.io.send(head, '', Buffer.from(body), '');
       this.finish(status, flag);
@@ -307,7 +308,9 @@ export class Http1Context extends RequestContext {
     const requestId = this.requestId || this.ensureRequestId(this.header('x-request-id'));
     socket.end(
       `${statusLine(status)}content-type: text/plain\r\ncontent-length: ${this.responseBytes}\r\n` +
-        `${FLAG_HEADER}: ${flag}\r\nx-request-id: ${requestId}\r\n${dateHeaderLine()}connection: close\r\n\r\n${body}`,
+        `${FLAG_HEADER}: ${flag}\r\nx-request-id: ${requestId}\r\n` +
+        `${this.retryAfterSec > 0 ? `retry-after: ${this.retryAfterSec}\r\n` : ''}` +
+        `${dateHeaderLine()}connection: close\r\n\r\n${body}`,
     );
     // Read (and drop) until the client's FIN, so the connection closes rather than waiting half-open.
     socket.resume();

@@ -191,12 +191,14 @@ export class Http2Context extends RequestContext {
           { endStream: true },
         );
       } else {
-        stream.respond({
+        const head: Record<string, string | number> = {
           ':status': status,
           'content-type': 'text/plain',
           [FLAG_HEADER]: flag,
           'x-request-id': requestId,
-        });
+        };
+        if (this.retryAfterSec > 0) head['retry-after'] = this.retryAfterSec;
+        stream.respond(head);
         const body = `${message}\n`;
         this.responseBytes = Buffer.byteLength(body);
         stream.end(body);

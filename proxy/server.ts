@@ -151,6 +151,7 @@ export class ProxyServer {
     }
     this.current = next;
     this.stageState.commit();
+    for (const scope of scopes.values()) if (scope.chain.names.includes('rate-limit')) this.stats.registerRateLimits();
     // Cluster.start() call site: background work (health checks, the outlier sweep) of the clusters this
     // config created, now that they serve (reused clusters are running already).
     for (const c of created) {
@@ -243,6 +244,7 @@ export class ProxyServer {
     const cutRequests = this.stats.inFlight;
     for (const l of this.listeners.values()) l.destroy();
     if (this.current !== null) for (const c of this.current.clusters.values()) c.close();
+    this.stageState.disposeAll(); // stage state's timers and connections (a global rate limit's Redis)
     const admin = this.admin;
     if (admin !== null) {
       const closed = new Promise<void>((r) => admin.close(() => r()));

@@ -3,7 +3,7 @@
 // skein_* families about this process itself (connections, listeners, config, its own overhead). Listeners, pools
 // and stages call the methods here; each is a few additions, and prom-client reads the numbers when Prometheus
 // scrapes. A family whose feeder is not built is not registered: stages register theirs when they are built.
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { RequestMetrics, type RequestMetricsInput, type RetryInput } from '../src/telemetry/metrics.ts';
 import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-collected.ts';
 import { type OverheadInput, ProxyOverheadMetrics } from '../src/telemetry/metrics-overhead.ts';
@@ -61,6 +61,7 @@ export class ProxyStats {
   private pushState: ConfigPushState | undefined = undefined;
   private readonly pushes = { accepted: 0, rejected: 0 };
   private configPushesRegistered = false;
+  private rateLimitRedis: Record<'allowed' | 'limited' | 'error', { observe(v: number): void }> | null = null;
   private readonly processMetrics: boolean;
   private readonly upstreamEvents = new Map<string, { keepaliveRetries: number; protocolDowngrades: number }>();
   /** Per cluster name (survives the cluster being rebuilt by a reload, so the counters never go back). */
@@ -107,6 +108,29 @@ export class ProxyStats {
   /** The rate-limit stage, when it is built: service_mesh_rate_limited_requests_total is exported from then on. */
   registerRateLimits(): void {
     this.requests.registerRateLimits();
+  }
+
+  /** How long a global rate limit's Redis check took, by what it came to (allowed, limited, error). Registered
+   *  on the first check (a proxy with no global limit has no such family). */
+  observeRateLimitRedis(seconds: number, result: 'allowed' | 'limited' | 'error'): void {
+    let h = this.rateLimitRedis;
+    if (h === null) {
+      const histogram = new Histogram({
+        name: 'skein_ratelimit_redis_seconds',
+        help: "Time a global rate limit's check in Redis added to a request (round trip, or until it failed).",
+        labelNames: ['result'],
+        buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+        registers: [this.registry],
+      });
+      // One child per result, bound once: an observation is then a few additions.
+      h = {
+        allowed: histogram.labels('allowed'),
+        limited: histogram.labels('limited'),
+        error: histogram.labels('error'),
+      };
+      this.rateLimitRedis = h;
+    }
+    h[result].observe(seconds);
   }
 
   /** Outlier detection set up for a cluster: ejections are exported (0 for its service until one). */

@@ -8,6 +8,7 @@ import type { Cluster } from '../cluster.ts';
 import type { Stage } from '../pipeline.ts';
 import { faultStage } from './fault.ts';
 import { breakerStage } from './breaker.ts';
+import { rateLimitStage } from './rate-limit.ts';
 import { lbPickStage } from './lb-pick.ts';
 import { outlierStage } from './outlier.ts';
 import { routeStage } from './route.ts';
@@ -36,15 +37,15 @@ export interface StageDefinition {
 }
 
 /**
- * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, breaker and LB pick. Where the rest go:
+ * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, rate limit, breaker and LB pick. Where the rest go:
  * inbound  — identity → authorization → rate limit → route → fault → breaker → lb-pick
  * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
  * The breaker runs inbound too: a cluster shared with an outbound listener must give back its probe slots.
  */
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
   // outlier right after route: it sees every attempt's result (it has no request phase of its own).
-  inbound: ['route', 'outlier', 'fault', 'breaker', 'lb-pick'],
-  outbound: ['route', 'outlier', 'fault', 'breaker', 'lb-pick'],
+  inbound: ['route', 'outlier', 'fault', 'rate-limit', 'breaker', 'lb-pick'],
+  outbound: ['route', 'outlier', 'fault', 'rate-limit', 'breaker', 'lb-pick'],
 };
 
 const definitions = new Map<string, StageDefinition>();
@@ -91,6 +92,7 @@ registerStage(faultStage);
 registerStage(lbPickStage);
 registerStage(outlierStage);
 registerStage(breakerStage);
+registerStage(rateLimitStage);
 
 const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));
 if (problems.length > 0) throw new Error(`pipeline stage registry is inconsistent:\n  ${problems.join('\n  ')}`);

@@ -61,6 +61,14 @@ export class StateStore {
     }
   }
 
+  /** Shutdown: drop (and dispose) everything. */
+  disposeAll(): void {
+    this.asked = null;
+    const values = [...this.values.values()];
+    this.values.clear();
+    for (const value of values) dispose(value);
+  }
+
   keys(): ReadonlySet<string> {
     return new Set(this.values.keys());
   }

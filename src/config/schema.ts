@@ -8,6 +8,7 @@ import { loadBalancerNames } from '../lb/registry.ts';
 import { ListenerStages } from './stages.ts';
 import { HealthChecks, OutlierDetection } from './health-schema.ts';
 import { CIRCUIT_BREAKER_DEFAULTS, CircuitBreakers } from './breaker-schema.ts';
+import { RateLimitPolicy } from './rate-limit-schema.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -195,6 +196,8 @@ export const Route = z
       .optional(),
     /** Fault injection for chaos tests (proxy/stages/fault.ts). */
     fault: FaultPolicy.optional(),
+    /** A rate limit on this route's requests (proxy/stages/rate-limit.ts; rate-limit-schema.ts). */
+    rateLimit: RateLimitPolicy.optional(),
   })
   .refine((r) => (r.cluster === undefined) !== (r.weightedClusters === undefined), {
     message: 'a route needs exactly one of cluster or weightedClusters',

@@ -3,8 +3,12 @@
 // control validate them like every other field; the proxy's stage registry (proxy/stages/registry.ts) pairs
 // each name with its factory and refuses to start if a name here has none.
 import { z } from 'zod';
+import { RateLimitPolicy } from './rate-limit-schema.ts';
 
-export const STAGE_CONFIGS: Readonly<Record<string, z.ZodType>> = {};
+export const STAGE_CONFIGS: Readonly<Record<string, z.ZodType>> = {
+  /** A rate limit over every request of the listener (a route's `rateLimit` adds its own). */
+  'rate-limit': RateLimitPolicy,
+};
 
 export const ListenerStages = z.strictObject(
   Object.fromEntries(Object.entries(STAGE_CONFIGS).map(([name, schema]) => [name, schema.optional()])),

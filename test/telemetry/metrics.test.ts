@@ -194,6 +194,8 @@ describe('request metrics', () => {
     stats.watchEndpoints(() => [{ name: 'api', health: { healthyCount: 2, ejectedCount: 0 } }]);
     stats.registerHealthChecks({ name: 'api', service: 'api' });
     stats.registerOutlierDetection({ name: 'api', service: 'api' });
+    // As the server does once a listener has a rate limit.
+    stats.registerRateLimits();
     const text = await stats.render();
     const samples = parseExposition(text);
     const proxyRows = readContract();
