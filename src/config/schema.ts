@@ -9,6 +9,7 @@ import { ListenerStages } from './stages.ts';
 import { HealthChecks, OutlierDetection } from './health-schema.ts';
 import { CIRCUIT_BREAKER_DEFAULTS, CircuitBreakers } from './breaker-schema.ts';
 import { RateLimitPolicy } from './rate-limit-schema.ts';
+import { RETRY_BUDGET_DEFAULTS, RetryBudget, RetryPolicy } from './retry-schema.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -113,6 +114,8 @@ export const Cluster = z.strictObject({
   outlierDetection: OutlierDetection.optional(),
   /** Envoy's thresholds (its defaults when absent) and the optional per-endpoint breaker (breaker-schema.ts). */
   circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
+  /** How many retries the cluster's requests may add (retry-schema.ts); always on, Linkerd's defaults. */
+  retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
 });
 
 export const HeaderMatch = z
@@ -198,6 +201,9 @@ export const Route = z
     fault: FaultPolicy.optional(),
     /** A rate limit on this route's requests (proxy/stages/rate-limit.ts; rate-limit-schema.ts). */
     rateLimit: RateLimitPolicy.optional(),
+    /** Retries of this route's requests (proxy/stages/retry.ts; retry-schema.ts). Absent: the listener's
+     *  `stages.retry`, else Istio's default policy on outbound listeners and none on inbound ones. */
+    retries: RetryPolicy.optional(),
   })
   .refine((r) => (r.cluster === undefined) !== (r.weightedClusters === undefined), {
     message: 'a route needs exactly one of cluster or weightedClusters',

@@ -4,10 +4,13 @@
 // each name with its factory and refuses to start if a name here has none.
 import { z } from 'zod';
 import { RateLimitPolicy } from './rate-limit-schema.ts';
+import { RetryPolicy } from './retry-schema.ts';
 
 export const STAGE_CONFIGS: Readonly<Record<string, z.ZodType>> = {
   /** A rate limit over every request of the listener (a route's `rateLimit` adds its own). */
   'rate-limit': RateLimitPolicy,
+  /** The retry policy of the listener's routes that have no `retries` of their own (`maxRetries: 0`: none). */
+  retry: RetryPolicy,
 };
 
 export const ListenerStages = z.strictObject(
