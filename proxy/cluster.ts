@@ -12,6 +12,7 @@ import { OutlierRecord } from '../src/resilience/outlier.ts';
 import { ClusterHealth, type HealthEvent } from './cluster-health.ts';
 import { type BreakerState, EndpointBreaker } from '../src/resilience/breaker.ts';
 import { ClusterLimits, type Threshold } from '../src/resilience/cluster-limits.ts';
+import { RetryBudget } from '../src/resilience/retry.ts';
 import { H1Pool } from './upstream/h1-pool.ts';
 import { H2Pool, type Http2Refusal } from './upstream/h2-pool.ts';
 import type { EndpointPool, Exchange, OutboundRequest, PoolOptions, ResponseSink } from './upstream/types.ts';
@@ -123,6 +124,8 @@ export interface HashKeySource {
   /** Set by the pick when the endpoint's breaker is half-open: the probe token to report its outcome with
    *  (EndpointBreaker.record); NOT_A_PROBE (-1) otherwise. The breaker stage reads it (stages/breaker.ts). */
   breakerProbe?: number;
+  /** Endpoints this request's earlier attempts went to: the pick prefers any other (null: first attempt). */
+  readonly triedEndpoints?: readonly Endpoint[] | null;
 }
 
 function compileHashKey(policy: HashPolicyConfig | undefined): ((req: HashKeySource) => string | undefined) | null {
@@ -173,6 +176,9 @@ export class Cluster {
   /** Circuit-breaking thresholds and their counts (connections, pending, requests, retries); the retry stage
    *  asks `limits.tryStartRetry()` before a retry and calls `limits.endRetry()` when it ends. */
   readonly limits: ClusterLimits;
+  /** How many retries the cluster's requests may add (Linkerd's budget; the retry stage deposits and
+   *  withdraws). On the cluster, so a reload that keeps the cluster keeps its window. */
+  readonly retryBudget: RetryBudget;
   /** `circuitBreakers.endpoint`, or null: endpoints have no breaker. */
   private readonly endpointBreaker: EndpointBreakerConfig | null;
   /** Endpoints whose breaker is open or half-open: when 0 (the usual case) the pick checks none. */
@@ -203,6 +209,7 @@ export class Cluster {
     const cb = config.circuitBreakers;
     this.limits = new ClusterLimits(cb, opts.onOverflow && ((threshold) => opts.onOverflow!(config.name, threshold)));
     this.endpointBreaker = cb.endpoint ?? null;
+    this.retryBudget = new RetryBudget(config.retryBudget);
     this.poolOptions = {
       limits: this.limits,
       connectTimeoutMs: config.timeouts.connectMs,
@@ -287,28 +294,36 @@ export class Cluster {
 
   /**
    * The LB pick for one request; undefined when the cluster has no endpoint (or, with endpoint breakers, none
-   * that lets a request through). An endpoint whose breaker is open is skipped: the balancer is asked again
-   * (up to once per endpoint), then the endpoints are scanned in order. A half-open one gives a probe slot,
-   * whose token goes to `req.breakerProbe`.
+   * that lets a request through). An endpoint whose breaker is open, or that an earlier attempt of the request
+   * went to, is skipped: the balancer is asked again (up to once per endpoint), then the endpoints are scanned
+   * in order; when every endpoint was tried, one that admits the request is taken again. A half-open one gives
+   * a probe slot, whose token goes to `req.breakerProbe`.
    */
   pick(req: HashKeySource): Endpoint | undefined {
     const ctx = this.pickCtx;
     ctx.hashKey = this.hashKey === null ? undefined : this.hashKey(req);
     const ep = this.lb.pick(ctx) as Endpoint | undefined;
-    if (ep === undefined || this.breakersNotClosed === 0) return ep;
+    if (ep === undefined || (this.breakersNotClosed === 0 && (req.triedEndpoints ?? null) === null)) return ep;
     return this.pickAdmitted(ep, req);
   }
 
   private pickAdmitted(first: Endpoint, req: HashKeySource): Endpoint | undefined {
     const now = performance.now();
+    const tried = req.triedEndpoints ?? null;
+    const fresh = (e: Endpoint) => tried === null || !tried.includes(e);
+    const admits = (e: Endpoint) => e.breaker === null || e.breaker.admits(now);
     let ep: Endpoint | undefined = first;
     // Only among the endpoints in rotation: an unhealthy or ejected one is no fallback for an open breaker.
     const rotation = this.health.inRotation;
     for (let i = 0; i < rotation.length && ep !== undefined; i++) {
-      if (ep.breaker === null || ep.breaker.admits(now)) return this.admit(ep, req, now);
+      if (fresh(ep) && admits(ep)) return this.admit(ep, req, now);
       ep = this.lb.pick(this.pickCtx) as Endpoint | undefined;
     }
-    for (const e of rotation) if (e.breaker === null || e.breaker.admits(now)) return this.admit(e, req, now);
+    for (const e of rotation) if (fresh(e) && admits(e)) return this.admit(e, req, now);
+    if (tried === null) return undefined;
+    // Every endpoint in rotation was tried: the balancer's first choice again, or any that admits it.
+    if (admits(first)) return this.admit(first, req, now);
+    for (const e of rotation) if (admits(e)) return this.admit(e, req, now);
     return undefined;
   }
 
@@ -349,6 +364,7 @@ export class Cluster {
       healthyEndpoints: this.health.healthyCount,
       panic: this.health.panic,
       circuitBreakers: this.describeLimits(),
+      retryBudget: this.retryBudget.describe(now),
       endpoints: this.endpoints.map((e) => ({
         address: e.id,
         weight: e.weight,

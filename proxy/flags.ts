@@ -21,6 +21,29 @@ export type ResponseFlag = (typeof FLAG)[keyof typeof FLAG];
 /** The flags a local reply can carry: all but DI, which marks a request that went on after an injected delay. */
 export type ReplyFlag = Exclude<ResponseFlag, 'DI'>;
 
+/**
+ * A request's flag after its retries ran out on a failure without an answer: the failure's flag, then URX, as
+ * Envoy writes them ("UF,URX"). An upstream answer that was the last allowed attempt is flagged URX alone.
+ */
+export type RetryLimitedFlag = `${'UF' | 'UC' | 'UT' | 'UPE'},URX`;
+/** What a request's flag can be (the access log's response_flags, the response_flag label, x-skein-flags). */
+export type RequestFlag = ResponseFlag | RetryLimitedFlag;
+
+/** The flag a failure is answered with: its own, plus URX when the retry stage let it be the last attempt
+ *  (it marks the request with URX before it accepts such a failure). */
+export function failureFlag(requestFlag: RequestFlag | '', failure: ReplyFlag): RequestFlag {
+  if (requestFlag !== FLAG.RetryLimit) return failure;
+  switch (failure) {
+    case 'UF':
+    case 'UC':
+    case 'UT':
+    case 'UPE':
+      return `${failure},URX`;
+    default:
+      return failure;
+  }
+}
+
 export const FLAG_HEADER = 'x-skein-flags';
 
 /** gRPC status codes used by the proxy (grpc/doc/statuscodes.md). */

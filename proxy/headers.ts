@@ -19,6 +19,13 @@ export const H_SOURCE = 10;
 export const H_TARGET = 11;
 export const H_GRPC_TIMEOUT = 12;
 export const H_TRACE = 13;
+export const H_ATTEMPT_COUNT = 14;
+
+/** The upstream attempt's number (1 on the first try), sent when a retry policy applies (Envoy's
+ *  x-envoy-attempt-count): the app can tell a retry from a new request. */
+export const ATTEMPT_COUNT_HEADER = 'x-skein-attempt-count';
+/** Its values, made once (maxRetries is at most 10). */
+const ATTEMPT_COUNTS: readonly string[] = Array.from({ length: 16 }, (_, i) => String(i));
 
 export { HOP_BY_HOP } from '../src/routing/hop-by-hop.ts';
 
@@ -38,6 +45,7 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map<strin
   ['x-source-service', H_SOURCE],
   ['x-target-service', H_TARGET],
   ['grpc-timeout', H_GRPC_TIMEOUT],
+  [ATTEMPT_COUNT_HEADER, H_ATTEMPT_COUNT],
   // Trace propagation, every format a tracer may be configured with: copied as is unless the request is traced
   // (then the tracer writes its own).
   ...[...propagationHeaderNames(['w3c', 'b3', 'b3multi'])].map((n) => [n, H_TRACE] as const),
@@ -115,6 +123,10 @@ export function pushMeshHeaders(ctx: RequestContext, out: FlatHeaders, g: Gather
   // the time already spent here, so the server stops working when the proxy would give up anyway.
   if (ctx.isGrpc && ctx.timeoutMs > 0) {
     out.push('grpc-timeout', `${Math.max(1, Math.ceil(ctx.timeoutMs - (performance.now() - ctx.startMs)))}m`);
+  }
+  if (ctx.retryPolicy !== null && ctx.attemptNumber > 0) {
+    const n = ctx.attemptNumber;
+    out.push(ATTEMPT_COUNT_HEADER, ATTEMPT_COUNTS[n] ?? String(n));
   }
   if (ctx.trace !== null) ctx.tracer!.inject(ctx.trace, ctx, out);
   const set = ctx.route!.setHeaders;

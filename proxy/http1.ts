@@ -5,11 +5,20 @@
 // the upstream's Content-Length when it gave one, chunked otherwise (or close-delimited for HTTP/1.0).
 import type { Duplex, Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
-import { FLAG, FLAG_HEADER, ForwardError, localReply, type ResponseFlag, type UpstreamError } from './flags.ts';
+import {
+  FLAG,
+  FLAG_HEADER,
+  failureFlag,
+  ForwardError,
+  localReply,
+  type RequestFlag,
+  type UpstreamError,
+} from './flags.ts';
 import {
   ACTION_NAME_LENGTHS,
   connectionTokens,
   type GatheredHeaders,
+  H_ATTEMPT_COUNT,
   H_CONNECTION,
   H_REQUEST_ID,
   H_SOURCE,
@@ -169,6 +178,10 @@ export class Http1Context extends RequestContext {
         case H_TRACE:
           if (!this.tracerRewrites(lower)) out.push(name, raw[i + 1]);
           break;
+        case H_ATTEMPT_COUNT:
+          // The caller's count passes on unless this request's retry policy writes its own.
+          if (this.retryPolicy === null) out.push(name, raw[i + 1]);
+          break;
         case H_CONNECTION: {
           const v = raw[i + 1].toLowerCase();
           if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v, named);
@@ -188,7 +201,7 @@ export class Http1Context extends RequestContext {
     return this.responseStarted && this.pendingHead === null;
   }
 
-  replyLocal(status: number, flag: ResponseFlag, message: string, _grpcStatus: number): void {
+  replyLocal(status: number, flag: RequestFlag, message: string, _grpcStatus: number): void {
     if (this.tunnel !== null) {
       this.replyOnTunnel(this.tunnel, status, flag, message);
       return;
@@ -276,15 +289,15 @@ export class Http1Context extends RequestContext {
     }
     try {
       this.exchange = null;
-      const flag = err.flag;
-      this.listener.log.debug('upstream error', { requestId: this.requestId, flag, error: err.message });
+      this.listener.log.debug('upstream error', { requestId: this.requestId, flag: err.flag, error: err.message });
       if (this.headWritten) {
         // Mid-response: the only honest signal left is to cut the connection.
         this.conn.destroy();
-        this.finish(this.status, flag);
+        this.finish(this.status, err.flag);
         return;
       }
-      const reply = localReply(flag);
+      const reply = localReply(err.flag);
+      const flag = failureFlag(this.flag, err.flag);
       this.replyLocal(reply.status, flag, `${reply.message}: ${err.message}`, reply.grpcStatus);
     } catch (thrown) {
       this.onException(thrown, 'IE');
@@ -297,7 +310,7 @@ export class Http1Context extends RequestContext {
   }
 
   /** An upgrade that gets no tunnel: the reply any HTTP/1.1 local reply is, then the connection closes. */
-  private replyOnTunnel(socket: Duplex, status: number, flag: ResponseFlag, message: string): void {
+  private replyOnTunnel(socket: Duplex, status: number, flag: RequestFlag, message: string): void {
     if (this.finished || socket.destroyed) {
       socket.destroy();
       this.finish(status, flag);

@@ -10,12 +10,14 @@ import {
   FLAG_HEADER,
   ForwardError,
   GRPC_STATUS,
+  failureFlag,
   localReply,
-  type ResponseFlag,
+  type RequestFlag,
   type UpstreamError,
 } from './flags.ts';
 import {
   type GatheredHeaders,
+  H_ATTEMPT_COUNT,
   H_REQUEST_ID,
   H_SOURCE,
   H_TE,
@@ -158,6 +160,9 @@ export class Http2Context extends RequestContext {
         case H_TRACE:
           if (!this.tracerRewrites(name)) out.push(name, value);
           break;
+        case H_ATTEMPT_COUNT:
+          if (this.retryPolicy === null) out.push(name, value);
+          break;
         case H_TE:
           // gRPC needs "te: trailers" end to end; it is the only TE value HTTP/2 allows.
           if (value === 'trailers') out.push('te', 'trailers');
@@ -168,7 +173,7 @@ export class Http2Context extends RequestContext {
     return out;
   }
 
-  replyLocal(status: number, flag: ResponseFlag, message: string, grpcStatus: number): void {
+  replyLocal(status: number, flag: RequestFlag, message: string, grpcStatus: number): void {
     const stream = this.stream;
     const requestId = this.requestId || this.ensureRequestId(this.header('x-request-id'));
     if (stream.destroyed || stream.closed) {
@@ -296,7 +301,7 @@ export class Http2Context extends RequestContext {
       this.finish(this.status, err.flag);
       return;
     }
-    this.replyLocal(reply.status, err.flag, `${reply.message}: ${err.message}`, grpc);
+    this.replyLocal(reply.status, failureFlag(this.flag, err.flag), `${reply.message}: ${err.message}`, grpc);
   }
 
   private readonly onDownstreamError = (err: Error): void => {

@@ -2,8 +2,10 @@
 // one request, then the upstream call, each attempt through its own sink (Attempt) so a failed attempt can be
 // replaced before the downstream sees a byte of it. HTTP/1.1, HTTP/2 and gRPC forward upstream; WebSocket and
 // TCP run the same request and finish phases and then open their tunnel (websocket.ts, tcp.ts).
+import type { Readable } from 'node:stream';
+import { BodyReplay } from './body-replay.ts';
 import type { LocalReply } from './flags.ts';
-import { FLAG, type UpstreamError } from './flags.ts';
+import { FLAG, FLAG_HEADER, type UpstreamError } from './flags.ts';
 import type { RequestContext } from './context.ts';
 import type { Endpoint } from './cluster.ts';
 import type { EndpointPool, Exchange, FlatHeaders, OutboundRequest, ResponseSink } from './upstream/types.ts';
@@ -135,9 +137,30 @@ export function forward(ctx: RequestContext): void {
   let path = ctx.url;
   const rw = route.rewrite;
   if (rw !== undefined && path.startsWith(rw[0])) path = rw[1] + path.slice(rw[0].length);
-  const { body, contentLength } = ctx.requestBody();
   const now = performance.now();
-  if (ctx.upstreamStartMs === 0) ctx.upstreamStartMs = now;
+  const previous = ctx.upstreamRequest;
+  let body: Readable | null;
+  let contentLength: number;
+  if (previous === null) {
+    ({ body, contentLength } = ctx.requestBody());
+    // A stage that may ask for another attempt keeps a body within its limit (retry() checks it was kept).
+    const limit = ctx.bodyBufferBytes;
+    if (body !== null && limit > 0 && contentLength <= limit) {
+      ctx.bodyReplay = new BodyReplay(body, limit);
+      body = ctx.bodyReplay.next();
+    }
+    ctx.upstreamStartMs = now;
+    if (ctx.timeoutMs > 0) ctx.deadlineMs = now + ctx.timeoutMs;
+  } else {
+    contentLength = previous.contentLength;
+    body = previous.body === null ? null : ctx.bodyReplay!.next();
+  }
+  // The request's timeout bounds all its attempts together; a per-try timeout, when shorter, this one.
+  let timeoutMs = ctx.deadlineMs === 0 ? 0 : Math.max(1, Math.ceil(ctx.deadlineMs - now));
+  const perTry = ctx.perTryTimeoutMs;
+  ctx.perTryTimerArmed = perTry > 0 && (timeoutMs === 0 || perTry < timeoutMs);
+  if (ctx.perTryTimerArmed) timeoutMs = perTry;
+  ctx.attemptNumber++;
   const request: OutboundRequest = {
     method: ctx.method,
     path,
@@ -146,7 +169,7 @@ export function forward(ctx: RequestContext): void {
     headers: ctx.upstreamHeaders(),
     body,
     contentLength,
-    timeoutMs: ctx.timeoutMs,
+    timeoutMs,
     http1Fallback: !ctx.isGrpc && ctx.cluster!.protocol === 'auto',
     attempts: 1,
   };
@@ -181,6 +204,8 @@ class Attempt implements ResponseSink {
     if (stages.length !== 0 && verdict(ctx, stages, status, headers, null) === 'retry' && retry(ctx, this, status, ''))
       return;
     ctx.committed = true;
+    // The last of the attempts a retry policy allowed: the answer goes out as it is, flagged.
+    if (ctx.flag === FLAG.RetryLimit) headers.push(FLAG_HEADER, FLAG.RetryLimit);
     ctx.respond(status, headers, endStream);
   }
 
@@ -230,18 +255,28 @@ function verdict(
 }
 
 /**
- * Another attempt, if one can still be made: nothing went downstream yet and the request's body (if any) was
- * not consumed by the attempt that failed (a stage that buffers bodies makes those retryable). The per-attempt
- * stages run again (a new endpoint pick), then the request goes out again. False: the outcome stands.
+ * Whether another attempt can still be made: nothing went downstream yet, and the request has no body or its
+ * body was kept whole (ctx.bodyBufferBytes; a body over that limit went out as a stream). A result stage asks
+ * this before it asks for a retry.
+ */
+export function canAttemptAgain(ctx: RequestContext): boolean {
+  if (ctx.committed || ctx.finished) return false;
+  const req = ctx.upstreamRequest;
+  return req === null || req.body === null || (ctx.bodyReplay !== null && ctx.bodyReplay.replayable);
+}
+
+/**
+ * Another attempt, if one can still be made (canAttemptAgain). The per-attempt stages run again (a new endpoint
+ * pick), then the request goes out again. False: the outcome stands.
  */
 function retry(ctx: RequestContext, failed: Attempt, status: number, flag: string): boolean {
-  if (ctx.committed || ctx.finished || (ctx.upstreamRequest !== null && ctx.upstreamRequest.body !== null))
-    return false;
+  if (!canAttemptAgain(ctx)) return false;
   failed.settled = true;
   const ex: Exchange | null = ctx.exchange;
   ctx.exchange = null;
   ctx.attempt = null;
   ex?.abort();
+  ctx.bodyReplay?.hold();
   ctx.earlierAttempts += ctx.upstreamRequest?.attempts ?? 0;
   if (ctx.trace !== null) ctx.tracer!.retry?.(ctx.trace, { status, flag });
   // Deferred: the failed attempt's pool is still inside its callback; the next attempt starts clean.

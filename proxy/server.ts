@@ -151,7 +151,10 @@ export class ProxyServer {
     }
     this.current = next;
     this.stageState.commit();
-    for (const scope of scopes.values()) if (scope.chain.names.includes('rate-limit')) this.stats.registerRateLimits();
+    for (const scope of scopes.values()) {
+      if (scope.chain.names.includes('rate-limit')) this.stats.registerRateLimits();
+      if (scope.chain.names.includes('retry')) this.stats.registerRetries();
+    }
     // Cluster.start() call site: background work (health checks, the outlier sweep) of the clusters this
     // config created, now that they serve (reused clusters are running already).
     for (const c of created) {

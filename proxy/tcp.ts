@@ -4,7 +4,7 @@
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
-import { FLAG, type ResponseFlag, type UpstreamError } from './flags.ts';
+import { FLAG, type RequestFlag, type ResponseFlag, type UpstreamError } from './flags.ts';
 import { runTunnel } from './pipeline.ts';
 import type { ListenerScope } from './scope.ts';
 import type { FlatHeaders } from './upstream/types.ts';
@@ -30,7 +30,7 @@ class TcpContext extends RequestContext {
     return { body: null, contentLength: 0 };
   }
   /** TCP has no reply to write: the connection is closed, and its flag counted. */
-  replyLocal(status: number, flag: ResponseFlag): void {
+  replyLocal(status: number, flag: RequestFlag): void {
     this.listener.log.debug('tcp: connection refused by the pipeline', { listener: this.listener.name, flag });
     this.downstream.destroy();
     this.finish(status, flag);

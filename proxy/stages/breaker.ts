@@ -32,6 +32,11 @@ function outcomeOf(ctx: RequestContext): Outcome {
     case FLAG.UpstreamProtocolError:
     case FLAG.RetryLimit:
       return 'failure';
+    case 'UF,URX':
+    case 'UC,URX':
+    case 'UT,URX':
+    case 'UPE,URX':
+      return 'failure';
     default:
       // The client went away (DC), an overflow in the pool (UO), the proxy's own error (IE): not the endpoint's.
       return 'neutral';

@@ -11,6 +11,7 @@ import { breakerStage } from './breaker.ts';
 import { rateLimitStage } from './rate-limit.ts';
 import { lbPickStage } from './lb-pick.ts';
 import { outlierStage } from './outlier.ts';
+import { retryStage } from './retry.ts';
 import { routeStage } from './route.ts';
 import type { StageState } from './state.ts';
 
@@ -37,15 +38,16 @@ export interface StageDefinition {
 }
 
 /**
- * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, rate limit, breaker and LB pick. Where the rest go:
- * inbound  — identity → authorization → rate limit → route → fault → breaker → lb-pick
- * outbound — route → fault → rate limit → retry/timeout → breaker → lb-pick
+ * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, rate limit, retry, breaker and LB pick.
+ * Still to come: identity → authorization, first on inbound listeners.
  * The breaker runs inbound too: a cluster shared with an outbound listener must give back its probe slots.
+ * Retry runs inbound too, but only where a route or the listener asks for it (outbound: Istio's default policy).
+ * It comes before the breaker and the pick: its backoff wait runs before each further attempt is admitted.
  */
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
   // outlier right after route: it sees every attempt's result (it has no request phase of its own).
-  inbound: ['route', 'outlier', 'fault', 'rate-limit', 'breaker', 'lb-pick'],
-  outbound: ['route', 'outlier', 'fault', 'rate-limit', 'breaker', 'lb-pick'],
+  inbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick'],
+  outbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick'],
 };
 
 const definitions = new Map<string, StageDefinition>();
@@ -93,6 +95,7 @@ registerStage(lbPickStage);
 registerStage(outlierStage);
 registerStage(breakerStage);
 registerStage(rateLimitStage);
+registerStage(retryStage);
 
 const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));
 if (problems.length > 0) throw new Error(`pipeline stage registry is inconsistent:\n  ${problems.join('\n  ')}`);
