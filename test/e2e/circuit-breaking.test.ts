@@ -50,7 +50,16 @@ function config(clusters: ConfigInput['clusters'], idleTimeoutMs = 60_000): Conf
   return {
     service: 'web',
     admin: { address: '127.0.0.1:0' },
-    listeners: [{ name: 'main', address: '127.0.0.1:0', idleTimeoutMs, routes: [{ cluster: 'app' }] }],
+    // Retries off: the tests count what each endpoint's failures do to the client's requests.
+    listeners: [
+      {
+        name: 'main',
+        address: '127.0.0.1:0',
+        idleTimeoutMs,
+        stages: { retry: { maxRetries: 0 } },
+        routes: [{ cluster: 'app' }],
+      },
+    ],
     clusters,
   };
 }

@@ -273,10 +273,11 @@ describe('gRPC through the proxy', () => {
     );
 
     it.each([
-      ['INTERNAL_ERROR', NGHTTP2_INTERNAL_ERROR, Status.UNAVAILABLE, 'UC'],
-      ['CANCEL', NGHTTP2_CANCEL, Status.CANCELLED, 'UC'],
+      // Each is retried (the default policy retries resets and refused streams), so the flag says URX too.
+      ['INTERNAL_ERROR', NGHTTP2_INTERNAL_ERROR, Status.UNAVAILABLE, 'UC,URX'],
+      ['CANCEL', NGHTTP2_CANCEL, Status.CANCELLED, 'UC,URX'],
       // REFUSED_STREAM: the server did not process the request, so it counts as a connect failure.
-      ['REFUSED_STREAM', NGHTTP2_REFUSED_STREAM, Status.UNAVAILABLE, 'UF'],
+      ['REFUSED_STREAM', NGHTTP2_REFUSED_STREAM, Status.UNAVAILABLE, 'UF,URX'],
     ])('before responding with %s: the client gets a failed status', async (_name, code, expected, flag) => {
       const upstream = await resettingUpstream(code, []);
       const client = clientOf(await proxyTo([upstream.address]));
@@ -303,13 +304,13 @@ describe('gRPC through the proxy', () => {
     });
   });
 
-  it('answers UNAVAILABLE with flag UF when nothing listens on the upstream endpoint', async () => {
+  it('answers UNAVAILABLE with flag UF (and URX: the default retries ran out) when nothing listens upstream', async () => {
     const client = clientOf(await proxyTo([`127.0.0.1:${await closedPort()}`]));
     const err = await grpcError(unary(client, { message: 'x' }));
     expect(err.code).toBe(Status.UNAVAILABLE);
     // Percent-decoded by the client: no "%3A" or "%20" left over from the proxy's encoding.
     expect(err.details).toMatch(/^upstream connect error: .*ECONNREFUSED/);
-    expect(err.metadata.get('x-skein-flags')).toEqual(['UF']);
+    expect(err.metadata.get('x-skein-flags')).toEqual(['UF,URX']);
   });
 
   it('answers UNIMPLEMENTED with flag NR when no route matches the method path', async () => {

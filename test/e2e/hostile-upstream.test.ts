@@ -187,6 +187,8 @@ beforeAll(async () => {
       {
         name: 'main',
         address: '127.0.0.1:0',
+        // One attempt per request: the table says what one hostile answer becomes.
+        stages: { retry: { maxRetries: 0 } },
         routes: [
           { name: 'to-h2', match: { pathPrefix: '/h2app' }, cluster: 'h2app' },
           { name: 'to-h2-700', match: { pathPrefix: '/h2-status-700' }, cluster: 'h2status700' },

@@ -367,11 +367,11 @@ describe('http/1.1 through the proxy', () => {
       expect((await curl([`${proxy.url()}/api/ok`])).status).toBe(200);
     });
 
-    it('answers 503 with flag UF when the upstream refuses connections', async () => {
+    it('answers 503 with flag UF,URX when the upstream refuses connections (the default retries ran out)', async () => {
       const proxy = await proxyFor(quickConfig([await deadAddress()]));
       const res = await curl([`${proxy.url()}/`]);
       expect(res.status).toBe(503);
-      expect(res.headers['x-skein-flags']).toBe('UF');
+      expect(res.headers['x-skein-flags']).toBe('UF,URX');
     });
 
     it('answers 504 with flag UT when the upstream accepts but never answers within the request timeout', async () => {

@@ -26,7 +26,16 @@ type OutlierInput = NonNullable<ConfigInput['clusters']>[number]['outlierDetecti
 function config(addresses: string[], outlierDetection: OutlierInput, idleTimeoutMs = 60_000): ConfigInput {
   return {
     admin: { address: '127.0.0.1:0' },
-    listeners: [{ name: 'main', address: '127.0.0.1:0', idleTimeoutMs, routes: [{ cluster: 'app' }] }],
+    // Retries off: the tests count the failures each endpoint gives the client.
+    listeners: [
+      {
+        name: 'main',
+        address: '127.0.0.1:0',
+        idleTimeoutMs,
+        stages: { retry: { maxRetries: 0 } },
+        routes: [{ cluster: 'app' }],
+      },
+    ],
     clusters: [
       {
         name: 'app',

@@ -86,7 +86,10 @@ async function startRacyUpstream(closeReused: boolean): Promise<RacyUpstream> {
 }
 
 async function proxyTo(address: string, extra: Partial<ConfigInput> = {}): Promise<RunningProxy> {
-  const proxy = await startProxy(quickConfig([address], extra));
+  // Retries off: these tests are about the pool's own re-send, below any retry policy.
+  const config = quickConfig([address], extra);
+  config.listeners[0].stages = { retry: { maxRetries: 0 } };
+  const proxy = await startProxy(config);
   cleanups.push(() => proxy.close());
   return proxy;
 }
