@@ -24,7 +24,8 @@ Config (one of):
                            override the file's values (on every reload too).
   --listen HOST:PORT       Quick form: one HTTP listener (HTTP/1.1, h2c, gRPC, WebSocket) routing
   --upstream HOST:PORT     everything to these endpoints (repeat for a round-robin cluster, with
-                           passive outlier detection: README "Health checks and outlier detection").
+                           passive outlier detection and retries: README "Health checks and outlier
+                           detection", "Retries and timeouts").
   --tcp                    Quick form: make the listener raw TCP passthrough instead of HTTP.
 
 Options:
@@ -122,6 +123,9 @@ function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; d
     discovery: { type: 'static' as const, endpoints: (v.upstream ?? []).map((address) => ({ address })) },
     // Passive outlier detection with its defaults (5 gateway errors or 5xx in a row eject for 30 s and more).
     outlierDetection: {},
+    // Retries in flight as many as requests (Istio sets no limit there; Envoy's 3 would fail the 4th request
+    // that meets a dead endpoint at once): the retry budget keeps retries from multiplying an outage instead.
+    circuitBreakers: { maxRetries: 1024 },
   };
   const listener = v.tcp
     ? {
