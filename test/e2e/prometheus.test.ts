@@ -259,6 +259,7 @@ describe('Prometheus scraping the proxy', () => {
         destination_version: 'v1',
         response_code: '200',
         grpc_status: '14',
+        response_flag: 'URX', // retried twice by the default policy, each answered UNAVAILABLE
         count: BATCHES,
       },
       {
@@ -278,6 +279,7 @@ describe('Prometheus scraping the proxy', () => {
         count: BATCHES,
       },
     ]);
+    expect(await scalar(prom, 'sum(service_mesh_retries_total{destination_service="echo-grpc"})')).toBe(BATCHES * 2);
     // An empty label value and an absent label are the same series in PromQL.
     expect(await scalar(prom, 'sum(service_mesh_requests_total{grpc_status=""})')).toBe(BATCHES * 12);
 
@@ -386,10 +388,11 @@ describe('Prometheus scraping the proxy', () => {
       const cpu = await scalar(prom, 'max(max_over_time(skein_proxy_cpu_seconds_per_request[5m]))');
       expect(cpu).toBeGreaterThan(0);
       expect(cpu).toBeLessThan(1);
-      // No family that nothing feeds; every cluster has circuit-breaking thresholds, none reached here.
-      expect(
-        await prom.query('{__name__=~"service_mesh_(retries|rate_limited|certificate|outlier|health).*"}'),
-      ).toEqual([]);
+      // No family that nothing feeds; every cluster has circuit-breaking thresholds, none reached here. The
+      // outbound listener retries by default, so its family is there, and no call needed a retry.
+      expect(await prom.query('{__name__=~"service_mesh_(rate_limited|certificate|outlier|health).*"}')).toEqual([]);
+      expect((await prom.query('service_mesh_retries_total')).length).toBeGreaterThan(0);
+      expect(await scalar(prom, 'sum(service_mesh_retries_total)')).toBe(0);
       expect(await scalar(prom, 'max(service_mesh_circuit_breaker_open)')).toBe(0);
     } finally {
       await inbound.close();
