@@ -134,25 +134,39 @@ export interface ClustersView {
 /** Endpoint fields that count something per worker, so the process's figure is the sum. */
 const SUMMED_ENDPOINT_FIELDS: readonly string[] = ['activeRequests', 'requestsTotal', 'failuresTotal', 'connections'];
 
+/** A retry budget's settings (each worker has the same), as opposed to its counts. */
+const RETRY_BUDGET_SETTINGS: ReadonlySet<string> = new Set(['retryRatio', 'minRetriesPerSecond', 'ttlMs']);
+
 /**
- * The circuit-breaking counts of a cluster (`circuitBreakers`: connections, requests, overflows…) summed; its
- * thresholds (max*) are each worker's own, as every worker keeps its own counts against them.
+ * The per-worker counts of a cluster summed: its circuit-breaking counts (`circuitBreakers`: connections,
+ * requests, overflows…; its thresholds, max*, are each worker's own, as every worker keeps its own counts
+ * against them) and its retry budget's window (`retryBudget`: requests, retries, available, refused; every
+ * worker keeps its own budget, so the process as a whole allows their sum).
  */
-function sumLimitCounts(merged: Record<string, unknown>, c: Record<string, unknown>): void {
-  const into = merged.circuitBreakers as Record<string, unknown> | undefined;
-  const from = c.circuitBreakers as Record<string, unknown> | undefined;
-  if (into === undefined || from === undefined) return;
-  const sum = (a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> => {
+function sumClusterCounts(merged: Record<string, unknown>, c: Record<string, unknown>): void {
+  const sum = (
+    a: Record<string, unknown>,
+    b: Record<string, unknown>,
+    setting: (k: string) => boolean,
+  ): Record<string, unknown> => {
     const out = { ...a };
     for (const [k, v] of Object.entries(b)) {
-      if (/^max[A-Z]/.test(k)) continue; // maxRequests…, not the overflows' max_requests…
+      if (setting(k)) continue;
       if (typeof v === 'number') out[k] = ((out[k] as number | undefined) ?? 0) + v;
       else if (typeof v === 'object' && v !== null && typeof out[k] === 'object')
-        out[k] = sum(out[k] as Record<string, unknown>, v as Record<string, unknown>);
+        out[k] = sum(out[k] as Record<string, unknown>, v as Record<string, unknown>, setting);
     }
     return out;
   };
-  merged.circuitBreakers = sum(into, from);
+  const fields: [string, (k: string) => boolean][] = [
+    ['circuitBreakers', (k) => /^max[A-Z]/.test(k)], // maxRequests…, not the overflows' max_requests…
+    ['retryBudget', (k) => RETRY_BUDGET_SETTINGS.has(k)],
+  ];
+  for (const [field, setting] of fields) {
+    const into = merged[field] as Record<string, unknown> | undefined;
+    const from = c[field] as Record<string, unknown> | undefined;
+    if (into !== undefined && from !== undefined) merged[field] = sum(into, from, setting);
+  }
 }
 
 /**
@@ -172,7 +186,7 @@ export function mergeClusters(
       const name = String(c.name);
       let merged = clusters.get(name);
       if (merged === undefined) clusters.set(name, (merged = { ...c, endpoints: new Map() }));
-      else sumLimitCounts(merged, c);
+      else sumClusterCounts(merged, c);
       for (const e of Array.isArray(c.endpoints) ? (c.endpoints as Record<string, unknown>[]) : []) {
         const address = String(e.address);
         const seen = merged.endpoints.get(address);

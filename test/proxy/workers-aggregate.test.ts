@@ -210,6 +210,32 @@ describe('merging workers\u2019 /clusters', () => {
     });
   });
 
+  it('sums each cluster’s retry budget window; each worker has the same settings', () => {
+    const budget = (requests: number, retries: number) => ({
+      retryRatio: 0.2,
+      minRetriesPerSecond: 10,
+      ttlMs: 10_000,
+      requests,
+      retries,
+      available: 100 + requests * 0.2 - retries,
+      refused: retries,
+    });
+    const withBudget = (requests: number, retries: number): ClustersView => ({
+      version: 1,
+      clusters: [{ name: 'app', retryBudget: budget(requests, retries), endpoints: [] }],
+    });
+    const merged = mergeClusters([withBudget(50, 2), withBudget(100, 3)], { asked: 2, missing: [] });
+    expect(merged.clusters[0].retryBudget).toEqual({
+      retryRatio: 0.2,
+      minRetriesPerSecond: 10,
+      ttlMs: 10_000,
+      requests: 150,
+      retries: 5,
+      available: 225,
+      refused: 5,
+    });
+  });
+
   it('names the workers that did not answer', () => {
     const merged = mergeClusters([view(1, [endpoint('10.0.0.1:80', 5, 0)])], {
       asked: 2,
