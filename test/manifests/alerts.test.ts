@@ -44,6 +44,8 @@ const REQUIRED: Record<string, { for?: string; metric: string }> = {
   ServiceMeshNoHealthyEndpoints: { for: '2m', metric: 'skein_endpoints_healthy' },
   // Over 10% of a destination's calls refused by a rate limit (429 RL) for 5 minutes.
   ServiceMeshHighRateLimiting: { for: '5m', metric: 'service_mesh_rate_limited_requests_total' },
+  // Over 10% of a destination's calls needing a retry for 5 minutes (the budget caps retries near 20%).
+  ServiceMeshHighRetryRate: { for: '5m', metric: 'service_mesh_retries_total' },
 };
 // Waiting for their feeders: certificate expiring (< 7 days; `for` lets a rotation under way
 // finish) and expired; canary failed, rolled back, stuck > 1 h, error rate > 5% / 2m, p95 > 1000 ms / 2m.
