@@ -10,6 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import type { RetryPolicy } from '../../src/config/retry-schema.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import * as grpc from '@grpc/grpc-js';
+import { echoClient, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 import { httpGet, type HttpResult } from '../support/http-client.ts';
 import { freePort, killAllSkein, startSkeinProxy } from '../support/process.ts';
 import { startEchoUpstream, startProxy, type RunningProxy, type Upstream } from '../support/proxy.ts';
@@ -345,6 +347,29 @@ describe('retries: answers', () => {
     expect(r.status).toBe(503);
     expect(r.headers['x-skein-flags']).toBeUndefined();
     expect(u.seen.map((s) => s.attempt)).toEqual(['undefined']);
+  });
+});
+
+describe('retries: gRPC', () => {
+  it('retries a unary call answered UNAVAILABLE, with its request message, and the client gets the answer', async () => {
+    const seen: { message: string; attempt: string }[] = [];
+    const upstream = await startGrpcUpstream({
+      Unary(call, callback) {
+        seen.push({ message: call.request.message, attempt: String(call.metadata.get('x-skein-attempt-count')[0]) });
+        if (seen.length === 1) callback({ code: grpc.status.UNAVAILABLE, details: 'not yet' });
+        else callback(null, { message: call.request.message, index: seen.length });
+      },
+    });
+    cleanups.push(() => upstream.close());
+    const proxy = await proxyFor(config([upstream.address]));
+    const client = echoClient(`127.0.0.1:${proxy.port()}`);
+    cleanups.push(() => client.close());
+    const reply = await unary(client, { message: 'hello' });
+    expect(reply).toMatchObject({ message: 'hello', index: 2 });
+    expect(seen).toEqual([
+      { message: 'hello', attempt: '1' },
+      { message: 'hello', attempt: '2' },
+    ]);
   });
 });
 
