@@ -125,7 +125,16 @@ export class ProxyServer {
       throw err;
     }
 
-    // Swap.
+    // Start what the new Snapshot needs: discovery, health checks and the outlier sweep of the clusters this
+    // config created (compiling started nothing; reused clusters are running already). Static discovery answers
+    // within start(), so the first request after the swap finds endpoints.
+    for (const c of created) {
+      if (c.config.healthChecks !== undefined) this.stats.registerHealthChecks(c);
+      if (c.config.outlierDetection !== undefined) this.stats.registerOutlierDetection(c);
+      c.start();
+    }
+
+    // Swap, then stop what only the old Snapshot needed.
     this.telemetry.apply(config.telemetry, config.service);
     this.stats.metricsEnabled = config.telemetry.metrics.enabled;
     for (const name of next.listeners.keys()) {
@@ -151,13 +160,6 @@ export class ProxyServer {
     }
     this.current = next;
     this.stageState.commit();
-    // Cluster.start() call site: background work (health checks, the outlier sweep) of the clusters this
-    // config created, now that they serve (reused clusters are running already).
-    for (const c of created) {
-      if (c.config.healthChecks !== undefined) this.stats.registerHealthChecks(c);
-      if (c.config.outlierDetection !== undefined) this.stats.registerOutlierDetection(c);
-      c.start();
-    }
     if (prev !== null)
       for (const [name, c] of prev.clusters) {
         if (next.clusters.get(name) === c) continue;
