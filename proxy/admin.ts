@@ -44,6 +44,7 @@ export function createAdminServer(proxy: ProxyServer): http.Server {
       case '/config':
         return json(200, {
           version: proxy.snapshot.version,
+          hash: proxy.snapshot.hash,
           loadedAt: proxy.snapshot.createdAt,
           config: proxy.snapshot.config,
         });

@@ -167,6 +167,7 @@ export class ProxyServer {
         if (!next.clusters.has(name)) this.stats.forgetCluster(name);
       }
     this.stats.configVersion = next.version;
+    this.stats.configHash = next.hash;
 
     // The admin listener follows the config like any other: moved to a new address (bound above, before
     // anything was swapped, so a taken port rejects the reload) or closed when the config drops it.
