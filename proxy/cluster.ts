@@ -161,7 +161,7 @@ export class Cluster {
   private readonly byId = new Map<string, Endpoint>();
   private readonly lb: LoadBalancer;
   /** Which endpoints the balancer gets (active checks, outlier ejections, panic); feeds it on every change. */
-  readonly health: ClusterHealth;
+  readonly health: ClusterHealth<Endpoint>;
   private readonly discovery: DiscoverySource;
   private readonly hashKey: ((req: HashKeySource) => string | undefined) | null;
   private readonly pickCtx: PickContext = { hashKey: undefined };
