@@ -14,18 +14,8 @@ import {
   type ResponseFlag,
   type UpstreamError,
 } from './flags.ts';
-import {
-  type GatheredHeaders,
-  H_REQUEST_ID,
-  H_SOURCE,
-  H_TE,
-  H_TRACE,
-  H_XFF,
-  H_XFP,
-  pushMeshHeaders,
-  REQUEST_HEADER_ACTIONS,
-  routeOverrides,
-} from './headers.ts';
+import { H_REQUEST_ID, H_SOURCE, H_TE, H_TRACE, H_XFF, H_XFP, REQUEST_HEADER_ACTIONS } from './headers.ts';
+import { type GatheredHeaders, pushMeshHeaders, routeOverrides } from './mesh-headers.ts';
 import type { ListenerScope } from './scope.ts';
 import { handleRequest } from './pipeline.ts';
 import type { FlatHeaders } from './upstream/types.ts';

@@ -373,6 +373,7 @@ describe('ProxyStats', () => {
     const stats = newStats();
     stats.inFlight = 2;
     stats.configVersion = 7;
+    stats.configHash = 'ab12';
     stats.configReloadFailures = 1;
     stats.downstreamConnections('main', +1);
     stats.downstreamConnections('main', +1);
@@ -384,6 +385,7 @@ describe('ProxyStats', () => {
     for (const line of [
       'skein_requests_active 2',
       'skein_config_version 7',
+      'skein_config_info{hash="ab12"} 1',
       'skein_config_reload_failures_total 1',
       'skein_downstream_connections_active{listener="main"} 1',
       'skein_downstream_connections_total{listener="main"} 2',
