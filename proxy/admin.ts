@@ -1,19 +1,36 @@
 // The admin listener: liveness and readiness for the orchestrator, the running config and cluster state for
 // people, and metrics for Prometheus. Read-only; it never changes what the proxy serves.
 import http from 'node:http';
-import type { ProxyServer } from './server.ts';
+import type { Config } from '../src/config/schema.ts';
+import type { Logger } from '../src/log.ts';
 import type { ClustersView } from './workers-aggregate.ts';
 import { askPrimary, type GatherKind, isSkeinWorker } from './workers-gather.ts';
 
+/** What the admin listener reads of the proxy (server.ts's ProxyServer is one); it changes nothing through it. */
+export interface AdminView {
+  readonly log: Pick<Logger, 'error'>;
+  readonly ready: boolean;
+  readonly draining: boolean;
+  readonly snapshot: {
+    readonly version: number;
+    readonly hash: string;
+    readonly createdAt: Date;
+    readonly config: Config;
+    readonly clusters: ReadonlyMap<string, { describe(): object }>;
+  };
+  readonly stats: { readonly contentType: string; render(): Promise<string> };
+  describeListeners(): object[];
+}
+
 /** What /clusters shows of this process's clusters (and what a worker gives the primary to merge). */
-export function describeClusters(proxy: ProxyServer): ClustersView {
+export function describeClusters(proxy: Pick<AdminView, 'snapshot'>): ClustersView {
   return {
     version: proxy.snapshot.version,
     clusters: [...proxy.snapshot.clusters.values()].map((c) => c.describe() as Record<string, unknown>),
   };
 }
 
-export function createAdminServer(proxy: ProxyServer): http.Server {
+export function createAdminServer(proxy: AdminView): http.Server {
   // In a worker of `--workers N`, /metrics and /clusters come from the primary, which merges every worker's
   // (proxy/workers-gather.ts): this worker's own figures are a fraction of the process's.
   const acrossWorkers = isSkeinWorker();
@@ -44,6 +61,7 @@ export function createAdminServer(proxy: ProxyServer): http.Server {
       case '/config':
         return json(200, {
           version: proxy.snapshot.version,
+          hash: proxy.snapshot.hash,
           loadedAt: proxy.snapshot.createdAt,
           config: proxy.snapshot.config,
         });

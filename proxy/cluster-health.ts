@@ -4,11 +4,17 @@
 // records live on the Endpoints, so a cluster reused across a reload keeps them.
 import type { ClusterConfig } from '../src/config/schema.ts';
 import type { HealthChecksConfig, OutlierDetectionConfig } from '../src/config/health-schema.ts';
-import type { LoadBalancer } from '../src/lb/types.ts';
-import { nextCheckDelay } from '../src/resilience/health.ts';
-import { classify, inPanic, mayEject } from '../src/resilience/outlier.ts';
-import type { Endpoint } from './cluster.ts';
-import { probe } from './health-probe.ts';
+import type { LbEndpoint, LoadBalancer } from '../src/lb/types.ts';
+import { type CheckRecord, nextCheckDelay } from '../src/resilience/health.ts';
+import { classify, inPanic, mayEject, type OutlierRecord } from '../src/resilience/outlier.ts';
+import { probe, type ProbeTarget } from './health-probe.ts';
+
+/** What health needs of an endpoint (cluster.ts's Endpoint is one): where to probe, and its two records. */
+export interface HealthEndpoint extends LbEndpoint, ProbeTarget {
+  readonly id: string;
+  readonly check: CheckRecord;
+  readonly outlier: OutlierRecord;
+}
 
 export type HealthEvent = 'check-success' | 'check-failure' | 'ejection';
 
@@ -17,7 +23,7 @@ export interface HealthLog {
   info(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export class ClusterHealth {
+export class ClusterHealth<Endpoint extends HealthEndpoint = HealthEndpoint> {
   private readonly name: string;
   private readonly host: string;
   private readonly lb: LoadBalancer;
@@ -196,7 +202,7 @@ export class ClusterHealth {
   }
 }
 
-function sameList(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+function sameList(a: readonly HealthEndpoint[], b: readonly HealthEndpoint[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

@@ -164,7 +164,7 @@ export class Cluster {
   private readonly byId = new Map<string, Endpoint>();
   private readonly lb: LoadBalancer;
   /** Which endpoints the balancer gets (active checks, outlier ejections, panic); feeds it on every change. */
-  readonly health: ClusterHealth;
+  readonly health: ClusterHealth<Endpoint>;
   private readonly discovery: DiscoverySource;
   private readonly hashKey: ((req: HashKeySource) => string | undefined) | null;
   private readonly pickCtx: PickContext = { hashKey: undefined };
@@ -173,6 +173,10 @@ export class Cluster {
   lastDiscoveryError: string | null = null;
   /** The discovery source has answered once (endpoints or an error): until then the proxy is not ready. */
   warmed = false;
+  private readonly log: ClusterLog;
+  /** start() has run: discovery and health checks are live. */
+  private running = false;
+  private closed = false;
   /** Circuit-breaking thresholds and their counts (connections, pending, requests, retries); the retry stage
    *  asks `limits.tryStartRetry()` before a retry and calls `limits.endRetry()` when it ends. */
   readonly limits: ClusterLimits;
@@ -222,19 +226,9 @@ export class Cluster {
       config.protocol !== 'auto'
         ? null
         : { onDowngrade: opts.onUpstreamEvent && (() => opts.onUpstreamEvent!(config.name, 'protocol-downgrade')) };
+    // Building the source opens nothing (registry.ts): discovery begins in start(), so compiling does no I/O.
     this.discovery = createDiscoverySource(config.discovery, { baseDir: opts.baseDir });
-    this.discovery.start({
-      onEndpoints: (list) => {
-        this.warmed = true;
-        this.lastDiscoveryError = null;
-        this.setEndpoints(list);
-      },
-      onError: (err) => {
-        this.warmed = true;
-        this.lastDiscoveryError = err.message;
-        opts.log.warn('discovery failed; keeping the previous endpoints', { cluster: this.name, error: err.message });
-      },
-    });
+    this.log = opts.log;
   }
 
   get requestTimeoutMs(): number {
@@ -395,15 +389,38 @@ export class Cluster {
     };
   }
 
+  /** start() has run (and close() has not): discovery, health checks and the outlier sweep are live. */
+  get started(): boolean {
+    return this.running;
+  }
+
   /**
-   * Starts what runs in the background once the cluster serves: its health checks and outlier sweep. (Discovery
-   * still starts in the constructor here; the branch that makes the constructor pure moves it into this.)
+   * Starts what runs in the background once the cluster serves: discovery (static sources answer within this
+   * call), its health checks and the outlier sweep. The constructor does none of it, so compiling a config does
+   * no I/O; the server starts the clusters a new Snapshot created just before it swaps to it. Idempotent.
    */
   start(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
+    this.discovery.start({
+      onEndpoints: (list) => {
+        this.warmed = true;
+        this.lastDiscoveryError = null;
+        this.setEndpoints(list);
+      },
+      onError: (err) => {
+        this.warmed = true;
+        this.lastDiscoveryError = err.message;
+        this.log.warn('discovery failed; keeping the previous endpoints', { cluster: this.name, error: err.message });
+      },
+    });
     this.health.start();
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.running = false;
     this.health.close();
     this.discovery.close();
     for (const ep of this.endpoints) ep.close();

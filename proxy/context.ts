@@ -8,7 +8,6 @@ import type { Cluster, Endpoint, HashKeySource } from './cluster.ts';
 import type { CompiledRetryPolicy } from '../src/resilience/retry.ts';
 import type { BodyReplay } from './body-replay.ts';
 import { errorMessage, localReply, type RequestFlag, type UpstreamError } from './flags.ts';
-import { finishStages } from './pipeline.ts';
 import type { ListenerScope } from './scope.ts';
 import { nextRequestId } from './request-id.ts';
 import type { Exchange, FlatHeaders, OutboundRequest, ResponseSink } from './upstream/types.ts';
@@ -262,5 +261,25 @@ export function parseGrpcTimeoutMs(value: string | undefined): number | undefine
       return Math.ceil(n / 1_000_000);
     default:
       return undefined;
+  }
+}
+
+/**
+ * Runs the finish phase: every stage that asked, in chain order; a throw there is logged, never rethrown. Here
+ * rather than in pipeline.ts, which depends on this module, so the two do not import each other.
+ */
+function finishStages(ctx: RequestContext): void {
+  const stages = ctx.listener.chain.finish;
+  for (let i = 0; i < stages.length; i++) {
+    try {
+      stages[i].onFinish!(ctx);
+    } catch (err) {
+      ctx.listener.log.error('stage onFinish failed', {
+        listener: ctx.listener.name,
+        stage: stages[i].name,
+        requestId: ctx.requestId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
   }
 }

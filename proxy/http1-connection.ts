@@ -5,9 +5,7 @@
 // websocket.ts once the requests before it are answered.
 import type net from 'node:net';
 import { type LocalReply, localReply, REASON } from './flags.ts';
-import { Http1Context } from './http1.ts';
-import type { BodySource } from './http1-body.ts';
-import type { Http1Connections } from './http1-connections.ts';
+import { type Http1Downstream, Http1Context } from './http1.ts';
 import { Http1Socket, PAUSE_BODY, PAUSE_HELD, PAUSE_QUEUE } from './http1-socket.ts';
 import { malformedRequestResponse, replyForParseError } from './http1-wire.ts';
 import type { ScopeSource } from './scope.ts';
@@ -19,7 +17,22 @@ import { isWebSocketUpgrade, onUpgrade } from './websocket.ts';
 const MAX_QUEUED = 16;
 const EMPTY = Buffer.alloc(0);
 
-export class Http1Connection implements BodySource {
+export interface Http1Limits {
+  readonly maxHeaderBytes: number;
+  /** A client must send a whole request head within this (slowloris); 408 after it. */
+  readonly headersTimeoutMs: number;
+  /** A keep-alive connection with nothing in flight closes after this. */
+  readonly idleTimeoutMs: number;
+}
+
+/** What a connection needs of the set that holds it (http1-connections.ts's Http1Connections is one). */
+export interface ConnectionOwner {
+  readonly limits: Http1Limits;
+  readonly draining: boolean;
+  remove(conn: Http1Connection): void;
+}
+
+export class Http1Connection implements Http1Downstream {
   readonly socket: net.Socket;
   /** Reads (pause reasons) and writes; the contexts write their responses through it. */
   readonly io: Http1Socket;
@@ -38,7 +51,7 @@ export class Http1Connection implements BodySource {
   closed = false;
   /** The listener: each request takes the scope serving when its head arrives. */
   private readonly listener: ScopeSource;
-  private readonly owner: Http1Connections;
+  private readonly owner: ConnectionOwner;
   private readonly parser: LlhttpParser;
   private readonly queue: Http1Context[] = [];
   /** The request whose body the parser is reading (from its head's end to its message end). */
@@ -52,7 +65,7 @@ export class Http1Connection implements BodySource {
   /** The reply to a malformed request, written once the responses before it are done. */
   private pendingError: LocalReply | null = null;
 
-  constructor(owner: Http1Connections, listener: ScopeSource, socket: net.Socket) {
+  constructor(owner: ConnectionOwner, listener: ScopeSource, socket: net.Socket) {
     this.owner = owner;
     this.listener = listener;
     this.socket = socket;

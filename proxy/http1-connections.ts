@@ -2,21 +2,16 @@
 // ones), one sweep a second for the head and keep-alive timeouts instead of a timer per connection, and
 // drain (close the idle ones now, the busy ones after their response).
 import type net from 'node:net';
-import { Http1Connection } from './http1-connection.ts';
+import { type ConnectionOwner, Http1Connection, type Http1Limits } from './http1-connection.ts';
+
 import type { ScopeSource } from './scope.ts';
 
-export interface Http1Limits {
-  readonly maxHeaderBytes: number;
-  /** A client must send a whole request head within this (slowloris); 408 after it. */
-  readonly headersTimeoutMs: number;
-  /** A keep-alive connection with nothing in flight closes after this. */
-  readonly idleTimeoutMs: number;
-}
+export type { Http1Limits };
 
 /** How often the timeouts are checked: they fire up to this much late, never early. */
 const SWEEP_MS = 1000;
 
-export class Http1Connections {
+export class Http1Connections implements ConnectionOwner {
   limits: Http1Limits;
   draining = false;
   private readonly listener: ScopeSource;

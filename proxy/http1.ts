@@ -17,7 +17,6 @@ import {
 import {
   ACTION_NAME_LENGTHS,
   connectionTokens,
-  type GatheredHeaders,
   H_ATTEMPT_COUNT,
   H_CONNECTION,
   H_REQUEST_ID,
@@ -25,12 +24,11 @@ import {
   H_TRACE,
   H_XFF,
   H_XFP,
-  pushMeshHeaders,
   REQUEST_HEADER_ACTIONS,
-  routeOverrides,
 } from './headers.ts';
-import { RequestBody } from './http1-body.ts';
-import type { Http1Connection } from './http1-connection.ts';
+import { type GatheredHeaders, pushMeshHeaders, routeOverrides } from './mesh-headers.ts';
+import { type BodySource, RequestBody } from './http1-body.ts';
+import type { Http1Socket } from './http1-socket.ts';
 import { chunkHeader, CONTINUE, CRLF, dateHeaderLine, lastChunk, statusLine } from './http1-wire.ts';
 import type { ListenerScope } from './scope.ts';
 import type { FlatHeaders } from './upstream/types.ts';
@@ -48,9 +46,25 @@ export interface RequestHead {
   readonly keepAlive: boolean;
 }
 
+/**
+ * The connection a request arrived on, as its context writes to it (http1-connection.ts's Http1Connection is one):
+ * the context answers through this, never through the connection's other workings.
+ */
+export interface Http1Downstream extends BodySource {
+  readonly io: Pick<Http1Socket, 'writeString' | 'send'>;
+  readonly remoteAddress: string;
+  readonly encrypted: boolean;
+  readonly closed: boolean;
+  /** The response is written: the next request on the connection may start. */
+  responseDone(ctx: Http1Context): void;
+  /** Whether the connection closes after this request's response. */
+  mustCloseAfter(ctx: Http1Context): boolean;
+  destroy(): void;
+}
+
 export class Http1Context extends RequestContext {
   readonly protocol = 'HTTP/1.1';
-  readonly conn: Http1Connection;
+  readonly conn: Http1Downstream;
   readonly rawHeaders: string[];
   readonly http10: boolean;
   readonly keepAlive: boolean;
@@ -81,7 +95,7 @@ export class Http1Context extends RequestContext {
   private chunkedResponse = false;
   private bodyless = false;
 
-  constructor(listener: ListenerScope, conn: Http1Connection, head: RequestHead) {
+  constructor(listener: ListenerScope, conn: Http1Downstream, head: RequestHead) {
     super(listener);
     this.conn = conn;
     this.method = head.method;

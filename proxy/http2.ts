@@ -16,7 +16,6 @@ import {
   type UpstreamError,
 } from './flags.ts';
 import {
-  type GatheredHeaders,
   H_ATTEMPT_COUNT,
   H_REQUEST_ID,
   H_SOURCE,
@@ -24,10 +23,9 @@ import {
   H_TRACE,
   H_XFF,
   H_XFP,
-  pushMeshHeaders,
   REQUEST_HEADER_ACTIONS,
-  routeOverrides,
 } from './headers.ts';
+import { type GatheredHeaders, pushMeshHeaders, routeOverrides } from './mesh-headers.ts';
 import type { ListenerScope } from './scope.ts';
 import { handleRequest } from './pipeline.ts';
 import type { FlatHeaders } from './upstream/types.ts';

@@ -290,20 +290,3 @@ function retry(ctx: RequestContext, failed: Attempt, status: number, flag: strin
   });
   return true;
 }
-
-/** Runs the finish phase: every stage that asked, in chain order; a throw there is logged, never rethrown. */
-export function finishStages(ctx: RequestContext): void {
-  const stages = ctx.listener.chain.finish;
-  for (let i = 0; i < stages.length; i++) {
-    try {
-      stages[i].onFinish!(ctx);
-    } catch (err) {
-      ctx.listener.log.error('stage onFinish failed', {
-        listener: ctx.listener.name,
-        stage: stages[i].name,
-        requestId: ctx.requestId,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-  }
-}

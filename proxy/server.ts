@@ -125,7 +125,16 @@ export class ProxyServer {
       throw err;
     }
 
-    // Swap.
+    // Start what the new Snapshot needs: discovery, health checks and the outlier sweep of the clusters this
+    // config created (compiling started nothing; reused clusters are running already). Static discovery answers
+    // within start(), so the first request after the swap finds endpoints.
+    for (const c of created) {
+      if (c.config.healthChecks !== undefined) this.stats.registerHealthChecks(c);
+      if (c.config.outlierDetection !== undefined) this.stats.registerOutlierDetection(c);
+      c.start();
+    }
+
+    // Swap, then stop what only the old Snapshot needed.
     this.telemetry.apply(config.telemetry, config.service);
     this.stats.metricsEnabled = config.telemetry.metrics.enabled;
     for (const name of next.listeners.keys()) {
@@ -155,13 +164,6 @@ export class ProxyServer {
       if (scope.chain.names.includes('rate-limit')) this.stats.registerRateLimits();
       if (scope.chain.names.includes('retry')) this.stats.registerRetries();
     }
-    // Cluster.start() call site: background work (health checks, the outlier sweep) of the clusters this
-    // config created, now that they serve (reused clusters are running already).
-    for (const c of created) {
-      if (c.config.healthChecks !== undefined) this.stats.registerHealthChecks(c);
-      if (c.config.outlierDetection !== undefined) this.stats.registerOutlierDetection(c);
-      c.start();
-    }
     if (prev !== null)
       for (const [name, c] of prev.clusters) {
         if (next.clusters.get(name) === c) continue;
@@ -169,6 +171,7 @@ export class ProxyServer {
         if (!next.clusters.has(name)) this.stats.forgetCluster(name);
       }
     this.stats.configVersion = next.version;
+    this.stats.configHash = next.hash;
 
     // The admin listener follows the config like any other: moved to a new address (bound above, before
     // anything was swapped, so a taken port rejects the reload) or closed when the config drops it.

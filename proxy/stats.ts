@@ -49,6 +49,8 @@ export class ProxyStats {
   /** Requests started and not yet finished, across listeners; drain waits for it to reach 0. */
   inFlight = 0;
   configVersion = 0;
+  /** The served Snapshot's content hash (skein_config_info{hash}); empty before the first config. */
+  configHash = '';
   configReloadFailures = 0;
   private readonly requests: RequestMetrics;
   private readonly state: MeshStateMetrics;
@@ -385,6 +387,15 @@ export class ProxyStats {
     );
     collectedGauge(r, 'skein_config_version', 'Version of the Snapshot being served.', [], (set) =>
       set({}, this.configVersion),
+    );
+    collectedGauge(
+      r,
+      'skein_config_info',
+      'Always 1; hash is the sha256 of the served config (canonical JSON), as /config shows it.',
+      ['hash'],
+      (set) => {
+        if (this.configHash !== '') set({ hash: this.configHash }, 1);
+      },
     );
     collectedCounter(
       r,

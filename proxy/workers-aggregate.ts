@@ -18,6 +18,8 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   skein_upstream_connections_active: 'sum',
   // Every worker loads the same file; a worker restarted after a crash counts its versions from 1 again.
   skein_config_version: 'max',
+  // 1 on each worker's config hash: workers loading the same file show one series, a lagging worker a second.
+  skein_config_info: 'max',
   // One-hot in each worker: 1 on a state when any worker is in it.
   skein_config_push_state: 'max',
   // Each worker checks and ejects on its own: the worst view counts (fewest healthy, most ejected).

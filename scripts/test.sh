@@ -44,6 +44,21 @@ prettier --check . >/dev/null || { prettier --check . || true; echo "test: files
 echo "== typecheck (tsc) and build (dist/, which bin/skein.js runs)"
 tsc -p tsconfig.json
 tsc -p tsconfig.build.json
+echo "== import cycles (madge)"
+# Every cycle fails the run, type-only imports included (a module that names another's type is coupled to it),
+# except this one, which is the shape of the pipeline: a stage's phases take the request context, and the
+# context holds its listener scope, whose chain lists the stages. It is type-only (erased at run time).
+allowed_cycles='proxy/context.ts > proxy/scope.ts > proxy/pipeline.ts'
+# madge exits 1 when it finds a cycle: what it printed decides (a JSON list of cycles, or it failed to run).
+found=$(madge --circular --extensions ts --ts-config tsconfig.json --json proxy src control certs bin bench 2>/dev/null || true)
+listed=$(node -e 'for (const c of JSON.parse(process.argv[1])) console.log(c.join(" > "))' "$found") ||
+  { echo "test: madge could not read the imports: run it without --json to see why" >&2; exit 1; }
+cycles=$(grep -vxF "$allowed_cycles" <<<"$listed" || true)
+if [ -n "$cycles" ]; then
+  echo "test: import cycles (give the module a narrow interface instead of importing its user):" >&2
+  echo "$cycles" | sed 's/^/  /' >&2
+  exit 1
+fi
 echo "== tests (vitest)"
 report=$(mktemp /tmp/skein-vitest.XXXXXX.json)
 trap 'rm -f "$report"' EXIT

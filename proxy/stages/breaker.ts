@@ -6,7 +6,7 @@ import { NOT_A_PROBE, type Outcome } from '../../src/resilience/breaker.ts';
 import type { RequestContext } from '../context.ts';
 import { FLAG, GRPC_STATUS, localReply } from '../flags.ts';
 import type { Stage } from '../pipeline.ts';
-import type { StageDefinition } from './registry.ts';
+import type { StageDefinition } from './types.ts';
 
 /** ctx.breakerMarks: the request holds one of its cluster's maxRequests slots. */
 const HOLDS_SLOT = 1;

@@ -5,7 +5,7 @@ import { fastRandom } from '../../src/lb/fast-random.ts';
 import { chosen, type CompiledFault, compileFault } from '../../src/resilience/fault.ts';
 import { faultAbortReply, FLAG, type LocalReply } from '../flags.ts';
 import type { RequestVerdict } from '../pipeline.ts';
-import type { StageDefinition } from './registry.ts';
+import type { StageDefinition } from './types.ts';
 
 export const faultStage: StageDefinition = {
   name: 'fault',

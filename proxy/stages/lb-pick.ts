@@ -5,7 +5,7 @@
 import type { Endpoint } from '../cluster.ts';
 import type { RequestContext } from '../context.ts';
 import { FLAG, localReply } from '../flags.ts';
-import type { StageDefinition } from './registry.ts';
+import type { StageDefinition } from './types.ts';
 
 function release(ep: Endpoint, failed: boolean): void {
   ep.active--;

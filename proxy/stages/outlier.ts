@@ -6,7 +6,7 @@
 import type { Cluster } from '../cluster.ts';
 import { FLAG } from '../flags.ts';
 import type { Stage } from '../pipeline.ts';
-import type { StageDefinition } from './registry.ts';
+import type { StageDefinition } from './types.ts';
 
 export const outlierStage: StageDefinition = {
   name: 'outlier',

@@ -10,7 +10,7 @@ import type { RequestContext } from '../context.ts';
 import { FLAG, localReply } from '../flags.ts';
 import type { RequestVerdict } from '../pipeline.ts';
 import type { StageState } from './state.ts';
-import type { StageDefinition } from './registry.ts';
+import type { StageDefinition } from './types.ts';
 
 const LIMITED = localReply(FLAG.RateLimited);
 /** Between two warnings that a limit's Redis can't be reached. */

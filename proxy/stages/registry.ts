@@ -2,10 +2,7 @@
 // StageDefinition plus one line here; its config block, if it takes one, is declared in src/config/stages.ts.
 // The order is data: a listener's chain is its direction's list, each stage built by its factory for that
 // listener (or left out where it does not apply), and the registry checks itself when it loads.
-import type { CompiledListener } from '../../src/config/compile.ts';
 import { STAGE_CONFIGS } from '../../src/config/stages.ts';
-import type { Cluster } from '../cluster.ts';
-import type { Stage } from '../pipeline.ts';
 import { faultStage } from './fault.ts';
 import { breakerStage } from './breaker.ts';
 import { rateLimitStage } from './rate-limit.ts';
@@ -13,29 +10,10 @@ import { lbPickStage } from './lb-pick.ts';
 import { outlierStage } from './outlier.ts';
 import { retryStage } from './retry.ts';
 import { routeStage } from './route.ts';
-import type { StageState } from './state.ts';
 
-export type StageProtocol = 'http' | 'tcp';
-export type Direction = 'inbound' | 'outbound';
-
-/** What a stage's factory is given for one listener of one Snapshot. */
-export interface StageBuild {
-  readonly listener: CompiledListener<Cluster>;
-  readonly direction: Direction;
-  readonly protocol: StageProtocol;
-  /** The listener's `stages.<name>` block as the schema parsed it; undefined when absent. */
-  readonly config: unknown;
-  /** Where state that outlives a reload is kept (state.ts). */
-  readonly state: StageState;
-}
-
-export interface StageDefinition {
-  readonly name: string;
-  /** Listener protocols it runs on (WebSocket upgrades run the http chain). */
-  readonly protocols: readonly StageProtocol[];
-  /** The stage for one listener; null when it has nothing to do there (e.g. no config for it). */
-  create(build: StageBuild): Stage | null;
-}
+// The types a stage file needs live in types.ts, so stage files never import this registry (no import cycle).
+export type { Direction, StageBuild, StageDefinition, StageProtocol } from './types.ts';
+import type { Direction, StageDefinition } from './types.ts';
 
 /**
  * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, rate limit, retry, breaker and LB pick.

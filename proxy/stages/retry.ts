@@ -19,7 +19,7 @@ import type { RequestContext } from '../context.ts';
 import { FLAG } from '../flags.ts';
 import { canAttemptAgain, type RequestVerdict, type Stage, type UpstreamResult } from '../pipeline.ts';
 import type { FlatHeaders } from '../upstream/types.ts';
-import type { StageDefinition } from './registry.ts';
+import type { StageDefinition } from './types.ts';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 

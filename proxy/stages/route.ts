@@ -3,7 +3,7 @@
 import { fastRandom } from '../../src/lb/fast-random.ts';
 import { FLAG, localReply } from '../flags.ts';
 import type { Stage } from '../pipeline.ts';
-import type { StageDefinition } from './registry.ts';
+import type { StageDefinition } from './types.ts';
 
 export const routeStage: StageDefinition = {
   name: 'route',

@@ -2,6 +2,8 @@
 // running state (/config, /clusters, /listeners) that explains where traffic goes, and /metrics for Prometheus.
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
+import { configHash } from '../../src/config/compile.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import { type RunningProxy, startEchoUpstream, startProxy, type Upstream } from '../support/proxy.ts';
 import { waitForAsync } from '../support/wait-for.ts';
 
@@ -58,6 +60,10 @@ describe('admin listener', () => {
     const config = JSON.parse((await get(`${proxy.adminUrl()}/config`)).body);
     expect(config.version).toBe(1);
     expect(config.config.clusters[0].timeouts).toEqual({ connectMs: 1000, requestMs: 15000, idleMs: 4000 });
+    // The content hash names the config: the one /config shows, rebuilt from its JSON alone, hashes the same.
+    expect(config.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(configHash(parseConfig(config.config))).toBe(config.hash);
+    expect((await get(`${proxy.adminUrl()}/metrics`)).body).toContain(`skein_config_info{hash="${config.hash}"} 1`);
     const listeners = JSON.parse((await get(`${proxy.adminUrl()}/listeners`)).body);
     expect(listeners).toEqual([
       expect.objectContaining({

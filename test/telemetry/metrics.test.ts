@@ -194,8 +194,9 @@ describe('request metrics', () => {
     stats.watchEndpoints(() => [{ name: 'api', health: { healthyCount: 2, ejectedCount: 0 } }]);
     stats.registerHealthChecks({ name: 'api', service: 'api' });
     stats.registerOutlierDetection({ name: 'api', service: 'api' });
-    // As the server does once a listener has a rate limit.
+    // As the server does once a listener has a rate limit, and once one retries.
     stats.registerRateLimits();
+    stats.registerRetries();
     const text = await stats.render();
     const samples = parseExposition(text);
     const proxyRows = readContract();
@@ -373,6 +374,7 @@ describe('ProxyStats', () => {
     const stats = newStats();
     stats.inFlight = 2;
     stats.configVersion = 7;
+    stats.configHash = 'ab12';
     stats.configReloadFailures = 1;
     stats.downstreamConnections('main', +1);
     stats.downstreamConnections('main', +1);
@@ -384,6 +386,7 @@ describe('ProxyStats', () => {
     for (const line of [
       'skein_requests_active 2',
       'skein_config_version 7',
+      'skein_config_info{hash="ab12"} 1',
       'skein_config_reload_failures_total 1',
       'skein_downstream_connections_active{listener="main"} 1',
       'skein_downstream_connections_total{listener="main"} 2',

@@ -33,6 +33,7 @@ function makeCluster(circuitBreakers: Record<string, unknown>): { cluster: Clust
   });
   const log = createLogger('error', () => {});
   const cluster = new Cluster(config.clusters[0], 'key', { baseDir: '/', log });
+  cluster.start();
   const calls: Call[] = [];
   for (const ep of (cluster as unknown as { endpoints: Endpoint[] }).endpoints) {
     const pool = {

@@ -55,6 +55,7 @@ function setup(
   });
   const log = createLogger('error', () => {});
   const cluster = new Cluster(config.clusters[0], 'key', { baseDir: '/', log });
+  cluster.start(); // static discovery answers within start()
   const calls: Call[] = [];
   for (const ep of (cluster as unknown as { endpoints: Endpoint[] }).endpoints) {
     const pool = {
