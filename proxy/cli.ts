@@ -1,6 +1,7 @@
 // `skein proxy`: start the data plane from a config file or the quick form (--listen/--upstream), reload on
 // file change or SIGHUP (a bad file is rejected and the last good config keeps serving), drain on SIGTERM,
 // and optionally fork --workers N processes that share the listen ports.
+import { HTTP_PARSER } from './llhttp.ts';
 import cluster from 'node:cluster';
 import { dirname, resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
@@ -151,6 +152,9 @@ function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; d
 export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<void> } = {}): Promise<ProxyServer> {
   const log = createLogger(args.logLevel);
   const proxy = new ProxyServer({ log, baseDir: args.configFile ? dirname(args.configFile) : process.cwd() });
+  // Said once per process: the HTTP/1.1 parser is not Node's binding (it failed its check, or was asked for).
+  if (HTTP_PARSER.kind !== 'binding')
+    log.warn('http/1.1 parser: llhttp WebAssembly fallback', { why: HTTP_PARSER.why });
   // Only under our own primary (runPrimary marks its workers): a cluster worker of another primary (pm2's cluster
   // mode) has nobody to gather for it, so its admin reads stay local.
   if (cluster.isWorker && process.env[SKEIN_WORKER_ENV] === '1')

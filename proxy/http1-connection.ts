@@ -10,7 +10,7 @@ import { Http1Socket, PAUSE_BODY, PAUSE_HELD, PAUSE_QUEUE } from './http1-socket
 import { malformedRequestResponse, replyForParseError } from './http1-wire.ts';
 import type { ScopeSource } from './scope.ts';
 import { handleRequest } from './pipeline.ts';
-import { HTTPParser, type LlhttpParser, METHODS } from './upstream/llhttp.ts';
+import { HTTPParser, type LlhttpParser, METHODS } from './llhttp.ts';
 import { isWebSocketUpgrade, onUpgrade } from './websocket.ts';
 
 /** Pipelined requests parsed ahead of their turn, at most; beyond that the socket is not read. */

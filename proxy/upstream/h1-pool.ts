@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { ClusterLimits, SlotWaiter } from '../../src/resilience/cluster-limits.ts';
 import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
 import { stripHopByHop } from '../headers.ts';
-import { HTTPParser, type LlhttpParser } from './llhttp.ts';
+import { HTTPParser, type LlhttpParser, ParserFeed } from '../llhttp.ts';
 import { pendingOverflow, SlotWait, type WaitQueue } from './slot-wait.ts';
 import {
   type EndpointPool,
@@ -22,6 +22,8 @@ import {
 } from './types.ts';
 
 const CRLF = '\r\n';
+/** The one reason the response is not read: the sink (downstream) is behind. */
+const PAUSE_SINK = 1;
 const CHUNK_END = Buffer.from('0\r\n\r\n');
 
 /** Methods RFC 9110 calls idempotent: their body, when small, is kept to be sent again after the keep-alive race. */
@@ -29,21 +31,13 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Body bytes kept per request for that; a larger body is not kept, and its request not re-sent once read. */
 const REPLAY_LIMIT_BYTES = 64 * 1024;
 
-/** The part of a TCP handle the parser consumes from; `reading` is the flag net.Socket keeps on it. */
-interface StreamHandle {
-  reading: boolean;
-  isStreamBase?: boolean;
-  readStart(): number;
-  readStop(): number;
-}
-
 /** One keep-alive connection. It is its own Exchange while a request is on it (no per-request object). */
 class H1Connection implements Exchange {
   readonly socket: net.Socket;
   private readonly parser: LlhttpParser;
   private readonly pool: H1Pool;
-  /** The handle the parser consumes (null before 'connect', or for a socket that is not a StreamBase). */
-  private handle: StreamHandle | null = null;
+  /** Feeds the socket's reads to the parser from 'connect' on; paused while the sink is behind. */
+  private readonly feed: ParserFeed;
   private connected = false;
   private sink: ResponseSink | null = null;
   /** The request in flight (kept for a re-send after the keep-alive close race). */
@@ -84,6 +78,7 @@ class H1Connection implements Exchange {
     this.parser[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
     const socket = net.connect({ host: opts.host, port: opts.port, noDelay: true });
     this.socket = socket;
+    this.feed = new ParserFeed(socket);
     socket.setTimeout(opts.connectTimeoutMs);
     socket.on('connect', () => {
       this.connected = true;
@@ -91,12 +86,7 @@ class H1Connection implements Exchange {
       // expires idleTimeoutMs after its last request was written.
       socket.setTimeout(opts.idleTimeoutMs);
       opts.onConnection?.(1);
-      const handle = (socket as unknown as { _handle?: StreamHandle })._handle;
-      if (handle?.isStreamBase === true) {
-        this.parser[HTTPParser.kOnExecute] = this.afterExecute;
-        this.parser.consume(handle);
-        this.handle = handle;
-      } else socket.on('data', (chunk: Buffer) => this.afterExecute(this.parser.execute(chunk)));
+      this.feed.attach(this.parser, this.afterExecute, null);
     });
     socket.on('end', () => {
       // A response delimited by connection close ends here.
@@ -120,8 +110,7 @@ class H1Connection implements Exchange {
         if (this.connected) this.fail('UC', 'upstream-reset', 'upstream closed the connection');
         else this.fail('UF', 'connect', 'upstream closed the connection');
       }
-      if (this.handle !== null) this.parser.unconsume();
-      this.parser.free();
+      this.feed.detach(false);
     });
   }
 
@@ -133,21 +122,11 @@ class H1Connection implements Exchange {
 
   /** Downstream backpressure: stop reading the response until the sink drains. */
   private pauseReading(): void {
-    const h = this.handle;
-    if (h === null) this.socket.pause();
-    else if (h.reading) {
-      h.reading = false;
-      h.readStop();
-    }
+    this.feed.pause(PAUSE_SINK);
   }
 
   private resumeReading(): void {
-    const h = this.handle;
-    if (h === null) this.socket.resume();
-    else if (!h.reading && !this.socket.destroyed) {
-      h.reading = true;
-      h.readStart();
-    }
+    this.feed.resume(PAUSE_SINK);
   }
 
   get busy(): boolean {

@@ -50,12 +50,12 @@ export interface SkeinProcess {
 const running = new Set<SkeinProcess>();
 
 /** Start `node bin/skein.js ...args` with the test's own Node (24). */
-export function spawnSkein(args: string[], opts: { cwd?: string } = {}): SkeinProcess {
+export function spawnSkein(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): SkeinProcess {
   const child: ChildProcess = spawn(process.execPath, [SKEIN_BIN, ...args], {
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     // As a user would run it: none of the test runner's own Node options.
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
   });
   if (child.pid === undefined) throw new Error(`could not spawn ${process.execPath} ${SKEIN_BIN}`);
   const pid = child.pid;
@@ -165,9 +165,9 @@ export interface RunningSkein extends SkeinProcess {
  */
 export async function startSkeinProxy(
   args: string[],
-  opts: { adminPort: number; cwd?: string; readyTimeoutMs?: number },
+  opts: { adminPort: number; cwd?: string; readyTimeoutMs?: number; env?: Record<string, string> },
 ): Promise<RunningSkein> {
-  const proc = spawnSkein(['proxy', ...args], { cwd: opts.cwd });
+  const proc = spawnSkein(['proxy', ...args], { cwd: opts.cwd, env: opts.env });
   const adminUrl = `http://127.0.0.1:${opts.adminPort}`;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
   let listeners: { name: string; address: string }[];

@@ -3,7 +3,7 @@
 // same llhttp binding the proxy uses. Every wait is bounded.
 import { once } from 'node:events';
 import net from 'node:net';
-import { HTTPParser } from '../../proxy/upstream/llhttp.ts';
+import { HTTPParser } from '../../proxy/llhttp.ts';
 import { waitFor } from './wait-for.ts';
 
 export interface RawResponse {
