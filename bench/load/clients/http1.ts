@@ -1,6 +1,7 @@
 // HTTP/1.1 load client over a raw TCP or TLS socket: keep-alive, one request in flight, the request bytes built
-// once per connection and written with one call, responses framed by the minimal parser. No node:http: its
-// per-request objects cost more than the proxies under test spend on a request.
+// once per connection and written with one call, responses framed by the proxy's own llhttp module (the parser
+// node:http uses, reading the socket's handle). No node:http: its per-request objects cost more than the
+// proxies under test spend on a request.
 import net from 'node:net';
 import tls from 'node:tls';
 import {
@@ -12,7 +13,7 @@ import {
   tlsOptions,
   transportError,
 } from './connection.ts';
-import { Http1ParseError, Http1ResponseParser } from './http1-parser.ts';
+import { HTTPParser, type LlhttpParser, ParserFeed } from '../../../proxy/llhttp.ts';
 
 /** The request every send writes: GET without a body, or POST with `payloadBytes` of body. */
 export function http1Request(url: URL, payloadBytes: number): Buffer {
@@ -35,7 +36,6 @@ export class Http1Connection implements LoadConnection {
   #socket: net.Socket | null = null;
   #connected = false;
   #lastError: NodeJS.ErrnoException | undefined;
-  #parser: Http1ResponseParser;
   #busy = false;
   #startedAt = 0;
   #closing = false;
@@ -48,7 +48,6 @@ export class Http1Connection implements LoadConnection {
     this.#secure = opts.url.protocol === 'https:';
     this.#tls = opts.tls;
     this.#request = http1Request(opts.url, opts.payloadBytes);
-    this.#parser = this.#newParser(null);
   }
 
   get inFlight(): number {
@@ -83,13 +82,6 @@ export class Http1Connection implements LoadConnection {
     this.#drop();
   }
 
-  /** A parser for one socket: answers read from a socket we already dropped are ignored. */
-  #newParser(socket: net.Socket | null): Http1ResponseParser {
-    return new Http1ResponseParser((status, keepAlive) => {
-      if (socket === this.#socket) this.#onResponse(status, keepAlive);
-    });
-  }
-
   #open(): net.Socket {
     const port = Number(this.#url.port || (this.#secure ? 443 : 80));
     const socket = this.#secure
@@ -99,28 +91,26 @@ export class Http1Connection implements LoadConnection {
     this.#socket = socket;
     this.#connected = false;
     this.#lastError = undefined;
-    this.#parser = this.#newParser(socket);
+    // Answers read from a socket already dropped are ignored.
+    const reader = new ResponseReader(socket, (status, keepAlive) => {
+      if (socket === this.#socket) this.#onResponse(status, keepAlive);
+    });
     this.#ready = new Promise((resolve) => {
       socket.once(this.#secure ? 'secureConnect' : 'connect', () => {
         this.#connected = true;
+        reader.start(() => {
+          if (socket === this.#socket) this.#fail('protocol');
+        });
         resolve();
       });
       socket.once('close', () => resolve());
     });
-    socket.on('data', (chunk: Buffer) => this.#onData(socket, chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => (this.#lastError = err));
-    socket.on('close', () => this.#onClose(socket));
+    socket.on('close', () => {
+      this.#onClose(socket, reader);
+      reader.stop();
+    });
     return socket;
-  }
-
-  #onData(socket: net.Socket, chunk: Buffer): void {
-    if (socket !== this.#socket) return;
-    try {
-      this.#parser.feed(chunk);
-    } catch (err) {
-      if (!(err instanceof Http1ParseError)) throw err;
-      this.#fail('protocol');
-    }
   }
 
   #onResponse(status: number, keepAlive: boolean): void {
@@ -134,11 +124,11 @@ export class Http1Connection implements LoadConnection {
     this.#sink.done(this, this.#startedAt, statusError(status), true);
   }
 
-  #onClose(socket: net.Socket): void {
+  #onClose(socket: net.Socket, reader: ResponseReader): void {
     if (socket !== this.#socket) return;
     // A body that runs to the close ends here: the parser answers while this is still the current socket,
     // and #onResponse lets the socket go (such an answer is never keep-alive).
-    if (this.#busy && this.#parser.end()) return;
+    if (this.#busy && reader.end()) return;
     this.#socket = null;
     if (!this.#busy) return;
     this.#busy = false;
@@ -157,5 +147,79 @@ export class Http1Connection implements LoadConnection {
     const socket = this.#socket;
     this.#socket = null;
     socket?.destroy();
+  }
+}
+
+/** Reads one socket's responses with llhttp and reports each final one (interim 1xx answers are skipped). */
+class ResponseReader {
+  readonly #feed: ParserFeed;
+  readonly #parser: LlhttpParser;
+  readonly #onResponse: (status: number, keepAlive: boolean) => void;
+  #status = 0;
+  #keepAlive = true;
+  #interim = false;
+  #attached = false;
+  #stopped = false;
+
+  constructor(socket: net.Socket, onResponse: (status: number, keepAlive: boolean) => void) {
+    this.#feed = new ParserFeed(socket);
+    this.#onResponse = onResponse;
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.RESPONSE, {}, 64 * 1024, 0);
+    p[HTTPParser.kOnHeadersComplete] = (
+      _major: number,
+      _minor: number,
+      _headers: unknown,
+      _method: unknown,
+      _url: unknown,
+      status: number,
+      _text: unknown,
+      _upgrade: boolean,
+      keepAlive: boolean,
+    ): number => {
+      this.#interim = status < 200 && status !== 101;
+      this.#status = status;
+      this.#keepAlive = keepAlive;
+      return 0;
+    };
+    p[HTTPParser.kOnMessageComplete] = () => {
+      if (this.#interim) this.#interim = false;
+      else this.#onResponse(this.#status, this.#keepAlive);
+    };
+    this.#parser = p;
+  }
+
+  /** Starts reading (once connected); `onError` is called when the bytes are not HTTP/1.x responses. */
+  start(onError: () => void): void {
+    this.#attached = true;
+    const rest = this.#feed.attach(
+      this.#parser,
+      (ret) => {
+        if (typeof ret !== 'number') onError();
+      },
+      null,
+    );
+    if (rest !== null && typeof this.#parser.execute(rest) !== 'number') onError();
+  }
+
+  /** The connection closed: completes a response whose body runs to the close; true if there was one. */
+  end(): boolean {
+    let completed = false;
+    const report = this.#onResponse;
+    const p = this.#parser;
+    p[HTTPParser.kOnMessageComplete] = () => {
+      completed = true;
+      report(this.#status, false);
+    };
+    p.finish();
+    return completed;
+  }
+
+  /** Frees the parser (the socket closed). */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#attached) this.#feed.detach(false);
+    else this.#parser.free();
   }
 }

@@ -94,6 +94,27 @@ describe('HTTP/1.1', () => {
   });
 });
 
+describe("HTTP/1.1 framing (the proxy's llhttp module)", () => {
+  it('skips interim 100 answers, reads trailers, and counts an answer that is not HTTP as "protocol"', async () => {
+    let n = 0;
+    const server = net.createServer((socket) => {
+      socket.on('data', () => {
+        if (n++ % 2 === 0)
+          socket.write(
+            'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n' +
+              '2\r\nok\r\n0\r\nx-trailer: 1\r\n\r\n',
+          );
+        else socket.write('SSH-2.0-OpenSSH_9.2\r\n');
+      });
+    });
+    const port = await listen(server);
+    const r = await runLoad(spec(`http://127.0.0.1:${port}/`, { ratePerS: 100, connections: 1, mode: 'closed' }));
+    expect(r.ok).toBeGreaterThan(0);
+    expect(r.errors.protocol).toBeGreaterThan(0);
+    expect(r.ok + r.errors.protocol!).toBe(r.requests);
+  });
+});
+
 describe('HTTP/2', () => {
   function h2Server(delayMs: number, seen: { streams: number; maxInFlight: number; sessions: number; posts: number }) {
     const server = http2.createServer();
