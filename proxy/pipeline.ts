@@ -171,6 +171,7 @@ export function forward(ctx: RequestContext): void {
     contentLength,
     timeoutMs,
     http1Fallback: !ctx.isGrpc && ctx.cluster!.protocol === 'auto',
+    keptBody: ctx.bodyReplay,
     attempts: 1,
   };
   // Kept for the access log's upstream_attempts (a pool may send the request again below the attempt).

@@ -4,7 +4,8 @@
 // halved the per-request CPU and RSS against undici's request API on this machine. The parser consumes the
 // socket's handle once connected (no JS Buffer and 'data' event per read), as the downstream does.
 // The keep-alive close race (an upstream closes an idle connection just as a request goes out on it) is
-// handled here, below the sink: such a request is sent once more on a fresh connection (see retryable()).
+// handled here, below the sink: such a request is sent once more on a fresh connection (see retryable()),
+// its body taken again from the request's kept body when it has one, else from a copy the pool keeps.
 import net from 'node:net';
 import type { ClusterLimits, SlotWaiter } from '../../src/resilience/cluster-limits.ts';
 import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
@@ -133,8 +134,11 @@ class H1Connection implements Exchange {
     return this.sink !== null;
   }
 
-  /** `replay`: body chunks a failed attempt had sent (the keep-alive close race), to be sent first. */
-  start(req: OutboundRequest, sink: ResponseSink, replay: Buffer[] | null = null): void {
+  /**
+   * `replay`: body chunks a failed attempt had sent (the keep-alive close race), to be sent first; `body`: the
+   * body to send instead of req.body (the race again, the body had anew from req.keptBody).
+   */
+  start(req: OutboundRequest, sink: ResponseSink, replay: Buffer[] | null = null, body = req.body): void {
     this.sink = sink;
     this.req = req;
     this.requests++;
@@ -148,7 +152,6 @@ class H1Connection implements Exchange {
     let head = `${req.method} ${req.path} HTTP/1.1${CRLF}host: ${req.authority}${CRLF}`;
     const h = req.headers;
     for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}${CRLF}`;
-    const body = req.body;
     if (body === null) {
       this.requestDone = true;
       this.socket.write(head + CRLF, 'latin1');
@@ -159,8 +162,8 @@ class H1Connection implements Exchange {
           ? `content-length: ${req.contentLength}${CRLF}${CRLF}`
           : `transfer-encoding: chunked${CRLF}${CRLF}`;
       this.socket.write(head, 'latin1');
-      // Only on a reused connection can the keep-alive close race happen.
-      if (this.requests > 1 && IDEMPOTENT.has(req.method)) {
+      // Only on a reused connection can the keep-alive close race happen; a kept body needs no copy here.
+      if (this.requests > 1 && IDEMPOTENT.has(req.method) && req.keptBody === null) {
         this.replay = [];
         this.replayBytes = 0;
       }
@@ -364,7 +367,11 @@ class H1Connection implements Exchange {
     this.replay = null;
     if (source === 'upstream-reset' && req !== null && this.retryable(req, replay)) {
       this.detachBody?.();
-      this.successor = this.pool.resend(req, sink, this.bodyRead ? replay : null);
+      const kept = req.keptBody;
+      this.successor =
+        this.bodyRead && kept !== null
+          ? this.pool.resend(req, sink, null, kept.next())
+          : this.pool.resend(req, sink, this.bodyRead ? replay : null);
       return;
     }
     sink.onError(new UpstreamError(flag, source, message, this.connected, cause));
@@ -375,12 +382,15 @@ class H1Connection implements Exchange {
    * before a single response byte came back, so the upstream most likely closed it as idle before reading the
    * request. Sent once more, on a fresh connection (not retried again there: it is not reused), when the
    * request can be replayed as it was: no body, or none of it taken from its stream yet, or — idempotent
-   * methods only — all that was taken still kept (up to REPLAY_LIMIT_BYTES). A non-idempotent request whose
+   * methods only — all that was taken still kept (in the request's kept body, else here up to
+   * REPLAY_LIMIT_BYTES). A non-idempotent request whose
    * body had begun to go out is not re-sent. Never after a response byte. A later pipeline phase
    * (onUpstreamResult) is meant to own this decision; it needs only these facts.
    */
   private retryable(req: OutboundRequest, replay: Buffer[] | null): boolean {
-    return this.requests > 1 && !this.responseSeen && (req.body === null || !this.bodyRead || replay !== null);
+    if (this.requests <= 1 || this.responseSeen) return false;
+    if (req.body === null || !this.bodyRead || replay !== null) return true;
+    return req.keptBody !== null && req.keptBody.replayable && IDEMPOTENT.has(req.method);
   }
 
   /** A sink callback threw: the connection's state is unknown, so it is closed, and the sink told (UPE). */
@@ -499,13 +509,13 @@ export class H1Pool implements EndpointPool, SlotWaiter, WaitQueue {
   }
 
   /** The keep-alive close race: `req` again, on a new connection (never an idle one: it may be as stale). */
-  resend(req: OutboundRequest, sink: ResponseSink, replay: Buffer[] | null): H1Connection {
+  resend(req: OutboundRequest, sink: ResponseSink, replay: Buffer[] | null, body = req.body): H1Connection {
     req.attempts++;
     this.opts.onKeepAliveRetry?.();
     // Counted past the limit if need be: the connection it replaces is closing.
     if (this.limits !== null) this.limits.connections++;
     const conn = this.open();
-    conn.start(req, sink, replay);
+    conn.start(req, sink, replay, body);
     return conn;
   }
 

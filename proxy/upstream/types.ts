@@ -8,6 +8,12 @@ import type { UpstreamError } from '../flags.ts';
 /** Header fields as a flat list: [name, value, name, value, ...]. Never pseudo-headers, never hop-by-hop. */
 export type FlatHeaders = string[];
 
+/** A body that can be had again from its first byte while `replayable` (body-replay.ts). */
+export interface KeptBody {
+  readonly replayable: boolean;
+  next(): Readable;
+}
+
 export interface OutboundRequest {
   readonly method: string;
   /** Path and query, as sent upstream. */
@@ -23,6 +29,9 @@ export interface OutboundRequest {
   readonly timeoutMs: number;
   /** `protocol: auto` and not gRPC: if the endpoint refuses HTTP/2, the request may go over HTTP/1.1. */
   readonly http1Fallback: boolean;
+  /** The request's kept body (the runner's BodyReplay), when it has one: a transparent re-send (the
+   *  keep-alive close race) takes the body from its first byte there instead of the pool keeping a copy. */
+  readonly keptBody: KeptBody | null;
   /** Upstream attempts for this request: 1, plus one each time a pool sends it again transparently (the
    *  keep-alive close race, an endpoint that refused HTTP/2). The access log shows it. */
   attempts: number;

@@ -85,10 +85,15 @@ async function startRacyUpstream(closeReused: boolean): Promise<RacyUpstream> {
   return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, arrived, answered };
 }
 
-async function proxyTo(address: string, extra: Partial<ConfigInput> = {}): Promise<RunningProxy> {
-  // Retries off: these tests are about the pool's own re-send, below any retry policy.
+async function proxyTo(
+  address: string,
+  extra: Partial<ConfigInput> = {},
+  retries: 'off' | 'default' = 'off',
+): Promise<RunningProxy> {
+  // Retries off: these tests are about the pool's own re-send, below any retry policy. With the default retry
+  // policy the request body is kept by the runner, and the pool's re-send takes it from there.
   const config = quickConfig([address], extra);
-  config.listeners[0].stages = { retry: { maxRetries: 0 } };
+  if (retries === 'off') config.listeners[0].stages = { retry: { maxRetries: 0 } };
   const proxy = await startProxy(config);
   cleanups.push(() => proxy.close());
   return proxy;
@@ -165,9 +170,12 @@ describe('keep-alive close race', () => {
     expect(byPath.get('/get/2')).toMatchObject({ response_code: 200, upstream_attempts: 2 });
   });
 
-  it('sends a PUT again with the body it had already streamed, kept for that', async () => {
+  it.each([
+    ['by the pool (retries off)', 'off'],
+    ['by the runner for retries (the pool keeps no copy)', 'default'],
+  ] as const)('sends a PUT again with the body it had already streamed, kept %s', async (_, retries) => {
     const upstream = await startRacyUpstream(true);
-    const proxy = await proxyTo(upstream.address);
+    const proxy = await proxyTo(upstream.address, {}, retries);
 
     expect(await rawRequest(proxy.port(), 'GET', '/warm')).toBe(200);
     const put = await rawExchange(proxy.port(), 'PUT', '/doc', 'the whole document');

@@ -22,6 +22,7 @@ function getRequest(path: string, timeoutMs: number): OutboundRequest {
     headers: [],
     body: null,
     contentLength: 0,
+    keptBody: null,
     timeoutMs,
     http1Fallback: false,
     attempts: 1,
