@@ -1,6 +1,6 @@
-// `skein control`: the control process. Today it serves the bench job API and the eBPF probe API from the
-// file store under --data-dir; traffic rules, config push, canaries and certificate signing join it as they
-// are built. Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
+// `skein control`: the control process. It holds services and traffic rules and pushes each proxy the config
+// its traffic needs; it serves the bench job API and the eBPF probe API; all from the store under --data-dir.
+// Canaries and certificate signing join it as they are built. Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
 // start), running probes are stopped with their figures kept.
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
@@ -16,14 +16,17 @@ export const CONTROL_DEFAULTS = {
 
 export const CONTROL_HELP = `Usage: skein control [options]
 
-Start the control process: its HTTP API for benchmark jobs (/benchmarks/...) and eBPF probe runs
-(/ebpf/probe/...), kept in a file store under --data-dir so the history survives restarts, and its own
-Prometheus metrics (/metrics).
+Start the control process: its HTTP API for services and traffic rules (/v1/rules, /v1/services), the
+proxies' config push (/v1/push, /proxies), benchmark jobs (/benchmarks/...) and eBPF probe runs
+(/ebpf/probe/...), kept in a file store under --data-dir so they survive restarts, and its own Prometheus
+metrics (/metrics).
 
 Options:
-  --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). The API starts benchmark runs and
-                           attaches probes and has no authentication yet: keep it on loopback or a private network.
+  --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). Writes need the API token; reads and
+                           the proxies' push stream are open: keep it on loopback or a private network.
   --data-dir DIR           Store and benchmark reports (default ${CONTROL_DEFAULTS.dataDir}).
+  --token-file FILE        The API token writes need (Authorization: Bearer TOKEN). Created with a new random
+                           token (mode 0600, printed once) when absent (default DATA-DIR/api-token).
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
   --log-level LEVEL        debug | info | warn | error (default info).
   -h, --help               Show this help.
@@ -33,6 +36,7 @@ Signals: SIGTERM/SIGINT stop the running benchmark job (queued jobs run after th
 export const CONTROL_OPTIONS = {
   listen: { type: 'string', default: CONTROL_DEFAULTS.listen },
   'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir },
+  'token-file': { type: 'string' },
   'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
   'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -42,6 +46,8 @@ export interface ControlArgs {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
+  /** Undefined: <dataDir>/api-token. */
+  readonly tokenFile: string | undefined;
   readonly retentionDays: number;
   readonly logLevel: LogLevel;
 }
@@ -62,7 +68,14 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
   const logLevel = values['log-level'] as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     throw new Error('--log-level must be debug, info, warn or error');
-  return { host: address.host, port: address.port, dataDir: resolve(values['data-dir']), retentionDays, logLevel };
+  return {
+    host: address.host,
+    port: address.port,
+    dataDir: resolve(values['data-dir']),
+    tokenFile: values['token-file'] === undefined ? undefined : resolve(values['token-file']),
+    retentionDays,
+    logLevel,
+  };
 }
 
 /** Starts control with a JSON logger on stderr; the caller owns the returned server. */
@@ -72,6 +85,7 @@ export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
     host: args.host,
     port: args.port,
     dataDir: args.dataDir,
+    tokenFile: args.tokenFile,
     retentionDays: args.retentionDays,
     log: (level, message) => logger[level](message),
   });
@@ -97,6 +111,8 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(`skein control listening on ${control.url} (data in ${args.dataDir})\n`);
+  if (control.token.created)
+    process.stdout.write(`skein control: new API token in ${control.token.file}: ${control.token.token}\n`);
   const stop = () => {
     void control.close().then(
       () => process.exit(0),

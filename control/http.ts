@@ -9,6 +9,7 @@ import { formatIssues } from '../src/config/load.ts';
 /** Stable error codes, as undici's UND_ERR_*: clients branch on these, not on messages. */
 export type ApiErrorCode =
   | 'SKEIN_BAD_REQUEST'
+  | 'SKEIN_UNAUTHORIZED'
   | 'SKEIN_NOT_FOUND'
   | 'SKEIN_METHOD_NOT_ALLOWED'
   | 'SKEIN_CONFLICT'
@@ -20,6 +21,7 @@ export type ApiErrorCode =
 
 const STATUS: Record<ApiErrorCode, number> = {
   SKEIN_BAD_REQUEST: 400,
+  SKEIN_UNAUTHORIZED: 401,
   SKEIN_NOT_FOUND: 404,
   SKEIN_METHOD_NOT_ALLOWED: 405,
   SKEIN_CONFLICT: 409,
@@ -52,17 +54,23 @@ export interface ApiRequest {
   readonly query: URLSearchParams;
   /** The parsed JSON body; undefined when there was none. */
   readonly body: unknown;
+  /** Who made a write (the authorize hook's answer); undefined on reads. */
+  readonly actor: string | undefined;
 }
 
 /** What a handler returns: JSON (the default) or a body of another type (a report file). */
 export type ApiReply =
   | { readonly status?: number; readonly json: unknown; readonly headers?: Readonly<Record<string, string>> }
-  | { readonly status?: number; readonly body: string | Buffer; readonly contentType: string };
+  | { readonly status?: number; readonly body: string | Buffer; readonly contentType: string }
+  /** A long-lived answer the handler writes itself (the proxies' push stream). */
+  | { readonly stream: (res: http.ServerResponse) => void };
 
 export interface Route {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** `/benchmarks/jobs/:id/result`: literal segments and `:name` captures. */
   readonly path: string;
+  /** A POST that needs no API token (proxies' acknowledgements; they authenticate with mTLS later). */
+  readonly open?: boolean;
   handle(req: ApiRequest): ApiReply | Promise<ApiReply>;
 }
 
@@ -116,6 +124,10 @@ async function readBody(req: http.IncomingMessage): Promise<unknown> {
 }
 
 function send(res: http.ServerResponse, reply: ApiReply): void {
+  if ('stream' in reply) {
+    reply.stream(res);
+    return;
+  }
   const status = reply.status ?? 200;
   if ('json' in reply) {
     const body = `${JSON.stringify(reply.json, null, 2)}\n`;
@@ -150,6 +162,11 @@ export interface ApiServerOptions {
    * (also when the method did not), or undefined when none did — never the raw path, which a caller chooses.
    */
   readonly onResponse?: (route: string | undefined, method: string, status: number, seconds: number) => void;
+  /**
+   * Called before a write (POST, PUT, DELETE) that is not `open` runs: returns who makes it (for the audit log)
+   * or throws an ApiError (401). Without it every write is allowed and anonymous.
+   */
+  readonly authorize?: (req: http.IncomingMessage) => string;
 }
 
 /** The HTTP server for a route table; listen() it yourself. */
@@ -173,8 +190,10 @@ export function createApiServer(opts: ApiServerOptions): http.Server {
         continue;
       }
       matched(route.path, true);
+      const write = method !== 'GET';
+      const actor = write && route.open !== true && opts.authorize !== undefined ? opts.authorize(req) : undefined;
       const body = method === 'GET' || method === 'DELETE' ? undefined : await readBody(req);
-      return route.handle({ method, path: url.pathname, params, query: url.searchParams, body });
+      return route.handle({ method, path: url.pathname, params, query: url.searchParams, body, actor });
     }
     if (allowed.length > 0)
       throw new ApiError('SKEIN_METHOD_NOT_ALLOWED', `${method} is not allowed on ${url.pathname}`, allowed);

@@ -10,7 +10,11 @@ import { BenchJobs } from './bench-jobs.ts';
 import { type ApiReply, createApiServer, listen, type Route } from './http.ts';
 import { ControlMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { ProbeRuns } from './probe-runs.ts';
+import { trafficRoutes } from './api/traffic.ts';
+import { PushHub } from './push.ts';
 import { FileStore } from './store/file.ts';
+import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
+import { TrafficModel } from './traffic.ts';
 
 export interface ControlOptions {
   readonly host: string;
@@ -23,6 +27,8 @@ export interface ControlOptions {
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** The command that runs `skein bench` for a job (default: this Node and bin/skein.js). */
   readonly benchCommand?: readonly string[];
+  /** The API token writes need (created with a new token when absent). Default: <dataDir>/api-token. */
+  readonly tokenFile?: string;
 }
 
 export interface ControlServer {
@@ -31,6 +37,9 @@ export interface ControlServer {
   readonly url: string;
   readonly benchJobs: BenchJobs;
   readonly probeRuns: ProbeRuns;
+  readonly traffic: TrafficModel;
+  readonly push: PushHub;
+  readonly token: ApiToken;
   close(): Promise<void>;
 }
 
@@ -47,10 +56,30 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     command: opts.benchCommand,
   });
   const probeRuns = await ProbeRuns.open({ store, retentionMs, log: opts.log });
+  const token = loadOrCreateToken(opts.tokenFile ?? join(opts.dataDir, 'api-token'));
+  const traffic = await TrafficModel.open(store);
+  let metrics: ControlMetrics | undefined;
+  const push = new PushHub((service) => traffic.overlayFor(service), {
+    onAck: (_node, _service, _version, latencyMs) => metrics?.onPushAck(latencyMs),
+    onNack: () => metrics?.onPushNack(),
+  });
+  traffic.onChange((_version, at) => push.changed(at));
   const health: Route = { method: 'GET', path: '/healthz', handle: (): ApiReply => ({ json: { status: 'ok' } }) };
-  const metrics = new ControlMetrics({ benchJobs: () => benchJobs.list(), probeRuns: () => probeRuns.list() });
+  metrics = new ControlMetrics({
+    benchJobs: () => benchJobs.list(),
+    probeRuns: () => probeRuns.list(),
+    configVersion: () => traffic.version,
+    proxies: () => push.proxies(),
+  });
   const server: http.Server = createApiServer({
-    routes: [health, metrics.route(), ...benchJobRoutes(benchJobs), ...probeRoutes(probeRuns)],
+    authorize: bearerAuthorizer(token.token),
+    routes: [
+      health,
+      metrics.route(),
+      ...benchJobRoutes(benchJobs),
+      ...probeRoutes(probeRuns),
+      ...trafficRoutes(traffic, push),
+    ],
     onResponse: (route, method, status, seconds) =>
       metrics.onApiResponse(route ?? UNMATCHED_ROUTE, method, status, seconds),
     onError: (err, req) =>
@@ -63,6 +92,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   try {
     address = await listen(server, opts.host, opts.port);
   } catch (err) {
+    push.close();
     await probeRuns.close();
     await benchJobs.close();
     await store.close();
@@ -77,8 +107,12 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     url,
     benchJobs,
     probeRuns,
+    traffic,
+    push,
+    token,
     close: () =>
       (closing ??= (async () => {
+        push.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

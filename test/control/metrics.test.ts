@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlServer, startControl } from '../../control/server.ts';
-import { api } from '../support/control.ts';
+import { api, useToken } from '../support/control.ts';
 import { waitForAsync } from '../support/wait-for.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'skein-control-metrics-'));
@@ -21,6 +21,7 @@ beforeAll(async () => {
     log: () => {},
     benchCommand: [process.execPath, '-e', 'process.exit(3)'],
   });
+  useToken(control.url, control.token.token);
 });
 
 afterAll(async () => {

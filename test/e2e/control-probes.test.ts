@@ -12,7 +12,7 @@ import type { ProbeRunRecord } from '../../control/probe-runs.ts';
 import { preflight } from '../../probes/preflight.ts';
 import { SCRIPT_NAMES } from '../../probes/program.ts';
 import type { ProbeResult } from '../../probes/runner.ts';
-import { alive, api, descendantsOf, type RunningControl, startSkeinControl } from '../support/control.ts';
+import { alive, api, descendantsOf, type RunningControl, startSkeinControl, useToken } from '../support/control.ts';
 import { waitFor, waitForAsync } from '../support/wait-for.ts';
 
 const problems = preflight(SCRIPT_NAMES).problems;
@@ -196,6 +196,7 @@ describe.skipIf(problems.length > 0)('skein control: eBPF probe API (as root)', 
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
     const url = await waitFor(() => /listening on (http:\/\/\S+)/.exec(out)?.[1], 10_000);
+    useToken(url, await waitFor(() => /new API token in \S+: (\S+)/.exec(out)?.[1], 10_000));
     const res = await api<{ error: { code: string; problems: string[] } }>(url, 'POST', '/ebpf/probe/start', {
       pids: [process.pid],
     });

@@ -1,12 +1,18 @@
 // `skein control` as a child process for end-to-end tests: started on 127.0.0.1 port 0 with the given data
 // directory, its URL read from the line it prints, and a small JSON client for its API.
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawnSkein, type SkeinProcess } from './process.ts';
 import { waitFor } from './wait-for.ts';
 
 export interface RunningControl extends SkeinProcess {
   readonly url: string;
+  /** The API token writes need (control created it under the data directory). */
+  readonly token: string;
 }
+
+/** API tokens by control URL: api() sends the right one with every write. */
+const tokens = new Map<string, string>();
 
 export async function startSkeinControl(dataDir: string, extraArgs: string[] = []): Promise<RunningControl> {
   const proc = spawnSkein(['control', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs]);
@@ -20,7 +26,15 @@ export async function startSkeinControl(dataDir: string, extraArgs: string[] = [
     await proc.kill();
     throw new Error(`skein control did not start: ${(err as Error).message}\n${proc.stderr}`, { cause: err });
   }
-  return Object.assign(Object.create(proc) as SkeinProcess, { url });
+  const token =
+    /new API token in \S+: (\S+)/.exec(proc.stdout)?.[1] ?? readFileSync(join(dataDir, 'api-token'), 'utf8').trim();
+  tokens.set(url, token);
+  return Object.assign(Object.create(proc) as SkeinProcess, { url, token });
+}
+
+/** Registers the API token of a control started another way (in-process, or with --token-file). */
+export function useToken(base: string, token: string): void {
+  tokens.set(base, token);
 }
 
 export interface ApiResult<T = unknown> {
@@ -35,10 +49,15 @@ export async function api<T = Record<string, unknown>>(
   method: string,
   path: string,
   body?: unknown,
+  opts: { token?: string | null } = {},
 ): Promise<ApiResult<T>> {
+  const token = opts.token === undefined ? tokens.get(base) : opts.token;
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...(body !== undefined && { 'content-type': 'application/json' }),
+      ...(token != null && method !== 'GET' && { authorization: `Bearer ${token}` }),
+    },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const contentType = res.headers.get('content-type') ?? '';
