@@ -42,10 +42,10 @@ const runDir = mkdtempSync(join(tmpdir(), 'skein-lag-check-'));
 const supervisor = new ProcessSupervisor(runDir);
 cleanUpOnExit(supervisor, () => supervisor.stopAll());
 
-const [port, statusPort] = await freePorts(2);
+const [port] = await freePorts(1);
 const originArgv =
   originKind === 'nginx'
-    ? originNginxArgv({ port, statusPort }, runDir)
+    ? originNginxArgv(port, runDir)
     : [process.execPath, fileURLToPath(new URL('../origin/main.ts', import.meta.url)), '--port', String(port)];
 const origin = supervisor.start(`origin-${originKind}`, originArgv, { cpu: cpu(values['origin-cpu']) });
 const err = await waitForHttpOk(port, 10_000, origin.hasExited);
