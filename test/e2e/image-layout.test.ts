@@ -24,7 +24,7 @@ import { basename, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api } from '../support/control.ts';
-import { waitFor } from '../support/wait-for.ts';
+import { waitFor, waitForAsync } from '../support/wait-for.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const IS_ROOT = process.getuid?.() === 0;
@@ -222,8 +222,7 @@ async function runToExit(root: string, args: string[]): Promise<{ code: number |
 }
 
 async function startControl(root: string): Promise<{ url: string; pid: number }> {
-  const data = join(root, 'control-data');
-  mkdirSync(data, { mode: 0o777 });
+  const data = mkdtempSync(join(root, 'control-data-')); // one per control started from this layout
   chmodSync(data, 0o777);
   const child = runImage(root, ['control', '--listen', '127.0.0.1:0', '--data-dir', data]);
   let out = '';
@@ -296,6 +295,23 @@ describe('the Docker image runtime layout (replayed from the Dockerfile, no Dock
         expect(err).toContain('npm ci && bin/skein.js bench');
       }
     });
+
+    it('skein control takes a bench job and fails it with that one line as its error', async () => {
+      const control = await startControl(root);
+      const body = { localTargets: ['direct'], scenarios: ['http1-max'], rounds: 1, durationS: 1, probes: false };
+      const started = await api<{ id: string }>(control.url, 'POST', '/benchmarks/start', body);
+      expect(started.status, JSON.stringify(started.body)).toBe(202);
+      const job = await waitForAsync(async () => {
+        const j = await api<{ status: string; error?: string }>(
+          control.url,
+          'GET',
+          `/benchmarks/jobs/${started.body.id}`,
+        );
+        return j.body.status === 'queued' || j.body.status === 'running' ? undefined : j.body;
+      }, 20_000);
+      expect(job.status).toBe('failed');
+      expect(job.error).toMatch(/^skein bench: the bench harness is not in this image; run it from a clone: /);
+    }, 30_000);
 
     it('skein control answers /ebpf/probe/status and /ebpf/probe/start with 503 naming what is missing', async () => {
       const control = await startControl(root);
