@@ -1,22 +1,25 @@
-# Skein image (the proxy by default; `skein control` too). The build stage compiles the TypeScript to dist/ (what bin/skein.js runs) and drops the
-# dev dependencies; the runtime stage has Node 24, the runtime dependencies, dist/ and the files dist/ reads at
+# Skein image (the proxy by default; `skein control` too). The build stage compiles what the proxy and control
+# run to dist/ (tsconfig.image.json: not the bench harness; tsc brings in only the few bench/ modules control's
+# bench job API imports for its option names) and drops the dev dependencies (which bench/ needs: ws,
+# hdr-histogram-js); the runtime stage has Node 24, the runtime dependencies, dist/ and the files dist/ reads at
 # run time (the bpftrace scripts of `skein probe` and control's probe API). Runs as a non-root user. bpftrace is
 # not installed: probes need root and the host's kernel anyway, so in this image `skein probe` and
-# /ebpf/probe/status say what is missing (exit 1, HTTP 503). test/e2e/image-layout.test.ts builds this stage's
-# layout from the COPY lines below and runs `skein probe` and `skein control` from it.
+# /ebpf/probe/status say what is missing (exit 1, HTTP 503); `skein bench` says to run it from a clone (exit 1).
+# test/e2e/image-layout.test.ts replays the build stage's tsc and prune and this stage's COPY lines, and runs
+# `skein probe`, `skein control` and `skein bench` from that layout.
 FROM node:24-bookworm-slim AS build
 WORKDIR /opt/skein
 COPY package.json package-lock.json ./
 # --ignore-scripts: the image's own Node 24 compiles; the `node` devDependency's binary is not needed here.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.image.json ./
 COPY src ./src
 COPY proxy ./proxy
 COPY control ./control
 COPY examples ./examples
 COPY probes ./probes
 COPY bench ./bench
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production

@@ -44,11 +44,26 @@ if (entry === undefined) {
   process.stderr.write(`skein: unknown command '${name}'\n\n${HELP}\n`);
   process.exit(1);
 }
+// The Docker image carries what the proxy and control need, not the bench harness (bench/ and the dev
+// dependencies it loads: ws, hdr-histogram-js); a clone built without dev dependencies lacks the latter too.
+const NO_BENCH =
+  'skein bench: the bench harness is not in this image; run it from a clone: npm ci && bin/skein.js bench';
 const target = new URL(entry[0], import.meta.url);
 if (!existsSync(target)) {
-  process.stderr.write(`skein: ${target.pathname} is missing: run \`npm run build\` (npm ci runs it too)\n`);
+  const built = existsSync(new URL(COMMANDS.proxy[0], import.meta.url));
+  if (name === 'bench' && built) process.stderr.write(`${NO_BENCH}\n`);
+  else process.stderr.write(`skein: ${target.pathname} is missing: run \`npm run build\` (npm ci runs it too)\n`);
   process.exit(1);
 }
-const mod = await import(target.href);
+let mod;
+try {
+  mod = await import(target.href);
+} catch (err) {
+  // Only a missing package (not a missing file of ours, which is a bug to see in full) means "no bench here".
+  const missingPackage = err?.code === 'ERR_MODULE_NOT_FOUND' && /Cannot find package '/.test(String(err.message));
+  if (name !== 'bench' || !missingPackage) throw err;
+  process.stderr.write(`${NO_BENCH}\n`);
+  process.exit(1);
+}
 const code = await mod.main(rest);
 if (code >= 0) process.exitCode = code;

@@ -1,5 +1,5 @@
-// Makes sure the external tools a benchmark drives are installed: says which apt packages are missing,
-// or, when running as root on a Debian-like system, installs them (apt-get update once, then apt-get install -y).
+// Which external tools a benchmark drives are installed (nginx, haproxy, wrk, h2load…), and their versions
+// for the report.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -29,32 +29,6 @@ export function missingTools(tools: ToolPackages): string[] {
   const extra = SBIN_DIRS.filter((d) => !path.includes(d));
   if (extra.length > 0) process.env.PATH = [...path, ...extra].join(delimiter);
   return Object.keys(tools).filter((t) => findOnPath(t) === undefined);
-}
-
-/**
- * Returns when every tool is present. Missing ones are installed with apt-get when we are root and apt-get exists;
- * otherwise throws with the exact command to run.
- */
-export function ensureTools(tools: ToolPackages, log: (line: string) => void): void {
-  let missing = missingTools(tools);
-  if (missing.length === 0) return;
-  const packages = [...new Set(missing.map((t) => tools[t]))];
-  const canInstall = process.getuid?.() === 0 && findOnPath('apt-get') !== undefined;
-  if (canInstall) {
-    log(`missing ${missing.join(', ')}: running apt-get update, then apt-get install -y ${packages.join(' ')}`);
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    // Bounded like every other step: a stuck mirror must not hang the benchmark forever.
-    const opts = { stdio: 'inherit', env, timeout: 600_000 } as const;
-    const update = spawnSync('apt-get', ['update'], opts);
-    if (update.status !== 0) throw new Error('apt-get update failed');
-    const install = spawnSync('apt-get', ['install', '-y', ...packages], opts);
-    if (install.status !== 0) throw new Error(`apt-get install -y ${packages.join(' ')} failed`);
-    missing = missingTools(tools);
-    if (missing.length === 0) return;
-  }
-  throw new Error(
-    `missing tools: ${missing.join(', ')}. Install them with:\n  sudo apt-get install -y ${packages.join(' ')}`,
-  );
 }
 
 /** First line of `<tool> <args>` (stdout or stderr, whichever has it), for recording versions; '?' if it fails. */

@@ -1,16 +1,12 @@
 // The proxies the benchmarks put between the load generator and the origin, and how to start each one listening
 // on `port` and forwarding to the origin: configs for nginx and HAProxy, argv for the Node targets, skein's CLI
-// (plain, or with the full telemetry chain) or a custom command. bench/core.ts uses the first five; `skein bench`
-// all of them, against the nginx origin (HTTP/1.1) or the Node multi-protocol origin (h2c, gRPC, WebSocket too).
+// (plain, or with the full telemetry chain) or a custom command. `skein bench` starts them before the nginx origin
+// (HTTP/1.1) or the Node multi-protocol origin (h2c, gRPC, WebSocket too).
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import type { LoadProtocol } from '../load/types.ts';
 import { skeinMetricsOffConfig, skeinTelemetryConfig, type TelemetrySinks } from './skein-telemetry.ts';
-
-/** The core benchmark's targets (bench/core.ts). */
-export const TARGET_NAMES = ['direct', 'nginx', 'haproxy', 'naive-undici', 'skein'] as const;
-export type TargetName = (typeof TARGET_NAMES)[number];
 
 /** Every local target `skein bench` knows, in its default visiting order. */
 export const LOCAL_TARGET_NAMES = [
@@ -28,15 +24,11 @@ export const LOCAL_TARGET_NAMES = [
 ] as const;
 export type LocalTargetName = (typeof LOCAL_TARGET_NAMES)[number];
 
-export function isTargetName(s: string): s is TargetName {
-  return (TARGET_NAMES as readonly string[]).includes(s);
-}
-
 export function isLocalTargetName(s: string): s is LocalTargetName {
   return (LOCAL_TARGET_NAMES as readonly string[]).includes(s);
 }
 
-/** nginx: the core benchmark's origin, HTTP/1.1 only. node: `skein bench origin` (h1, h2c, gRPC echo, WebSocket echo). */
+/** nginx: an nginx origin, HTTP/1.1 only. node: `skein bench origin` (h1, h2c, gRPC echo, WebSocket echo). */
 export type OriginKind = 'nginx' | 'node';
 
 const ALL_PROTOCOLS: readonly LoadProtocol[] = ['http1', 'http2', 'grpc-unary', 'grpc-server-stream', 'websocket'];

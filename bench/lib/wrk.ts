@@ -1,20 +1,6 @@
-// Runs wrk (closed-loop HTTP/1.1 load) and returns the summary that wrk-summary.lua prints as JSON,
-// so results come from wrk's own counters and HdrHistogram instead of its human-readable table.
-import { fileURLToPath } from 'node:url';
-import type { ProcessSupervisor } from './processes.ts';
-
-const SUMMARY_SCRIPT = fileURLToPath(new URL('./wrk-summary.lua', import.meta.url));
+// Reads the summary line that wrk-summary.lua adds to wrk's output as JSON, so results come from wrk's own
+// counters and HdrHistogram instead of its human-readable table (bench/load/wrk.ts runs wrk).
 const SUMMARY_PREFIX = 'WRK_SUMMARY ';
-
-export interface WrkOptions {
-  readonly url: string;
-  readonly connections: number;
-  readonly durationS: number;
-  /** wrk threads; 1 keeps the load generator on one core. */
-  readonly threads?: number;
-  /** CPU to pin wrk to. */
-  readonly cpu?: number;
-}
 
 export interface WrkErrors {
   readonly connect: number;
@@ -53,31 +39,4 @@ export function parseWrkSummary(stdout: string): WrkSummary {
     requestsPerSecond: raw.durationUs > 0 ? raw.requests / (raw.durationUs / 1e6) : 0,
     errorCount: e.connect + e.read + e.write + e.timeout + e.status,
   };
-}
-
-/** The argv of one wrk run with the summary script, e.g. for a "how measured" note. */
-export function wrkArgv(opts: WrkOptions, withLatency = true): string[] {
-  return [
-    'wrk',
-    `-t${opts.threads ?? 1}`,
-    `-c${opts.connections}`,
-    `-d${opts.durationS}s`,
-    ...(withLatency ? ['--latency'] : []),
-    '-s',
-    SUMMARY_SCRIPT,
-    opts.url,
-  ];
-}
-
-/** One wrk run in its own process group; killed if it overruns its duration by 20 s (wrk itself can hang on a dead peer). */
-export async function runWrk(supervisor: ProcessSupervisor, opts: WrkOptions): Promise<WrkSummary> {
-  const result = await supervisor.run('wrk', wrkArgv(opts), {
-    cpu: opts.cpu,
-    timeoutMs: (opts.durationS + 20) * 1000,
-  });
-  if (result.timedOut) throw new Error(`wrk against ${opts.url} did not finish within ${opts.durationS + 20} s`);
-  if (result.code !== 0) {
-    throw new Error(`wrk against ${opts.url} exited with ${result.code ?? result.signal}: ${result.stderr.trim()}`);
-  }
-  return parseWrkSummary(result.stdout);
 }

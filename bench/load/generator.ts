@@ -1,15 +1,15 @@
 // The built-in generator's run loop, meant to own its event loop (it runs in a child process, see builtin.ts).
 // Open loop: requests are due on a fixed timetable; each due slot goes to a free connection or waits in a FIFO
 // queue for one, and its latency runs from the slot's intended time, so a stalled target shows in every request
-// it delayed (no coordinated omission). A waker (waker.ts) brings the thread back at each slot: by default a
-// timer to 2 ms before it, then setImmediate turns that keep polling the sockets. Closed loop: each connection
+// it delayed (no coordinated omission). A waker (waker.ts) brings the thread back at each slot: a timer to 2 ms
+// before it, then setImmediate turns that keep polling the sockets. Closed loop: each connection
 // (or stream slot) sends its next request as soon as the previous answer arrives.
 import type { ClientOptions, LoadConnection, RequestSink } from './clients/connection.ts';
 import { connectionFactories } from './clients/registry.ts';
 import { buildProfile, type LoadProfile, measuredSeconds, peakValue, Timetable, valueAt } from './schedule.ts';
 import { Tally } from './tally.ts';
 import type { LoadResult, LoadSpec } from './types.ts';
-import { type SchedulerKind, type SlotWaker, spinWaker, tickerWaker } from './waker.ts';
+import { SlotWaker } from './waker.ts';
 
 export const DEFAULT_TIMEOUT_MS = 5000;
 /** Open-loop streams in flight per h2 connection when the spec does not cap them (the peer's limit still applies). */
@@ -18,19 +18,15 @@ const OPEN_LOOP_STREAMS = 1000;
 const CLOSED_TICK_MS = 10;
 
 export interface GeneratorTuning {
-  /** How the open loop wakes for a slot (waker.ts). */
-  readonly scheduler: SchedulerKind;
-  /** spin: sleep on a timer until this close to the slot, then spin. */
+  /** Open loop: sleep on a timer until this close to a slot, then spin (waker.ts). */
   readonly spinWindowMs: number;
-  /** ticker: how much earlier than the slot the sleeping thread asks to wake (Atomics.wait's usual oversleep). */
-  readonly tickerOversleepMs: number;
 }
 
 /**
- * Spin by default: on this project's VM (2 vCPUs, quiet) it kept the p99 lag at 1,000/s to 30–130 µs, where the
- * ticker's sleeping thread, at a sixth of the CPU, reached 0.6–1.3 ms (bench/load/lag-check.ts, both ways).
+ * On this project's VM (2 vCPUs, quiet) a 2 ms window kept the p99 lag at 1,000/s to 30–130 µs; a worker thread
+ * sleeping with Atomics.wait until each slot, tried before, used a sixth of the CPU but reached 0.6–1.3 ms.
  */
-export const DEFAULT_TUNING: GeneratorTuning = { scheduler: 'spin', spinWindowMs: 2, tickerOversleepMs: 0.08 };
+export const DEFAULT_TUNING: GeneratorTuning = { spinWindowMs: 2 };
 
 /** A growable FIFO of intended send times (open loop requests waiting for a connection). */
 class SlotQueue {
@@ -114,14 +110,7 @@ export class Generator implements RequestSink {
       Promise.all(this.#conns.map((c) => c.ready())),
       new Promise((resolve) => setTimeout(resolve, this.#timeoutMs)),
     ]);
-    if (spec.mode === 'open') {
-      const t = this.#tuning;
-      this.#waker =
-        t.scheduler === 'spin'
-          ? spinWaker(this.#openTick, t.spinWindowMs)
-          : tickerWaker(this.#openTick, t.tickerOversleepMs);
-      await this.#waker.start();
-    }
+    if (spec.mode === 'open') this.#waker = new SlotWaker(this.#openTick, this.#tuning.spinWindowMs);
     const finished = new Promise<void>((resolve) => (this.#finish = resolve));
     this.#t0 = performance.now() + 1;
     this.#endAt = this.#t0 + this.#profile.totalMs;
@@ -136,7 +125,7 @@ export class Generator implements RequestSink {
     const cpu = process.cpuUsage(cpuBefore);
     for (const t of this.#timers) clearInterval(t);
     for (const c of this.#conns) c.close();
-    await this.#waker?.close();
+    this.#waker?.cancel();
     return {
       ...this.#tally.result(spec, measuredSeconds(this.#profile)),
       generatorCpuSeconds: Math.round((cpu.user + cpu.system) / 1000) / 1000,

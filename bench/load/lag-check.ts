@@ -15,8 +15,7 @@ import { runBuiltin } from './builtin.ts';
 import { DEFAULT_TUNING, type GeneratorTuning } from './generator.ts';
 
 const USAGE = `usage: node bench/load/lag-check.ts [--rates 1000,5000,10000] [--duration-s 10] [--connections 16]
-       [--origin nginx|node] [--generator-cpu N] [--origin-cpu N]
-       [--scheduler ticker|spin] [--spin-window-ms 2] [--ticker-oversleep-ms 0.08]`;
+       [--origin nginx|node] [--generator-cpu N] [--origin-cpu N] [--spin-window-ms 2]`;
 
 const { values } = parseArgs({
   options: {
@@ -27,8 +26,6 @@ const { values } = parseArgs({
     'generator-cpu': { type: 'string' },
     'origin-cpu': { type: 'string' },
     'spin-window-ms': { type: 'string' },
-    scheduler: { type: 'string' },
-    'ticker-oversleep-ms': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -42,22 +39,20 @@ const runDir = mkdtempSync(join(tmpdir(), 'skein-lag-check-'));
 const supervisor = new ProcessSupervisor(runDir);
 cleanUpOnExit(supervisor, () => supervisor.stopAll());
 
-const [port, statusPort] = await freePorts(2);
+const [port] = await freePorts(1);
 const originArgv =
   originKind === 'nginx'
-    ? originNginxArgv({ port, statusPort }, runDir)
+    ? originNginxArgv(port, runDir)
     : [process.execPath, fileURLToPath(new URL('../origin/main.ts', import.meta.url)), '--port', String(port)];
 const origin = supervisor.start(`origin-${originKind}`, originArgv, { cpu: cpu(values['origin-cpu']) });
 const err = await waitForHttpOk(port, 10_000, origin.hasExited);
 if (err !== undefined) throw new Error(`origin did not come up: ${err}`);
 
 const tuning: GeneratorTuning = {
-  scheduler: values.scheduler === 'ticker' || values.scheduler === 'spin' ? values.scheduler : DEFAULT_TUNING.scheduler,
   spinWindowMs: Number(values['spin-window-ms'] ?? DEFAULT_TUNING.spinWindowMs),
-  tickerOversleepMs: Number(values['ticker-oversleep-ms'] ?? DEFAULT_TUNING.tickerOversleepMs),
 };
 process.stdout.write(
-  `origin: ${originKind} on 127.0.0.1:${port}; ${values.connections} connections; scheduler ${tuning.scheduler}\n`,
+  `origin: ${originKind} on 127.0.0.1:${port}; ${values.connections} connections; spin window ${tuning.spinWindowMs} ms\n`,
 );
 process.stdout.write(
   'rate/s    achieved/s  lag p50 µs  lag p99 µs  lag max µs  trusted  lat p50 µs  lat p99 µs  gen CPU\n',

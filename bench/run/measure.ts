@@ -5,10 +5,15 @@
 // the window's edges, the last durationS seconds before the result arrived.
 import type { ProbeRun } from '../../probes/runner.ts';
 import type { LoadResult, LoadSpec, RunLoad } from '../load/types.ts';
-import type { ProbeControl } from '../lib/measure.ts';
 import { type ProbeSample, startProbe, stopProbe } from '../lib/probes.ts';
 import { type CpuTimes, cpuBusyBetween, cpuTicksOf, peakRssKbOf, processTree, readCpuTimes } from '../lib/procfs.ts';
 import type { RoundResult } from '../report/model.ts';
+
+/** Whether eBPF probes may be used; `fail` turns them off for the rest of the run. */
+export interface ProbeControl {
+  readonly enabled: boolean;
+  fail(message: string): void;
+}
 
 export interface MeasureContext {
   readonly runLoad: RunLoad;

@@ -105,13 +105,12 @@ function checkRemote(url: string): Promise<string | undefined> {
 async function startOrigin(
   d: PhaseDeps,
   phase: Phase,
-  ports: number[],
+  port: number,
 ): Promise<{ endpoint: Endpoint; proc: ManagedProcess }> {
   const cpu = d.pinned ? d.opts.loadCpu : undefined;
-  const [port, statusPort] = ports;
   let proc: ManagedProcess;
   if (phase.origin === 'nginx') {
-    proc = d.supervisor.start('origin-nginx', originNginxArgv({ port, statusPort }, d.runDir), { cpu });
+    proc = d.supervisor.start('origin-nginx', originNginxArgv(port, d.runDir), { cpu });
   } else {
     const argv = [d.nodePath, benchCliPath(), 'origin', '--listen', `127.0.0.1:${port}`];
     proc = d.supervisor.start('origin-node', argv, {
@@ -220,7 +219,7 @@ export async function runPhase(d: PhaseDeps, phase: Phase): Promise<void> {
     (t) => t.unavailableReason === undefined && !c.unavailable.has(t.name) && t.protocols.some((p) => protocols.has(p)),
   );
   const locals = candidates.filter((t) => t.kind === 'local');
-  const ports = await freePorts(2 + 3 * locals.length);
+  const ports = await freePorts(1 + 3 * locals.length);
   const started: ManagedProcess[] = [];
   try {
     d.progress.step(
@@ -229,7 +228,7 @@ export async function runPhase(d: PhaseDeps, phase: Phase): Promise<void> {
     );
     let origin: Endpoint | undefined;
     if (phase.origin !== 'none' && locals.length > 0) {
-      const o = await startOrigin(d, phase, ports);
+      const o = await startOrigin(d, phase, ports[0]);
       started.push(o.proc);
       origin = o.endpoint;
     }
@@ -237,7 +236,7 @@ export async function runPhase(d: PhaseDeps, phase: Phase): Promise<void> {
     for (const t of candidates) {
       const i = locals.indexOf(t);
       if (t.kind === 'local' && origin === undefined) continue;
-      const own = (i < 0 ? [0, 0, 0] : ports.slice(2 + 3 * i, 5 + 3 * i)) as [number, number, number];
+      const own = (i < 0 ? [0, 0, 0] : ports.slice(1 + 3 * i, 4 + 3 * i)) as [number, number, number];
       const l = await startTarget(d, phase, t, origin ?? localEndpoint(0), own);
       if (l === undefined) continue;
       live.push(l);

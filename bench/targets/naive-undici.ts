@@ -1,4 +1,4 @@
-// Peer target for the core benchmark: the reverse proxy most Node code would write first — node:http server,
+// Peer target for `skein bench`: the reverse proxy most Node code would write first — node:http server,
 // undici Pool to the origin, request and response headers copied into fresh objects on every request.
 // Usage: node bench/targets/naive-undici.ts <listenPort> <originPort>   (listens on 127.0.0.1 only)
 import http from 'node:http';

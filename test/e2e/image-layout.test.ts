@@ -1,11 +1,13 @@
 // The Docker image's runtime layout, without Docker (there is no engine on the test machines): the runtime
-// stage's COPY, ENV, USER and ENTRYPOINT lines are read from the Dockerfile and replayed into a temp directory
-// (dist/ from this checkout's build, node_modules as a symlink to this checkout's, which also holds the dev
-// dependencies that the image prunes), then `skein probe` and `skein control` run from it as the image runs them:
-// as a non-root user, with a PATH that has no bpftrace (the image installs none). If the Dockerfile stops
-// copying something they need, these tests fail. A second layout leaves probes/scripts/ out, as the image did
-// before, to check that a missing script is an error with its code, not a crash.
-import { type ChildProcess, spawn } from 'node:child_process';
+// stage's COPY, ENV, USER and ENTRYPOINT lines are read from the Dockerfile and replayed into a temp directory.
+// What they take from the build stage is replayed too: dist/ is the build stage's own `tsc -p <config>` run into
+// a temp directory, and node_modules holds only the packages `npm prune --omit=dev` keeps (package-lock.json's
+// non-dev entries, each a symlink to this checkout's copy). Then `skein probe`, `skein control` and `skein bench`
+// run from it as the image runs them: as a non-root user, with a PATH that has no bpftrace (the image installs
+// none). If the Dockerfile stops copying something they need, or they start importing a dev dependency, these
+// tests fail. A second layout leaves probes/scripts/ out, as the image did before, to check that a missing script
+// is an error with its code, not a crash.
+import { execFileSync, type ChildProcess, spawn } from 'node:child_process';
 import {
   chmodSync,
   cpSync,
@@ -22,7 +24,7 @@ import { basename, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api } from '../support/control.ts';
-import { waitFor } from '../support/wait-for.ts';
+import { waitFor, waitForAsync } from '../support/wait-for.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const IS_ROOT = process.getuid?.() === 0;
@@ -40,6 +42,7 @@ interface Stage {
   workdir: string;
   readonly copies: Copy[];
   readonly env: Record<string, string>;
+  readonly runs: string[];
   user: string | undefined;
   entrypoint: string[] | undefined;
 }
@@ -63,6 +66,7 @@ function parseDockerfile(text: string): Stage[] {
           workdir: '/',
           copies: [],
           env: {},
+          runs: [],
           user: undefined,
           entrypoint: undefined,
         });
@@ -79,6 +83,9 @@ function parseDockerfile(text: string): Stage[] {
       }
       case 'ENV':
         for (const m of args.matchAll(/(\w+)=(\S+)/g)) stage!.env[m[1]] = m[2];
+        break;
+      case 'RUN':
+        stage!.runs.push(args);
         break;
       case 'USER':
         stage!.user = args;
@@ -105,10 +112,52 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** The build stage's dist/: its `tsc -p <config>` command, run once into a temp directory. */
+let builtDist: string | undefined;
+function buildStageDist(stage: Stage): string {
+  if (builtDist !== undefined) return builtDist;
+  const tsc = stage.runs.map((r) => /\btsc -p (\S+)/.exec(r)?.[1]).find((c) => c !== undefined);
+  if (tsc === undefined) throw new Error(`the ${stage.name} stage runs no \`tsc -p <config>\``);
+  const out = mkdtempSync(join(tmpdir(), 'skein-image-dist-'));
+  dirs.push(out);
+  chmodSync(out, 0o755);
+  execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', tsc, '--outDir', out], {
+    cwd: REPO,
+    stdio: 'inherit',
+  });
+  builtDist = out;
+  return out;
+}
+
+/** The build stage's node_modules after `npm prune --omit=dev`: the lockfile's non-dev packages, symlinked. */
+let prunedModules: string | undefined;
+function buildStageNodeModules(stage: Stage): string {
+  if (prunedModules !== undefined) return prunedModules;
+  if (!stage.runs.some((r) => r.includes('npm prune --omit=dev'))) {
+    throw new Error(`the ${stage.name} stage does not run \`npm prune --omit=dev\``);
+  }
+  const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean }>;
+  };
+  const out = mkdtempSync(join(tmpdir(), 'skein-image-modules-'));
+  dirs.push(out);
+  chmodSync(out, 0o755);
+  for (const [path, entry] of Object.entries(lock.packages)) {
+    // Top-level packages only: nested node_modules come along inside their parent.
+    const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)$/.exec(path);
+    if (m === null || entry.dev === true || !existsSync(join(REPO, path))) continue;
+    mkdirSync(resolve(out, m[1], '..'), { recursive: true });
+    symlinkSync(join(REPO, path), join(out, m[1]));
+  }
+  prunedModules = out;
+  return out;
+}
+
 /**
  * Replays the runtime stage's COPY lines into a temp directory (the image's WORKDIR). A `--from=<stage>` source
- * is that stage's path relative to its WORKDIR, which in the build stage is this checkout's layout (dist/ is the
- * same `tsc -p tsconfig.build.json` output); a plain source comes from the build context, this checkout.
+ * is that stage's path relative to its WORKDIR: dist/ and node_modules are replayed from the build stage's RUN
+ * lines (above), anything else is taken from this checkout; a plain source comes from the build context, this
+ * checkout.
  */
 function buildRuntimeLayout(omit: readonly string[] = []): string {
   const root = mkdtempSync(join(tmpdir(), 'skein-image-layout-'));
@@ -120,7 +169,12 @@ function buildRuntimeLayout(omit: readonly string[] = []): string {
     for (const source of copy.sources) {
       const rel = fromStage === undefined ? posix.normalize(source) : posix.relative(fromStage.workdir, source);
       if (omit.includes(rel)) continue;
-      const from = join(REPO, rel);
+      const from =
+        fromStage !== undefined && rel === 'dist'
+          ? buildStageDist(fromStage)
+          : fromStage !== undefined && rel === 'node_modules'
+            ? buildStageNodeModules(fromStage)
+            : join(REPO, rel);
       if (!existsSync(from)) {
         throw new Error(`${source} (${from}) does not exist: run \`tsc -p tsconfig.build.json\` for dist/`);
       }
@@ -168,8 +222,7 @@ async function runToExit(root: string, args: string[]): Promise<{ code: number |
 }
 
 async function startControl(root: string): Promise<{ url: string; pid: number }> {
-  const data = join(root, 'control-data');
-  mkdirSync(data, { mode: 0o777 });
+  const data = mkdtempSync(join(root, 'control-data-')); // one per control started from this layout
   chmodSync(data, 0o777);
   const child = runImage(root, ['control', '--listen', '127.0.0.1:0', '--data-dir', data]);
   let out = '';
@@ -224,6 +277,41 @@ describe('the Docker image runtime layout (replayed from the Dockerfile, no Dock
       expect(lines[0]).toMatch(/bpftrace is not installed/);
       expect(lines[0]).not.toMatch(/scripts are missing/);
     });
+
+    it('has the runtime dependencies and not the bench harness’s (ws, hdr-histogram-js)', () => {
+      const modules = join(root, 'node_modules');
+      for (const dep of ['undici', 'yaml', 'zod', 'pino']) expect(existsSync(join(modules, dep)), dep).toBe(true);
+      for (const dep of ['ws', 'hdr-histogram-js']) expect(existsSync(join(modules, dep)), dep).toBe(false);
+      expect(existsSync(join(root, 'dist', 'bench', 'cli.js')), 'dist/bench/cli.js').toBe(false);
+    });
+
+    it('skein bench says in one line that the harness is not in this image and how to run it, and exits 1', async () => {
+      for (const args of [['bench'], ['bench', 'run', '--help']]) {
+        const { code, out, err } = await runToExit(root, args);
+        expect(code, args.join(' ')).toBe(1);
+        expect(out).toBe('');
+        expect(err.trimEnd().split('\n'), err).toHaveLength(1);
+        expect(err).toMatch(/^skein bench: the bench harness is not in this image; run it from a clone: /);
+        expect(err).toContain('npm ci && bin/skein.js bench');
+      }
+    });
+
+    it('skein control takes a bench job and fails it with that one line as its error', async () => {
+      const control = await startControl(root);
+      const body = { localTargets: ['direct'], scenarios: ['http1-max'], rounds: 1, durationS: 1, probes: false };
+      const started = await api<{ id: string }>(control.url, 'POST', '/benchmarks/start', body);
+      expect(started.status, JSON.stringify(started.body)).toBe(202);
+      const job = await waitForAsync(async () => {
+        const j = await api<{ status: string; error?: string }>(
+          control.url,
+          'GET',
+          `/benchmarks/jobs/${started.body.id}`,
+        );
+        return j.body.status === 'queued' || j.body.status === 'running' ? undefined : j.body;
+      }, 20_000);
+      expect(job.status).toBe('failed');
+      expect(job.error).toMatch(/^skein bench: the bench harness is not in this image; run it from a clone: /);
+    }, 30_000);
 
     it('skein control answers /ebpf/probe/status and /ebpf/probe/start with 503 naming what is missing', async () => {
       const control = await startControl(root);

@@ -1,19 +1,13 @@
-// The open-loop scheduler's wakers: each calls back once per arming, never before the armed time, and a new
-// arming replaces the one pending.
+// The open-loop generator's waker: it calls back once per arming, never before the armed time; a new arming
+// replaces the one pending, and a cancelled arming never calls back.
 import { describe, expect, it } from 'vitest';
-import { type SlotWaker, spinWaker, tickerWaker } from '../../../bench/load/waker.ts';
+import { SlotWaker } from '../../../bench/load/waker.ts';
 import { waitFor } from '../../support/wait-for.ts';
 
-const kinds: [string, (fn: () => void) => SlotWaker][] = [
-  ['ticker', (fn) => tickerWaker(fn, 0.08)],
-  ['spin', (fn) => spinWaker(fn, 2)],
-];
-
-describe.each(kinds)('%s waker', (_name, make) => {
+describe('SlotWaker', () => {
   it('calls back once per arming, never before the armed time', async () => {
     const calls: number[] = [];
-    const waker = make(() => calls.push(performance.now()));
-    await waker.start();
+    const waker = new SlotWaker(() => calls.push(performance.now()), 2);
     try {
       const armed: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -26,14 +20,13 @@ describe.each(kinds)('%s waker', (_name, make) => {
       await new Promise((resolve) => setTimeout(resolve, 30));
       expect(calls).toHaveLength(5);
     } finally {
-      await waker.close();
+      waker.cancel();
     }
   });
 
   it('lets a new arming replace the pending one', async () => {
     const calls: number[] = [];
-    const waker = make(() => calls.push(performance.now()));
-    await waker.start();
+    const waker = new SlotWaker(() => calls.push(performance.now()), 2);
     try {
       const first = performance.now() + 5;
       waker.wakeAt(first);
@@ -44,7 +37,16 @@ describe.each(kinds)('%s waker', (_name, make) => {
       await new Promise((resolve) => setTimeout(resolve, 40));
       expect(calls).toHaveLength(1);
     } finally {
-      await waker.close();
+      waker.cancel();
     }
+  });
+
+  it('does not call back after cancel', async () => {
+    const calls: number[] = [];
+    const waker = new SlotWaker(() => calls.push(performance.now()), 2);
+    waker.wakeAt(performance.now() + 10);
+    waker.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(calls).toHaveLength(0);
   });
 });
