@@ -21,6 +21,27 @@ COPY probes ./probes
 COPY bench ./bench
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
+# The bench image (`docker build --target bench -t skein-bench:0.1.0 .`): what `skein bench` and `skein bench
+# origin` need, for manifests/bench-job.yaml — the whole build (bench/ included) and every dependency (the load
+# generator's ws and hdr-histogram-js are dev dependencies). Not the default target: the last stage below is.
+FROM node:24-bookworm-slim AS bench
+ENV NODE_ENV=production
+WORKDIR /opt/skein
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY proxy ./proxy
+COPY control ./control
+COPY examples ./examples
+COPY probes ./probes
+COPY bench ./bench
+RUN npx tsc -p tsconfig.build.json
+COPY bin ./bin
+USER node
+ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/skein.js"]
+CMD ["bench", "--help"]
+
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /opt/skein

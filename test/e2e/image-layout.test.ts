@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { api } from '../support/control.ts';
+import { api, useToken } from '../support/control.ts';
 import { waitFor, waitForAsync } from '../support/wait-for.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -233,6 +233,8 @@ async function startControl(root: string): Promise<{ url: string; pid: number }>
     if (child.exitCode !== null) throw new Error(`skein control exited ${child.exitCode}: ${err}`);
     return /listening on (http:\/\/\S+)/.exec(out)?.[1];
   }, 15_000);
+  // A new data dir: control made an API token and printed it once; writes need it.
+  useToken(url, await waitFor(() => /new API token in \S+: (\S+)/.exec(out)?.[1], 15_000));
   return { url, pid: child.pid! };
 }
 
