@@ -3,14 +3,17 @@
 // and optionally fork --workers N processes that share the listen ports.
 import { HTTP_PARSER } from './llhttp.ts';
 import cluster from 'node:cluster';
-import { dirname, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.ts';
+import { applyOverlay, type Overlay } from '../src/config/overlay.ts';
 import type { Config, ConfigInput } from '../src/config/schema.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
 import { describeClusters } from './admin.ts';
 import { parseIntegerFlag } from './cli-number.ts';
 import { ConfigWatcher } from './config-watch.ts';
+import { ControlClient, loadKeptSnapshot } from './control-client.ts';
 import { ProxyServer } from './server.ts';
 import { answerPrimaryGathers, SKEIN_WORKER_ENV, servePrimaryGathers } from './workers-gather.ts';
 
@@ -32,6 +35,12 @@ Config (one of):
 Options:
   --admin HOST:PORT        Admin listener (/ready /live /config /clusters /listeners /metrics).
   --service NAME           The local service's name (x-source-service on outbound requests).
+  --control URL            Take traffic rules from \`skein control\` at URL (http://HOST:PORT): its snapshots go in
+                           front of this config's outbound routes; a snapshot that does not apply is refused
+                           and the running config stays. Control down: the last snapshot keeps serving.
+  --node-id ID             This proxy's id in control's /proxies (default HOSTNAME/SERVICE/ADMIN-PORT or PID).
+  --state-dir DIR          Where the running control snapshot is kept, so a restart while control is down
+                           still serves it (default .skein/proxy).
   --direction DIR          Quick form: outbound (default) or inbound.
   --workers N              Worker processes sharing the listen ports (default 1).
   --drain-timeout-ms MS    On SIGTERM, how long requests in flight may take (default 10000).
@@ -46,6 +55,10 @@ export type ConfigOverrides = Pick<ConfigInput, 'admin' | 'service' | 'drainTime
 
 interface ProxyArgs {
   configFile: string | undefined;
+  /** --control: control's URL, or undefined. */
+  control: string | undefined;
+  nodeId: string | undefined;
+  stateDir: string;
   config: Config;
   /** What the command line set (only flags actually given): applied over every version of the file. */
   overrides: ConfigOverrides;
@@ -62,6 +75,9 @@ export const PROXY_OPTIONS = {
   tcp: { type: 'boolean', default: false },
   admin: { type: 'string' },
   service: { type: 'string' },
+  control: { type: 'string' },
+  'node-id': { type: 'string' },
+  'state-dir': { type: 'string', default: '.skein/proxy' },
   direction: { type: 'string', default: 'outbound' },
   workers: { type: 'string', default: '1' },
   'drain-timeout-ms': { type: 'string' },
@@ -110,7 +126,29 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
       throw new Error('give --config FILE, or --listen HOST:PORT with at least one --upstream HOST:PORT');
     config = parseConfig({ ...quickConfig(values), ...overrides }, 'command line');
   }
-  return { configFile, config, overrides, workers, logLevel, check: values.check };
+  let control: string | undefined;
+  if (values.control !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(values.control);
+    } catch {
+      throw new Error(`--control must be a URL like http://127.0.0.1:15010, got '${values.control}'`);
+    }
+    if (url.protocol !== 'http:')
+      throw new Error(`--control: only http:// is supported (mTLS comes later), got '${url.protocol}'`);
+    control = url.origin;
+  }
+  return {
+    configFile,
+    config,
+    overrides,
+    workers,
+    logLevel,
+    check: values.check,
+    control,
+    nodeId: values['node-id'],
+    stateDir: resolve(values['state-dir']),
+  };
 }
 
 /** The file's config with the command line's flags over it, validated again (an --admin may clash, say). */
@@ -159,7 +197,48 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
   // mode) has nobody to gather for it, so its admin reads stay local.
   if (cluster.isWorker && process.env[SKEIN_WORKER_ENV] === '1')
     answerPrimaryGathers({ metrics: () => proxy.stats.metricsAsJSON(), clusters: () => describeClusters(proxy) });
-  await proxy.apply(args.config);
+  // Reloads and control snapshots apply one at a time, in order: a second one while one is applying waits for it.
+  let reloading: Promise<void> = Promise.resolve();
+  // The proxy's own config (file or quick form) and control's overlay over it: what runs is their merge.
+  let base = args.config;
+  let client: ControlClient | null = null;
+  let overlay: Overlay | null = null;
+  if (args.control !== undefined) {
+    const workerTag = cluster.isWorker ? `#${cluster.worker!.id}` : '';
+    const node =
+      (args.nodeId ?? `${hostname()}/${base.service}/${base.admin?.address.split(':').pop() ?? process.pid}`) +
+      workerTag;
+    const stateFile = join(args.stateDir, `control-snapshot-${node.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+    const kept = loadKeptSnapshot(stateFile, log);
+    if (kept !== null) {
+      try {
+        base = args.config;
+        await proxy.apply(applyOverlay(base, kept.overlay));
+        overlay = kept.overlay;
+        log.info('serving the kept control snapshot until control answers', { version: kept.overlay.version });
+      } catch (err) {
+        const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+        log.warn('the kept control snapshot does not apply to this config; ignored', { problems });
+      }
+    }
+    client = new ControlClient(
+      {
+        url: args.control,
+        node,
+        service: base.service,
+        stateFile,
+        log,
+        apply: (next) =>
+          (reloading = reloading.then(async () => {
+            await proxy.apply(applyOverlay(base, next));
+            overlay = next;
+          })),
+      },
+      overlay === null ? null : kept,
+    );
+  }
+  if (overlay === null) await proxy.apply(args.config);
+  client?.start();
 
   const configFile = args.configFile === undefined ? undefined : resolve(args.configFile);
   // The config file and the TLS files it names: a certificate replaced in place is a change to apply too.
@@ -169,15 +248,14 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
   ];
   const watcher = configFile === undefined ? null : new ConfigWatcher((files) => void reload('file changed', files));
   watcher?.setFiles(watched(args.config));
-  // Reloads run one at a time, in order: a second trigger while one is applying waits for it.
-  let reloading: Promise<void> = Promise.resolve();
   const reload = (why: string, files?: string[]) =>
     (reloading = reloading.then(async () => {
       if (configFile === undefined) return;
       try {
         // Only the flags actually given stay fixed; every other field (admin, service, drainTimeoutMs, …) is the file's.
         const next = withOverrides(loadConfigFile(configFile), args.overrides, configFile);
-        const snap = await proxy.apply(next);
+        const snap = await proxy.apply(applyOverlay(next, overlay, `${configFile} with the control snapshot`));
+        base = next;
         watcher?.setFiles(watched(next));
         log.info('config reloaded', { why, ...(files ? { files } : {}), version: snap.version });
       } catch (err) {
@@ -192,6 +270,7 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
     if (stopping) return;
     stopping = true;
     log.info('draining', { signal });
+    client?.close();
     await Promise.all([proxy.drain(), hooks.onStop?.()]);
     process.exit(0);
   };

@@ -1,6 +1,7 @@
 // `skein mesh` (npm start): a local mesh on one machine with nothing else installed: the bundled sample
 // service behind a sidecar with inbound and outbound listeners, from examples/mesh.yaml, and the control API
 // with its embedded file store (benchmark jobs, eBPF probe runs). Prints how to call it.
+import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -87,6 +88,10 @@ export async function main(argv: string[]): Promise<number> {
         workers: 1,
         logLevel: values['log-level'] as LogLevel,
         check: false,
+        // The sidecar takes its traffic rules from the embedded control, as a meshed proxy would.
+        control: control?.url,
+        nodeId: undefined,
+        stateDir: join(resolve(values['data-dir']), 'proxy'),
       },
       { onStop: () => control?.close() ?? Promise.resolve() },
     );
@@ -101,16 +106,18 @@ export async function main(argv: string[]): Promise<number> {
         out ? `  outbound listener   http://${out.host}:${out.port}   (the app's calls into the mesh)` : '',
         inb ? `  inbound listener    http://${inb.host}:${inb.port}   (the mesh's calls into the app)` : '',
         admin ? `  admin               http://${admin}/clusters  /config  /metrics  /ready` : '',
-        control ? `  control API         ${control.url}/benchmarks/jobs  /ebpf/probe/status` : '',
+        control ? `  control API         ${control.url}/v1/rules  /proxies  /benchmarks/jobs  /ebpf/probe/status` : '',
+        control ? `  API token (writes)  ${control.token.file}` : '',
         '',
         'Try:',
         out ? `  curl -s http://${out.host}:${out.port}/hello` : '',
         out ? `  curl -s -H 'x-canary: true' http://${out.host}:${out.port}/hello` : '',
         out ? `  curl -s --http2-prior-knowledge http://${out.host}:${out.port}/hello` : '',
         admin ? `  curl -s http://${admin}/clusters` : '',
-        control
-          ? `  curl -s --json '{"localTargets":["direct","skein"],"scenarios":["http1-max"],"rounds":1}' ${control.url}/benchmarks/start`
+        control && out
+          ? `  curl -s -H "authorization: Bearer $(cat ${control.token.file})" --json '{"id":"beta","conditions":[{"type":"header","field":"x-beta","value":"1"}],"destinations":[{"cluster":"sample-service"}],"actions":{"headers":{"add":{"x-route":"beta-rule"}}}}' ${control.url}/v1/rules`
           : '',
+        control ? `  curl -s ${control.url}/proxies` : '',
         '',
         `Config: ${values.config} (edit it: the proxy reloads; a bad edit is rejected). Ctrl-C drains and stops.`,
         '',

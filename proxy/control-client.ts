@@ -1,0 +1,208 @@
+// The proxy's side of config push (control/push.ts): one long-lived `GET /v1/push` to control, reading
+// newline-delimited snapshots. Each snapshot is checked (its schema, that its hash names its content), applied
+// through the caller (which merges it over the proxy's own config and validates the result), kept on local
+// disk once it runs, and acknowledged; one that cannot be applied is refused with the reasons and never
+// replaces the running config. Control down: the proxy keeps what it runs (and, restarted, the snapshot kept on
+// disk), and reconnects with exponential backoff and full jitter; on reconnect it says which snapshot it has,
+// so control sends nothing it already runs.
+import { randomInt } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { dirname } from 'node:path';
+import { ConfigError } from '../src/config/load.ts';
+import { Overlay, overlayHash } from '../src/config/overlay.ts';
+import type { Logger } from '../src/log.ts';
+
+/** Control pings every 15 s; three missed pings and the stream is taken for dead. */
+const READ_TIMEOUT_MS = 45_000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+
+export interface KeptSnapshot {
+  readonly overlay: Overlay;
+  readonly hash: string;
+}
+
+export interface ControlClientOptions {
+  /** Control's base URL, http://host:port. */
+  readonly url: string;
+  /** This proxy's id in control's /proxies. */
+  readonly node: string;
+  readonly service: string;
+  /** Where the running snapshot is kept across restarts; null: not kept. */
+  readonly stateFile: string | null;
+  /** Applies an overlay (merged over the proxy's own config); throws a ConfigError when it cannot. */
+  readonly apply: (overlay: Overlay) => Promise<void>;
+  readonly log: Logger;
+  /** Backoff bounds (tests shorten them). */
+  readonly backoffMinMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+/** The snapshot kept by a previous run, or null when there is none or it does not read back. */
+export function loadKeptSnapshot(file: string, log: Logger): KeptSnapshot | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('cannot read the kept control snapshot', { file });
+    return null;
+  }
+  try {
+    const raw = JSON.parse(text) as { overlay: unknown; hash: unknown };
+    const overlay = Overlay.parse(raw.overlay);
+    if (overlayHash(overlay) !== raw.hash) throw new Error('its hash does not match its content');
+    return { overlay, hash: raw.hash as string };
+  } catch (err) {
+    log.warn('the kept control snapshot is damaged; ignored', { file, error: (err as Error).message });
+    return null;
+  }
+}
+
+export class ControlClient {
+  readonly #opts: ControlClientOptions;
+  #running: KeptSnapshot | null;
+  #req: http.ClientRequest | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #failures = 0;
+  #closed = false;
+  /** Snapshots are applied one at a time, in the order they came. */
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(opts: ControlClientOptions, running: KeptSnapshot | null) {
+    this.#opts = opts;
+    this.#running = running;
+  }
+
+  /** The snapshot the proxy runs (from control, or kept from a previous run), or null. */
+  get running(): KeptSnapshot | null {
+    return this.#running;
+  }
+
+  start(): void {
+    this.#connect();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#req?.destroy();
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    const o = this.#opts;
+    const url = new URL('/v1/push', o.url);
+    url.searchParams.set('node', o.node);
+    url.searchParams.set('service', o.service);
+    if (this.#running !== null) url.searchParams.set('have', this.#running.hash);
+    let gotAny = false;
+    let buffered = '';
+    const req = http.get(url, { agent: false, timeout: READ_TIMEOUT_MS }, (res) => {
+      if (res.statusCode !== 200) {
+        o.log.warn('control refused the push stream', { control: o.url, status: res.statusCode });
+        res.resume();
+        req.destroy();
+        return;
+      }
+      o.log.info('connected to control', { control: o.url, node: o.node });
+      res.setEncoding('utf8');
+      res.on('data', (s: string) => {
+        if (!gotAny) {
+          gotAny = true;
+          this.#failures = 0;
+        }
+        buffered += s;
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) !== -1) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line !== '') this.#onLine(line);
+        }
+        if (buffered.length > 16 * 1024 * 1024) req.destroy(new Error('a push message over 16 MiB'));
+      });
+    });
+    this.#req = req;
+    req.on('timeout', () => req.destroy(new Error(`nothing from control for ${READ_TIMEOUT_MS} ms`)));
+    req.on('error', () => {}); // 'close' follows and decides
+    req.on('close', () => {
+      if (this.#req === req) this.#req = null;
+      if (this.#closed) return;
+      if (!gotAny) this.#failures++;
+      const min = o.backoffMinMs ?? BACKOFF_MIN_MS;
+      const cap = Math.min(o.backoffMaxMs ?? BACKOFF_MAX_MS, min * 2 ** Math.min(this.#failures, 16));
+      const waitMs = randomInt(Math.max(1, Math.floor(cap / 2)), cap + 1); // jitter, never a thundering herd
+      o.log.warn('control stream closed; reconnecting', { control: o.url, inMs: waitMs });
+      this.#timer = setTimeout(() => this.#connect(), waitMs);
+      this.#timer.unref();
+    });
+  }
+
+  #onLine(line: string): void {
+    let msg: { type?: unknown; hash?: unknown; overlay?: unknown };
+    try {
+      msg = JSON.parse(line) as typeof msg;
+    } catch {
+      this.#opts.log.warn('control sent a line that is not JSON; ignored');
+      return;
+    }
+    if (msg.type !== 'snapshot') return; // ping, or a message type of a newer control
+    this.#chain = this.#chain.then(() => this.#onSnapshot(msg.overlay, msg.hash));
+  }
+
+  async #onSnapshot(raw: unknown, hash: unknown): Promise<void> {
+    const o = this.#opts;
+    const parsed = Overlay.safeParse(raw);
+    const version = parsed.success ? parsed.data.version : -1;
+    const sentHash = typeof hash === 'string' && /^[0-9a-f]{64}$/.test(hash) ? hash : '0'.repeat(64);
+    let problems: string[] = [];
+    if (!parsed.success) problems = parsed.error.issues.map((i) => `overlay.${i.path.join('.')}: ${i.message}`);
+    else if (overlayHash(parsed.data) !== sentHash) problems = ['hash: does not name the snapshot it came with'];
+    else {
+      try {
+        await o.apply(parsed.data);
+        this.#running = { overlay: parsed.data, hash: sentHash };
+        this.#keep(this.#running);
+        o.log.info('control snapshot applied', { version, hash: sentHash.slice(0, 12) });
+      } catch (err) {
+        problems = err instanceof ConfigError ? [...err.problems] : [(err as Error).message];
+      }
+    }
+    if (problems.length > 0) o.log.error('control snapshot refused; the running config stays', { version, problems });
+    await this.#ack({
+      node: o.node,
+      version: Math.max(0, version),
+      hash: sentHash,
+      ok: problems.length === 0,
+      problems,
+    });
+  }
+
+  #keep(s: KeptSnapshot): void {
+    const file = this.#opts.stateFile;
+    if (file === null) return;
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+      const tmp = `${file}.tmp`;
+      writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
+      renameSync(tmp, file);
+    } catch (err) {
+      this.#opts.log.warn('cannot keep the control snapshot on disk', { file, error: (err as Error).message });
+    }
+  }
+
+  async #ack(body: { node: string; version: number; hash: string; ok: boolean; problems: string[] }): Promise<void> {
+    try {
+      const res = await fetch(new URL('/v1/push/ack', this.#opts.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...body, problems: body.problems.slice(0, 100).map((p) => p.slice(0, 2000)) }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) this.#opts.log.warn('control did not take the acknowledgement', { status: res.status });
+    } catch (err) {
+      this.#opts.log.warn('cannot acknowledge to control', { error: (err as Error).message });
+    }
+  }
+}
