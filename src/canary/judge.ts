@@ -211,7 +211,8 @@ function absoluteRollbackReasons(canary: VersionStats, stable: VersionStats, pol
     out.push(reason);
   }
   const p95 = canary.p95 ?? 0;
-  if (p95 > policy.rollbackP95Ms) {
+  // In the overflow bucket p95 is only known to be above the top bound, which is enough when that is the threshold.
+  if (p95 > policy.rollbackP95Ms || (canary.p95AboveTopBound && p95 >= policy.rollbackP95Ms)) {
     let reason = `canary p95 ${canary.p95AboveTopBound ? `≥ ${formatMs(p95)} (above the top bucket)` : formatMs(p95)} is above the ${policy.rollbackP95Ms} ms rollback threshold`;
     if ((stable.p95 ?? 0) > policy.rollbackP95Ms)
       reason += ` (stable p95 is ${formatMs(stable.p95)} too: the cause may be shared, not the canary)`;
@@ -265,9 +266,14 @@ function promoteGateFailures(canary: VersionStats, policy: CanaryPolicy): string
       `canary error rate ${formatPercent(rate)} is above the ${formatPercent(policy.promoteMaxErrorRate, 0)} needed to promote (rollback only above ${formatPercent(policy.rollbackErrorRate, 0)}): holding the stage`,
     );
   const p95 = canary.p95 ?? 0;
-  if (p95 > policy.promoteMaxP95Ms || (canary.p95AboveTopBound && p95 >= policy.promoteMaxP95Ms))
+  if (canary.p95AboveTopBound)
+    // Above the top bound p95 could be anything: unknown is never a pass.
     out.push(
-      `canary p95 ${canary.p95AboveTopBound ? `≥ ${formatMs(p95)}` : formatMs(p95)} is above the ${policy.promoteMaxP95Ms} ms needed to promote (rollback only above ${policy.rollbackP95Ms} ms): holding the stage`,
+      `canary p95 is above the top bucket bound ${formatMs(p95)}, so it cannot be shown to be ≤ ${policy.promoteMaxP95Ms} ms as needed to promote: holding the stage`,
+    );
+  else if (p95 > policy.promoteMaxP95Ms)
+    out.push(
+      `canary p95 ${formatMs(p95)} is above the ${policy.promoteMaxP95Ms} ms needed to promote (rollback only above ${policy.rollbackP95Ms} ms): holding the stage`,
     );
   return out;
 }
