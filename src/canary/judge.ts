@@ -91,7 +91,12 @@ export interface VersionStats {
 }
 
 export interface CanaryComparison {
-  readonly errors: { readonly z: number; readonly pValue: number; readonly ratio: number | null };
+  readonly errors: {
+    readonly z: number;
+    readonly pValue: number;
+    readonly method: 'z-test' | 'fisher-exact';
+    readonly ratio: number | null;
+  };
   readonly latency: {
     readonly u: number;
     readonly z: number;
@@ -232,7 +237,7 @@ function errorComparison(
   if (!(test.pValue < alpha)) return [];
   const c = canary.errorRate ?? 0;
   const s = stable.errorRate ?? 0;
-  const what = `canary error rate ${formatPercent(c)} vs stable ${formatPercent(s)} is significantly higher (z = ${test.z.toFixed(2)}, p = ${formatP(test.pValue)} < ${formatP(alpha)})`;
+  const what = `canary error rate ${formatPercent(c)} vs stable ${formatPercent(s)} is significantly higher (z = ${test.z.toFixed(2)}, ${test.method} p = ${formatP(test.pValue)} < ${formatP(alpha)})`;
   const bigRatio = s === 0 ? c > 0 : c / s >= policy.minErrorRateRatio;
   const bigIncrease = c - s >= policy.minErrorRateIncrease;
   if (bigRatio && bigIncrease) return [what];

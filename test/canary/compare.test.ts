@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorRateTest, mannWhitneyTest } from '../../src/canary/compare.ts';
+import { errorRateTest, fisherExactGreater, mannWhitneyTest } from '../../src/canary/compare.ts';
 import { histogramOf, type LatencyHistogram } from '../../src/canary/histogram.ts';
 import { normalCdf } from '../../src/canary/normal.ts';
 import { seededRandom } from '../lb/support/seeded-random.ts';
@@ -139,12 +139,62 @@ describe('errorRateTest', () => {
   });
 
   it('is one-sided: swapping the versions gives 1 − p', () => {
-    const ab = errorRateTest({ requests: 500, errors: 9 }, { requests: 4500, errors: 40 });
-    const ba = errorRateTest({ requests: 4500, errors: 40 }, { requests: 500, errors: 9 });
+    const ab = errorRateTest({ requests: 500, errors: 30 }, { requests: 4500, errors: 200 });
+    const ba = errorRateTest({ requests: 4500, errors: 200 }, { requests: 500, errors: 30 });
+    expect(ab.method).toBe('z-test');
+    expect(ba.z).toBeCloseTo(-ab.z, 12);
     expect(ab.pValue + ba.pValue).toBeCloseTo(1, 12);
   });
 
+  it('switches to Fisher’s exact test when an expected count is under 5: 1 error of 200 vs 0 of 1,800 is p = 0.1', () => {
+    // z = 3.0 would claim p ≈ 0.001; exactly, the single error lands among the canary's 200 of 2,000 requests
+    // with probability 200/2000.
+    const test = errorRateTest({ requests: 200, errors: 1 }, { requests: 1800, errors: 0 });
+    expect(test.z).toBeGreaterThan(2.9);
+    expect(test.method).toBe('fisher-exact');
+    expect(test.pValue).toBeCloseTo(0.1, 12);
+  });
   it('gives z = 0 and p = ½ when neither version has an error', () => {
-    expect(errorRateTest({ requests: 500, errors: 0 }, { requests: 900, errors: 0 })).toEqual({ z: 0, pValue: 0.5 });
+    expect(errorRateTest({ requests: 500, errors: 0 }, { requests: 900, errors: 0 })).toMatchObject({
+      z: 0,
+      pValue: 0.5,
+    });
+  });
+});
+
+/** C(n, k) exactly. */
+function choose(n: number, k: number): bigint {
+  let r = 1n;
+  for (let i = 0; i < k; i++) r = (r * BigInt(n - i)) / BigInt(i + 1);
+  return r;
+}
+
+describe('fisherExactGreater', () => {
+  it('gives the lady-tasting-tea values: all 4 of 4 right is 1/70, 3 or more is 17/70', () => {
+    // 8 cups, 4 with milk first; "errors" are the cups she calls milk-first, "canary" the truly milk-first cups.
+    expect(fisherExactGreater({ requests: 4, errors: 4 }, { requests: 4, errors: 0 })).toBeCloseTo(1 / 70, 14);
+    expect(fisherExactGreater({ requests: 4, errors: 3 }, { requests: 4, errors: 1 })).toBeCloseTo(17 / 70, 14);
+  });
+
+  it('matches the hypergeometric tail summed from exact binomial coefficients', () => {
+    const cases = [
+      [3, 40, 1, 60],
+      [0, 25, 4, 75],
+      [7, 30, 2, 30],
+      [5, 200, 9, 1800],
+    ];
+    for (const [e1, n1, e2, n2] of cases) {
+      const total = e1 + e2;
+      let upper = 0n;
+      for (let x = e1; x <= Math.min(total, n1); x++) upper += choose(n1, x) * choose(n2, total - x);
+      const exact = Number((upper * 10n ** 18n) / choose(n1 + n2, total)) / 1e18;
+      expect(fisherExactGreater({ requests: n1, errors: e1 }, { requests: n2, errors: e2 })).toBeCloseTo(exact, 12);
+    }
+  });
+
+  it('keeps large windows finite: 60 errors in 5,000 vs 100 in 45,000 gives a tiny but positive p', () => {
+    const p = fisherExactGreater({ requests: 5000, errors: 60 }, { requests: 45000, errors: 100 });
+    expect(p).toBeGreaterThan(0);
+    expect(p).toBeLessThan(1e-10);
   });
 });
