@@ -163,7 +163,7 @@ export function judgeCanary(window: CanaryWindow, policyOverrides: Partial<Canar
     verdict: 'promote',
     reasons: [
       `canary error rate ${formatPercent(canary.errorRate ?? 0)} (${canary.errors}/${canary.requests}) ≤ ${formatPercent(policy.promoteMaxErrorRate, 0)} and p95 ${formatMs(canary.p95)} ≤ ${policy.promoteMaxP95Ms} ms`,
-      `no significant degradation against stable at ${confidencePct} confidence: errors p = ${formatP(comparison.errors.pValue)}, latency p = ${formatP(comparison.latency.pValue)}`,
+      `${notes.length === 0 ? 'no significant degradation' : 'no degradation beyond the effect-size guards'} against stable at ${confidencePct} confidence: errors p = ${formatP(comparison.errors.pValue)} (${comparison.errors.method}), latency p = ${formatP(comparison.latency.pValue)}`,
       ...notes,
     ],
     stats,
