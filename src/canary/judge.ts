@@ -158,11 +158,11 @@ export function judgeCanary(window: CanaryWindow, policyOverrides: Partial<Canar
   const held = promoteGateFailures(canary, policy);
   if (held.length > 0) return { verdict: 'hold', reasons: [...held, ...notes], stats };
 
-  const confidencePct = formatPercent(policy.confidence, 0);
+  const confidencePct = formatThreshold(policy.confidence);
   return {
     verdict: 'promote',
     reasons: [
-      `canary error rate ${formatPercent(canary.errorRate ?? 0)} (${canary.errors}/${canary.requests}) ≤ ${formatPercent(policy.promoteMaxErrorRate, 0)} and p95 ${formatMs(canary.p95)} ≤ ${policy.promoteMaxP95Ms} ms`,
+      `canary error rate ${formatPercent(canary.errorRate ?? 0)} (${canary.errors}/${canary.requests}) ≤ ${formatThreshold(policy.promoteMaxErrorRate)} and p95 ${formatMs(canary.p95)} ≤ ${policy.promoteMaxP95Ms} ms`,
       `${notes.length === 0 ? 'no significant degradation' : 'no degradation beyond the effect-size guards'} against stable at ${confidencePct} confidence: errors p = ${formatP(comparison.errors.pValue)} (${comparison.errors.method}), latency p = ${formatP(comparison.latency.pValue)}`,
       ...notes,
     ],
@@ -210,7 +210,7 @@ function absoluteRollbackReasons(canary: VersionStats, stable: VersionStats, pol
   const out: string[] = [];
   const rate = canary.errorRate ?? 0;
   if (rate > policy.rollbackErrorRate) {
-    let reason = `canary error rate ${formatPercent(rate)} (${canary.errors}/${canary.requests}) is above the ${formatPercent(policy.rollbackErrorRate, 0)} rollback threshold`;
+    let reason = `canary error rate ${formatPercent(rate)} (${canary.errors}/${canary.requests}) is above the ${formatThreshold(policy.rollbackErrorRate)} rollback threshold`;
     if ((stable.errorRate ?? 0) > policy.rollbackErrorRate)
       reason += ` (stable is at ${formatPercent(stable.errorRate ?? 0)} too: the cause may be shared, not the canary)`;
     out.push(reason);
@@ -242,7 +242,7 @@ function errorComparison(
   const bigIncrease = c - s >= policy.minErrorRateIncrease;
   if (bigRatio && bigIncrease) return [what];
   notes.push(
-    `${what}, but by less than the ${policy.minErrorRateRatio}× and +${formatPercent(policy.minErrorRateIncrease)} needed to roll back on it`,
+    `${what}, but by less than the ${policy.minErrorRateRatio}× and +${formatThreshold(policy.minErrorRateIncrease)} needed to roll back on it`,
   );
   return [];
 }
@@ -268,7 +268,7 @@ function promoteGateFailures(canary: VersionStats, policy: CanaryPolicy): string
   const rate = canary.errorRate ?? 0;
   if (rate > policy.promoteMaxErrorRate)
     out.push(
-      `canary error rate ${formatPercent(rate)} is above the ${formatPercent(policy.promoteMaxErrorRate, 0)} needed to promote (rollback only above ${formatPercent(policy.rollbackErrorRate, 0)}): holding the stage`,
+      `canary error rate ${formatPercent(rate)} is above the ${formatThreshold(policy.promoteMaxErrorRate)} needed to promote (rollback only above ${formatThreshold(policy.rollbackErrorRate)}): holding the stage`,
     );
   const p95 = canary.p95 ?? 0;
   if (canary.p95AboveTopBound)
@@ -304,8 +304,13 @@ function validatePolicy(p: CanaryPolicy): void {
     throw new RangeError('policy: effect-size guards must be ratios ≥ 1 and an increase ≥ 0');
 }
 
-function formatPercent(x: number, digits = 2): string {
-  return `${(x * 100).toFixed(digits)}%`;
+function formatPercent(x: number): string {
+  return `${(x * 100).toFixed(2)}%`;
+}
+
+/** A policy value as written: 0.01 → "1%", 0.995 → "99.5%", 0.002 → "0.2%". */
+function formatThreshold(x: number): string {
+  return `${Number((x * 100).toPrecision(6))}%`;
 }
 
 function formatMs(x: number | null): string {

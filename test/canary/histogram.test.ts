@@ -47,7 +47,7 @@ describe('histogramPercentile', () => {
     [3, 30, 1.0],
     [4, 400, 0.25],
   ])(
-    'is within one bucket width of the exact percentile of the raw samples (seed %i, median %i ms, σ %d)',
+    'is within one bucket width of the exact percentile of the raw samples (seed %i, median %i ms, σ %s)',
     (seed, median, sigma) => {
       const samples = logNormalSamples(seededRandom(seed), 5000, median, sigma);
       const h = histogramOf(samples, BOUNDS_MS);

@@ -148,6 +148,10 @@ describe('judgeCanary', () => {
   it('applies policy overrides and rejects inconsistent policies and windows', () => {
     const window = simulateWindow(11, STABLE, { ...STABLE, requests: 200 });
     expect(judgeCanary(window, { minRequestsPerVersion: 500 }).verdict).toBe('inconclusive');
+    const strict = judgeCanary(window, { confidence: 0.995, promoteMaxErrorRate: 0.005 });
+    expect(strict.verdict).toBe('promote');
+    expect(strict.reasons[0]).toMatch(/≤ 0\.5% and p95/);
+    expect(strict.reasons[1]).toMatch(/at 99\.5% confidence/);
     expect(() => judgeCanary(window, { promoteMaxErrorRate: 0.1, rollbackErrorRate: 0.05 })).toThrow(/policy/);
     expect(() => judgeCanary(window, { confidence: 1 })).toThrow(/confidence/);
     const other = { ...window.canary, latency: histogramOf([1], [1, 2]) };

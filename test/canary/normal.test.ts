@@ -14,7 +14,7 @@ const KNOWN: [z: number, phi: number][] = [
 ];
 
 describe('normalCdf', () => {
-  it.each(KNOWN)('Φ(%d) matches the table value to 1e-13 relative', (z, phi) => {
+  it.each(KNOWN)('Φ(%s) matches the table value to 1e-13 relative', (z, phi) => {
     expect(Math.abs(normalCdf(z) - phi) / phi).toBeLessThan(1e-13);
   });
 
