@@ -86,7 +86,7 @@ export interface MannWhitneyTest {
  * so they are ties: each canary observation beats every stable one in a lower bucket and half-beats every stable
  * one in its own bucket, which is exactly U computed from midranks. The variance is the tie-corrected
  * n₁n₂/12 · ((N + 1) − Σ(t³ − t)/(N(N − 1))), t the bucket totals; with the large samples of a canary window the
- * normal approximation is good, and no continuity correction is applied (it moves z by 0.5/σ, under 0.001 at
+ * normal approximation is good, and no continuity correction is applied (it moves z by 0.5/σ, about 0.001 at
  * 100 requests per version), which keeps swapping the versions an exact sign flip of z.
  */
 export function mannWhitneyTest(canary: LatencyHistogram, stable: LatencyHistogram): MannWhitneyTest {
