@@ -228,11 +228,14 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
         service: base.service,
         stateFile,
         log,
-        apply: (next) =>
-          (reloading = reloading.then(async () => {
+        apply: (next) => {
+          const run = reloading.then(async () => {
             await proxy.apply(applyOverlay(base, next));
             overlay = next;
-          })),
+          });
+          reloading = run.catch(() => {}); // a refused snapshot must not fail the ones after it
+          return run;
+        },
       },
       overlay === null ? null : kept,
     );
