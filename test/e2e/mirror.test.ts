@@ -4,6 +4,7 @@
 // large to keep is not copied; 50% mirroring over 2000 requests copies about half; the copies are counted in
 // skein_mirror_requests_total.
 import http from 'node:http';
+import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { httpGet } from '../support/http-client.ts';
@@ -58,7 +59,12 @@ async function hanging(): Promise<Upstream & { received: () => number }> {
   return Object.assign(u, { received: () => received });
 }
 
-async function mirroringProxy(primary: string, shadow: string, percentage?: number): Promise<RunningProxy> {
+async function mirroringProxy(
+  primary: string,
+  shadow: string,
+  percentage?: number,
+  opts: { direction?: 'inbound' | 'outbound'; route?: Record<string, unknown> } = {},
+): Promise<RunningProxy> {
   const config: ConfigInput = {
     service: 'frontend',
     admin: { address: '127.0.0.1:0' },
@@ -66,11 +72,13 @@ async function mirroringProxy(primary: string, shadow: string, percentage?: numb
       {
         name: 'main',
         address: '127.0.0.1:0',
+        direction: opts.direction ?? 'outbound',
         routes: [
           {
             name: 'mirrored',
             cluster: 'primary',
             mirror: percentage === undefined ? { cluster: 'shadow' } : { cluster: 'shadow', percentage },
+            ...opts.route,
           },
         ],
       },
@@ -165,6 +173,46 @@ describe('request mirroring', () => {
       failed: 0,
       body_not_kept: 0,
     });
+  });
+
+  it('copies POST bodies on an inbound listener (no retry policy) and from an HTTP/2 client', async () => {
+    const primary = await recording('primary');
+    const shadow = await recording('shadow');
+    const p = await mirroringProxy(primary.address, shadow.address, undefined, { direction: 'inbound' });
+    expect((await request(`${p.url()}/in`, 'POST', 'inbound body')).servedBy).toBe('primary');
+    const session = http2.connect(p.url());
+    cleanups.push(() => void session.close());
+    const h2 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':method': 'PUT', ':path': '/h2?x=1', 'content-type': 'text/plain' });
+      let body = '';
+      let status = 0;
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => (body += c));
+      stream.on('end', () => resolve({ status, body }));
+      stream.on('error', reject);
+      stream.end('h2 body');
+    });
+    expect(h2).toEqual({ status: 200, body: 'primary says PUT /h2?x=1' });
+    await waitFor(() => shadow.seen.length === 2);
+    expect(shadow.seen.map((c) => [c.method, c.url, c.body])).toEqual([
+      ['POST', '/in', 'inbound body'],
+      ['PUT', '/h2?x=1', 'h2 body'],
+    ]);
+  });
+
+  it('does not copy bodies on a route whose retry policy keeps none (bufferLimitBytes: 0), but copies GETs', async () => {
+    const primary = await recording('primary');
+    const shadow = await recording('shadow');
+    const p = await mirroringProxy(primary.address, shadow.address, undefined, {
+      route: { retries: { maxRetries: 1, bufferLimitBytes: 0 } },
+    });
+    expect((await request(`${p.url()}/post`, 'POST', 'not kept')).servedBy).toBe('primary');
+    expect((await request(`${p.url()}/get`, 'GET')).servedBy).toBe('primary');
+    await waitFor(() => shadow.seen.length === 1);
+    expect(shadow.seen.map((c) => c.url)).toEqual(['/get']);
+    expect(primary.seen.map((c) => c.body)).toEqual(['not kept', '']);
+    expect(await mirrorCounts(p)).toMatchObject({ answered: 1, body_not_kept: 1 });
   });
 
   it('does not copy a request whose body is too large to keep, and still serves it', async () => {
