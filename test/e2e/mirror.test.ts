@@ -7,6 +7,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import { echoClient, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 import { httpGet } from '../support/http-client.ts';
 import { freePort } from '../support/process.ts';
 import { listenOnLoopback } from '../support/listen.ts';
@@ -213,6 +214,33 @@ describe('request mirroring', () => {
     expect(shadow.seen.map((c) => c.url)).toEqual(['/get']);
     expect(primary.seen.map((c) => c.body)).toEqual(['not kept', '']);
     expect(await mirrorCounts(p)).toMatchObject({ answered: 1, body_not_kept: 1 });
+  });
+
+  it("copies unary gRPC calls (message and authority) while the client gets the primary's reply", async () => {
+    const seen: { message: string; authority: string }[] = [];
+    const primary = await startGrpcUpstream({
+      Unary: (call, cb) => cb(null, { message: `primary: ${call.request.message}`, index: 1 }),
+    });
+    const shadow = await startGrpcUpstream({
+      Unary: (call, cb) => {
+        seen.push({ message: call.request.message, authority: call.getHost() });
+        cb(null, { message: 'shadow', index: 2 });
+      },
+    });
+    cleanups.push(
+      () => primary.close(),
+      () => shadow.close(),
+    );
+    const p = await mirroringProxy(primary.address, shadow.address);
+    const client = echoClient(`127.0.0.1:${p.port()}`);
+    cleanups.push(() => client.close());
+    for (const message of ['one', 'two'])
+      expect(await unary(client, { message })).toEqual({ message: `primary: ${message}`, index: 1 });
+    await waitFor(() => seen.length === 2);
+    expect(seen).toEqual([
+      { message: 'one', authority: `127.0.0.1-shadow:${p.port()}` },
+      { message: 'two', authority: `127.0.0.1-shadow:${p.port()}` },
+    ]);
   });
 
   it('does not copy a request whose body is too large to keep, and still serves it', async () => {
