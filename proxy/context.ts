@@ -162,6 +162,7 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
     const q = url.indexOf('?');
     return q < 0 ? '' : url.slice(q + 1);
   }
+
   get listenerName(): string {
     return this.listener.name;
   }
