@@ -27,6 +27,8 @@ export class BodyReplay {
   private keptBytes = 0;
   private ended = false;
   private current: AttemptBody | null = null;
+  /** Told once how the body ended (whenComplete); null when none asked. */
+  private waiters: ((kept: readonly Buffer[] | null) => void)[] | null = null;
 
   constructor(source: Readable, limitBytes: number) {
     this.source = source;
@@ -58,6 +60,24 @@ export class BodyReplay {
     return body;
   }
 
+  /**
+   * `done` gets the whole body once it has arrived within the limit (the kept chunks, not copied), or null once
+   * it cannot be had whole: past the limit, or broken off. At once when that is already known. The mirror
+   * (stages/mirror.ts) sends its copy from here.
+   */
+  whenComplete(done: (kept: readonly Buffer[] | null) => void): void {
+    if (this.kept === null) done(null);
+    else if (this.ended) done(this.kept);
+    else (this.waiters ??= []).push(done);
+  }
+
+  private settle(kept: readonly Buffer[] | null): void {
+    const waiters = this.waiters;
+    if (waiters === null) return;
+    this.waiters = null;
+    for (const done of waiters) done(kept);
+  }
+
   /** Between two attempts: nothing flows until next() (so the kept bytes can't go past the limit meanwhile). */
   hold(): void {
     this.current = null;
@@ -74,7 +94,10 @@ export class BodyReplay {
     if (kept !== null) {
       this.keptBytes += chunk.length;
       if (this.keptBytes <= this.limitBytes) kept.push(chunk);
-      else this.kept = null;
+      else {
+        this.kept = null;
+        this.settle(null);
+      }
     }
     const body = this.current;
     if (body === null) {
@@ -87,6 +110,7 @@ export class BodyReplay {
   private readonly onEnd = (): void => {
     this.ended = true;
     this.current?.push(null);
+    this.settle(this.kept);
   };
 
   /** The downstream body broke off (the client went away, a malformed body): so does the attempt's. */
@@ -95,6 +119,7 @@ export class BodyReplay {
     this.kept = null;
     this.current?.destroy();
     this.current = null;
+    this.settle(null);
   };
 }
 

@@ -21,6 +21,10 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   path = '';
   /** Path and query as received. */
   url = '';
+  /** The Cookie header and the query as maps, parsed by route conditions that read them (src/routing/match.ts,
+   *  at most once per request); null until one does. */
+  parsedCookies: ReadonlyMap<string, string> | null = null;
+  parsedQuery: ReadonlyMap<string, string> | null = null;
   authority = '';
   /** The downstream connection's scheme: https under a TLS listener (x-forwarded-proto). */
   scheme = 'http';
@@ -150,6 +154,13 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
         log.error('request cleanup failed', { requestId: this.requestId, error: errorMessage(last) });
       }
     }
+  }
+
+  /** The query string without '?' ('' when none); worked out when asked (only query conditions ask). */
+  get query(): string {
+    const url = this.url;
+    const q = url.indexOf('?');
+    return q < 0 ? '' : url.slice(q + 1);
   }
 
   get listenerName(): string {

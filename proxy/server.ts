@@ -163,6 +163,7 @@ export class ProxyServer {
     for (const scope of scopes.values()) {
       if (scope.chain.names.includes('rate-limit')) this.stats.registerRateLimits();
       if (scope.chain.names.includes('retry')) this.stats.registerRetries();
+      if (scope.chain.names.includes('mirror')) this.stats.registerMirrors();
     }
     if (prev !== null)
       for (const [name, c] of prev.clusters) {

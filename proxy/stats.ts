@@ -8,6 +8,7 @@ import { RequestMetrics, type RequestMetricsInput, type RetryInput } from '../sr
 import { collectedCounter, collectedGauge } from '../src/telemetry/metrics-collected.ts';
 import { type OverheadInput, ProxyOverheadMetrics } from '../src/telemetry/metrics-overhead.ts';
 import { type BreakerSource, CircuitBreakerMetrics } from '../src/telemetry/metrics-breakers.ts';
+import { type MirrorCounts, MirrorMetrics } from '../src/telemetry/metrics-mirror.ts';
 import { type ClusterRef, type HealthCheckResult, MeshStateMetrics } from '../src/telemetry/metrics-state.ts';
 import type { Threshold } from '../src/resilience/cluster-limits.ts';
 import type { RequestRecord } from '../src/telemetry/types.ts';
@@ -56,6 +57,7 @@ export class ProxyStats {
   private readonly state: MeshStateMetrics;
   private readonly overhead: ProxyOverheadMetrics;
   private readonly breakers: CircuitBreakerMetrics;
+  private readonly mirrors: MirrorMetrics;
   private readonly downstream = new Map<string, ConnectionCounts>();
   private readonly upstream = new Map<string, ConnectionCounts>();
   private readonly protocolErrors = new Map<string, CountsBy>();
@@ -76,6 +78,7 @@ export class ProxyStats {
     this.state = new MeshStateMetrics(this.registry);
     this.breakers = new CircuitBreakerMetrics(this.registry, this.state);
     this.overhead = new ProxyOverheadMetrics(this.registry);
+    this.mirrors = new MirrorMetrics(this.registry);
     this.overhead.enabled = this.requests.enabled;
     this.processMetrics = opts.processMetrics ?? true;
     this.registerProxyFamilies();
@@ -105,6 +108,16 @@ export class ProxyStats {
   /** The retry stage, once per retry attempt, before picking the next endpoint. */
   onRetry(rec: RetryInput): void {
     this.requests.onRetry(rec);
+  }
+
+  /** The mirror stage, when it is built: skein_mirror_requests_total is exported from then on. */
+  registerMirrors(): void {
+    this.mirrors.register();
+  }
+
+  /** The mirror stage: the counts of one route's copies to one cluster, by outcome (it adds to them). */
+  mirrorCounts(listener: string, route: string, cluster: string): MirrorCounts {
+    return this.mirrors.countsFor(listener, route, cluster);
   }
 
   /** The rate-limit stage, when it is built: service_mesh_rate_limited_requests_total is exported from then on. */

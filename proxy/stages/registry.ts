@@ -7,6 +7,7 @@ import { faultStage } from './fault.ts';
 import { breakerStage } from './breaker.ts';
 import { rateLimitStage } from './rate-limit.ts';
 import { lbPickStage } from './lb-pick.ts';
+import { mirrorStage } from './mirror.ts';
 import { outlierStage } from './outlier.ts';
 import { retryStage } from './retry.ts';
 import { routeStage } from './route.ts';
@@ -16,7 +17,8 @@ export type { Direction, StageBuild, StageDefinition, StageProtocol } from './ty
 import type { Direction, StageDefinition } from './types.ts';
 
 /**
- * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, rate limit, retry, breaker and LB pick.
+ * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, rate limit, retry, breaker, LB pick and
+ * mirror.
  * Still to come: identity → authorization, first on inbound listeners.
  * The breaker runs inbound too: a cluster shared with an outbound listener must give back its probe slots.
  * Retry runs inbound too, but only where a route or the listener asks for it (outbound: Istio's default policy).
@@ -24,8 +26,9 @@ import type { Direction, StageDefinition } from './types.ts';
  */
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
   // outlier right after route: it sees every attempt's result (it has no request phase of its own).
-  inbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick'],
-  outbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick'],
+  // mirror last: its copy goes out after the real request (forward() runs right after the last stage).
+  inbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick', 'mirror'],
+  outbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick', 'mirror'],
 };
 
 const definitions = new Map<string, StageDefinition>();
@@ -74,6 +77,7 @@ registerStage(outlierStage);
 registerStage(breakerStage);
 registerStage(rateLimitStage);
 registerStage(retryStage);
+registerStage(mirrorStage);
 
 const problems = registryProblems(definitions, STAGE_ORDER, Object.keys(STAGE_CONFIGS));
 if (problems.length > 0) throw new Error(`pipeline stage registry is inconsistent:\n  ${problems.join('\n  ')}`);

@@ -10,6 +10,10 @@ import { HealthChecks, OutlierDetection } from './health-schema.ts';
 import { CIRCUIT_BREAKER_DEFAULTS, CircuitBreakers } from './breaker-schema.ts';
 import { RateLimitPolicy } from './rate-limit-schema.ts';
 import { RETRY_BUDGET_DEFAULTS, RetryBudget, RetryPolicy } from './retry-schema.ts';
+import { CookieMatch, HeaderMatch, QueryParamMatch, Regex } from './match-schema.ts';
+import { MirrorPolicy } from './mirror-schema.ts';
+
+export { HeaderMatch } from './match-schema.ts';
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -20,18 +24,6 @@ export const HostPort = z
   .refine((s) => Number(HOST_PORT.exec(s)?.[2]) <= 65535, 'port must be 0..65535');
 
 const Millis = z.number().int().nonnegative();
-
-const Regex = z.string().refine(
-  (s) => {
-    try {
-      new RegExp(s);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'invalid regular expression' },
-);
 
 export const StaticEndpoint = z.strictObject({
   address: HostPort,
@@ -118,19 +110,6 @@ export const Cluster = z.strictObject({
   retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
 });
 
-export const HeaderMatch = z
-  .strictObject({
-    name: z.string().min(1).toLowerCase(),
-    exact: z.string().optional(),
-    prefix: z.string().optional(),
-    regex: Regex.optional(),
-    present: z.boolean().optional(),
-    invert: z.boolean().default(false),
-  })
-  .refine((h) => [h.exact, h.prefix, h.regex, h.present].filter((v) => v !== undefined).length <= 1, {
-    message: 'use at most one of exact, prefix, regex, present',
-  });
-
 export const RouteMatch = z
   .strictObject({
     path: z.string().startsWith('/').optional(),
@@ -138,6 +117,13 @@ export const RouteMatch = z
     pathRegex: Regex.optional(),
     methods: z.array(z.string().toUpperCase()).optional(),
     headers: z.array(HeaderMatch).default([]),
+    /** Cookies of the Cookie header (match-schema.ts); the header is parsed only when a route asks. */
+    cookies: z.array(CookieMatch).optional(),
+    /** Query parameters, percent-decoded (match-schema.ts); the query is parsed only when a route asks. */
+    queryParams: z.array(QueryParamMatch).optional(),
+    /** The calling service is one of these: inbound, the caller's x-source-service (set by its proxy);
+     *  outbound, this proxy's own `service`. */
+    sourceServices: z.array(z.string().min(1)).min(1).optional(),
     /** gRPC requests only (content-type application/grpc*). */
     grpc: z.boolean().optional(),
   })
@@ -204,6 +190,8 @@ export const Route = z
     /** Retries of this route's requests (proxy/stages/retry.ts; retry-schema.ts). Absent: the listener's
      *  `stages.retry`, else Istio's default policy on outbound listeners and none on inbound ones. */
     retries: RetryPolicy.optional(),
+    /** Copy a share of this route's requests to a shadow cluster, fire and forget (proxy/stages/mirror.ts). */
+    mirror: MirrorPolicy.optional(),
   })
   .refine((r) => (r.cluster === undefined) !== (r.weightedClusters === undefined), {
     message: 'a route needs exactly one of cluster or weightedClusters',
@@ -333,6 +321,12 @@ export const Config = z
             code: 'custom',
             message: `unknown cluster '${r.cluster}'`,
             path: ['listeners', li, 'routes', ri, 'cluster'],
+          });
+        if (r.mirror !== undefined && !clusters.has(r.mirror.cluster))
+          ctx.addIssue({
+            code: 'custom',
+            message: `unknown cluster '${r.mirror.cluster}'`,
+            path: ['listeners', li, 'routes', ri, 'mirror', 'cluster'],
           });
         r.weightedClusters?.forEach((w, wi) => {
           if (!clusters.has(w.cluster))

@@ -1,7 +1,9 @@
 // Route matching: a listener's routes compiled once into an ordered table of predicates (regexes built,
 // method sets made, priorities sorted), so a request costs a few string compares and no allocation.
 // The destination of a matched route is a cluster, or a weighted split between clusters.
+import type { NamedValueMatchConfig } from '../config/match-schema.ts';
 import type { RouteConfig } from '../config/schema.ts';
+import { parseCookies, parseQuery } from './request-values.ts';
 import { buildWeightedTable, pickWeighted, type WeightedTable } from './weighted-pick.ts';
 
 /** What matching reads from a request. The proxy's request context implements it (no extra object). */
@@ -9,9 +11,17 @@ export interface RoutableRequest {
   readonly method: string;
   /** Path without the query string. */
   readonly path: string;
+  /** The query string as received, without '?'; '' when there is none. */
+  readonly query: string;
   readonly isGrpc: boolean;
+  /** The calling service: inbound, what the caller's proxy said (x-source-service); outbound, this proxy's. */
+  readonly sourceService: string;
   /** Header value by lowercase name; repeated headers joined with ", ". */
   header(name: string): string | undefined;
+  /** The Cookie header and the query as maps, filled in by the first cookie / query condition that runs on the
+   *  request (request-values.ts); null until then, and for every request no such condition looks at. */
+  parsedCookies: ReadonlyMap<string, string> | null;
+  parsedQuery: ReadonlyMap<string, string> | null;
 }
 
 export type Predicate = (req: RoutableRequest) => boolean;
@@ -28,25 +38,46 @@ export interface CompiledRoute<C> {
   /** Destination: `r` in [0,1) picks within a weighted split; a single cluster ignores it. */
   pickCluster(r: number): C;
   readonly clusters: readonly C[];
+  /** Copy this share (0–100) of the route's requests to a shadow cluster (proxy/stages/mirror.ts). */
+  readonly mirror: { readonly cluster: C; readonly percentage: number } | undefined;
 }
 
-export function headerPredicate(h: NonNullable<RouteConfig['match']['headers']>[number]): Predicate {
-  const { name, invert } = h;
-  let test: (v: string | undefined) => boolean;
+/** The value test of a named condition (match-schema.ts): undefined is "the field is absent". */
+function valueTest(h: NamedValueMatchConfig): (v: string | undefined) => boolean {
   if (h.exact !== undefined) {
     const exact = h.exact;
-    test = (v) => v === exact;
-  } else if (h.prefix !== undefined) {
-    const prefix = h.prefix;
-    test = (v) => v !== undefined && v.startsWith(prefix);
-  } else if (h.regex !== undefined) {
-    const re = new RegExp(`^(?:${h.regex})$`);
-    test = (v) => v !== undefined && re.test(v);
-  } else if (h.present === false) {
-    test = (v) => v === undefined;
-  } else {
-    test = (v) => v !== undefined;
+    return (v) => v === exact;
   }
+  if (h.prefix !== undefined) {
+    const prefix = h.prefix;
+    return (v) => v !== undefined && v.startsWith(prefix);
+  }
+  if (h.regex !== undefined) {
+    const re = new RegExp(`^(?:${h.regex})$`);
+    return (v) => v !== undefined && re.test(v);
+  }
+  if (h.present === false) return (v) => v === undefined;
+  return (v) => v !== undefined;
+}
+
+/** A named condition on what `read` finds under its name; invert negates the whole test (absent included). */
+function valuePredicate(
+  h: NamedValueMatchConfig,
+  read: (req: RoutableRequest, name: string) => string | undefined,
+): Predicate {
+  const { name, invert } = h;
+  const test = valueTest(h);
+  return invert ? (req) => !test(read(req, name)) : (req) => test(read(req, name));
+}
+
+const readCookie = (req: RoutableRequest, name: string) =>
+  (req.parsedCookies ??= parseCookies(req.header('cookie'))).get(name);
+const readQueryParam = (req: RoutableRequest, name: string) => (req.parsedQuery ??= parseQuery(req.query)).get(name);
+
+/** Headers are read straight off the request (no reader in between: the most common condition stays cheapest). */
+export function headerPredicate(h: NamedValueMatchConfig): Predicate {
+  const { name, invert } = h;
+  const test = valueTest(h);
   return invert ? (req) => !test(req.header(name)) : (req) => test(req.header(name));
 }
 
@@ -72,6 +103,13 @@ function routePredicate(route: RouteConfig): Predicate {
     checks.push((req) => req.isGrpc === grpc);
   }
   for (const h of m.headers) checks.push(headerPredicate(h));
+  if (m.sourceServices !== undefined) {
+    const sources = new Set(m.sourceServices);
+    checks.push((req) => sources.has(req.sourceService));
+  }
+  // Last: the first of these on a request parses its Cookie header or query, which the checks above may spare.
+  for (const c of m.cookies ?? []) checks.push(valuePredicate(c, readCookie));
+  for (const q of m.queryParams ?? []) checks.push(valuePredicate(q, readQueryParam));
   if (checks.length === 0) return () => true;
   if (checks.length === 1) return checks[0];
   return (req) => {
@@ -105,6 +143,10 @@ export function compileRoute<C>(route: RouteConfig, index: number, resolve: (clu
     removeHeaders: new Set((route.requestHeaders?.remove ?? []).map((h) => h.toLowerCase())),
     pickCluster,
     clusters,
+    mirror:
+      route.mirror === undefined
+        ? undefined
+        : { cluster: resolve(route.mirror.cluster), percentage: route.mirror.percentage },
   };
 }
 

@@ -63,4 +63,44 @@ describe('BodyReplay', () => {
     expect(body.destroyed).toBe(true);
     expect(replay.replayable).toBe(false);
   });
+
+  it('tells whenComplete the whole body once it ended within the limit, at once when it already has', async () => {
+    const source = new PassThrough();
+    const replay = new BodyReplay(source, 100);
+    const attempt = collect(replay.next());
+    const heard: (string | null)[] = [];
+    const note = (kept: readonly Buffer[] | null) => heard.push(kept === null ? null : Buffer.concat(kept).toString());
+    replay.whenComplete(note);
+    source.write('a=1&');
+    await tick();
+    expect(heard).toEqual([]); // not before the end
+    source.end('b=2');
+    expect(await attempt).toBe('a=1&b=2');
+    expect(heard).toEqual(['a=1&b=2']);
+    replay.whenComplete(note);
+    expect(heard).toEqual(['a=1&b=2', 'a=1&b=2']);
+  });
+
+  it('tells whenComplete null for a body past the limit or one that broke off', async () => {
+    const big = new PassThrough();
+    const over = new BodyReplay(big, 4);
+    const drained = collect(over.next());
+    const heard: unknown[] = [];
+    over.whenComplete((kept) => heard.push(kept));
+    big.end('too long');
+    expect(await drained).toBe('too long'); // the attempt still gets all of it
+    expect(heard).toEqual([null]);
+    over.whenComplete((kept) => heard.push(kept));
+    expect(heard).toEqual([null, null]);
+
+    const cut = new PassThrough();
+    const broken = new BodyReplay(cut, 100);
+    void collect(broken.next());
+    broken.whenComplete((kept) => heard.push(kept));
+    cut.write('par');
+    await tick();
+    cut.destroy();
+    await tick();
+    expect(heard).toEqual([null, null, null]);
+  });
 });

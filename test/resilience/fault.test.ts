@@ -9,6 +9,10 @@ const req = (headers: Record<string, string>) => ({
   method: 'GET',
   path: '/',
   isGrpc: false,
+  query: '',
+  sourceService: 'unknown',
+  parsedCookies: null,
+  parsedQuery: null,
   header: (name: string) => headers[name],
 });
 

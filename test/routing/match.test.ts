@@ -4,14 +4,19 @@ import { Route } from '../../src/config/schema.ts';
 import { compileRoutes, type RoutableRequest } from '../../src/routing/match.ts';
 
 function req(
-  path: string,
-  opts: { method?: string; headers?: Record<string, string>; grpc?: boolean } = {},
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; grpc?: boolean; source?: string } = {},
 ): RoutableRequest {
+  const q = url.indexOf('?');
   return {
     method: opts.method ?? 'GET',
-    path,
+    path: q < 0 ? url : url.slice(0, q),
+    query: q < 0 ? '' : url.slice(q + 1),
     isGrpc: opts.grpc ?? false,
+    sourceService: opts.source ?? 'unknown',
     header: (n) => opts.headers?.[n],
+    parsedCookies: null,
+    parsedQuery: null,
   };
 }
 

@@ -112,9 +112,10 @@ describe('stage registry', () => {
   it('is consistent as shipped: every ordered stage registered, every registered stage ordered', () => {
     expect(registryProblems(registeredStages, STAGE_ORDER, [])).toEqual([]);
     for (const order of [STAGE_ORDER.outbound, STAGE_ORDER.inbound]) {
-      // outlier sees every attempt's result right after route; the pick comes last.
+      // outlier sees every attempt's result right after route; the pick comes last of the stages an attempt
+      // runs, then mirror (its copy goes out right after the real request).
       expect(order.slice(0, 2)).toEqual(['route', 'outlier']);
-      expect(order.at(-1)).toBe('lb-pick');
+      expect(order.slice(-2)).toEqual(['lb-pick', 'mirror']);
     }
   });
 
