@@ -100,7 +100,7 @@ Output:
                            per line on stderr (step, tick every second, log), for programs (default auto).
   -h, --help               Show this help.
 
-The defaults finish in about three and a half minutes on a 2-CPU machine.`;
+The defaults finish in about four minutes on a 2-CPU machine.`;
 
 export interface RemoteTarget {
   readonly name: string;
