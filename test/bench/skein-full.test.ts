@@ -2,7 +2,9 @@
 // the bench origin, carries every resilience stage (health checks, outlier detection, breakers, retries, a rate
 // limit; for skein-full-global the limit kept in the redis-server the plan starts) and none of them fires under
 // load: every request succeeds, nothing is rate limited or retried, and the admin listener shows it all loaded.
-import { mkdtempSync, rmSync } from 'node:fs';
+// Then one short `skein bench` run measures both with no errors, and stops the redis-server it started.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import { freePorts } from '../../bench/lib/ports.ts';
 import { ProcessSupervisor } from '../../bench/lib/processes.ts';
 import { redisServerMissing, waitForRedis } from '../../bench/lib/redis.ts';
 import { planTarget } from '../../bench/lib/targets.ts';
+import type { BenchReport } from '../../bench/report/model.ts';
 import { waitForAsync } from '../support/wait-for.ts';
 
 const PROJECT = new URL('../..', import.meta.url).pathname;
@@ -194,6 +197,52 @@ describe('the skein-full bench targets under load', () => {
       expect(count(r.metrics, 'allowed') - count(r.before, 'allowed'), 'allowed by Redis').toBe(REQUESTS + POSTS);
       expect(count(r.metrics, 'limited'), 'limited by Redis').toBe(0);
       expect(count(r.metrics, 'error') - count(r.before, 'error'), 'Redis errors during the load').toBe(0);
+    },
+    60_000,
+  );
+});
+
+describe('a short skein bench run of the skein-full targets', () => {
+  it.skipIf(redisServerMissing() !== undefined)(
+    'measures skein-full and skein-full-global with no errors and stops the redis-server afterwards',
+    async () => {
+      const out = mkdtempSync(join(tmpdir(), 'skein-bench-full-'));
+      dirs.push(out);
+      const argv = ['bench/cli.ts', 'run', '--local-targets', 'skein-full,skein-full-global', '--rounds', '1'];
+      argv.push('--duration-s', '1', '--warmup-s', '0.5', '--first-warmup-s', '0', '--rate', '200');
+      argv.push('--no-probes', '--out', out);
+      const child = spawn(process.execPath, argv, {
+        cwd: PROJECT,
+        detached: true,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, NODE_OPTIONS: '' },
+      });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+      // A backstop only: the run is sized to take 10–20 s.
+      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 50_000);
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      clearTimeout(timer);
+      expect(code, stderr).toBe(0);
+
+      const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as BenchReport;
+      expect(report.targets.map((t) => [t.name, t.available])).toEqual([
+        ['skein-full', true],
+        ['skein-full-global', true],
+      ]);
+      for (const t of report.targets) {
+        expect(t.description, t.name).toMatch(/health checks.*outlier detection.*breaker.*retries.*rate limit/);
+        expect(t.results.map((x) => x.scenario)).toEqual(['http1-max', 'http1-200rps']);
+        for (const x of t.results) {
+          expect(x.rounds[0].requests, `${t.name} ${x.scenario}`).toBeGreaterThan(0);
+          expect(x.summary.errors, `${t.name} ${x.scenario}`).toEqual({});
+        }
+      }
+      const redisPort = Number(
+        /redis-server started for the run on 127\.0\.0\.1:(\d+)/.exec(report.targets[1].description)?.[1],
+      );
+      expect(redisPort).toBeGreaterThan(0);
+      expect(await waitForRedis(redisPort, 300)).toMatch(/no PONG/);
     },
     60_000,
   );
