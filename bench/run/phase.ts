@@ -203,6 +203,8 @@ async function startTarget(
       await stopCompanions();
       return fail(`its ${comp.name} did not start: ${err}; log: ${tail(cproc.logPath)}`);
     }
+    const where = d.pinned ? `, CPU ${d.opts.loadCpu}` : '';
+    d.progress.log(`${t.name}: ${comp.name} up on 127.0.0.1:${comp.redisPort} (pid ${cproc.pid})${where}`);
   }
   const proc = d.supervisor.start(t.name, plan.argv, {
     cpu: d.pinned ? d.opts.proxyCpu : undefined,
