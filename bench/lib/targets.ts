@@ -1,7 +1,8 @@
 // The proxies the benchmarks put between the load generator and the origin, and how to start each one listening
 // on `port` and forwarding to the origin: configs for nginx and HAProxy, argv for the Node targets, skein's CLI
-// (plain, with the full telemetry chain, with every resilience stage configured) or a custom command. bench/core.ts uses the first five; `skein bench`
-// all of them, against the nginx origin (HTTP/1.1) or the Node multi-protocol origin (h2c, gRPC, WebSocket too).
+// (plain, with the full telemetry chain, or with every resilience stage configured: skein-full.ts) or a custom
+// command. bench/core.ts uses the first five; `skein bench` all of them, against the nginx origin (HTTP/1.1) or
+// the Node multi-protocol origin (h2c, gRPC, WebSocket too).
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
