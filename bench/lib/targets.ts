@@ -1,11 +1,14 @@
 // The proxies the benchmarks put between the load generator and the origin, and how to start each one listening
 // on `port` and forwarding to the origin: configs for nginx and HAProxy, argv for the Node targets, skein's CLI
-// (plain, or with the full telemetry chain) or a custom command. `skein bench` starts them before the nginx origin
-// (HTTP/1.1) or the Node multi-protocol origin (h2c, gRPC, WebSocket too).
+// (plain, with the full telemetry chain, or with every resilience stage configured: skein-full.ts) or a custom
+// command. `skein bench` starts them before the nginx origin (HTTP/1.1) or the Node multi-protocol origin (h2c,
+// gRPC, WebSocket too).
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import type { LoadProtocol } from '../load/types.ts';
+import { redisServerArgv, redisServerMissing } from './redis.ts';
+import { SKEIN_FULL_HEALTH_INTERVAL_MS, SKEIN_FULL_RATE_PER_S, skeinFullConfig } from './skein-full.ts';
 import { skeinMetricsOffConfig, skeinTelemetryConfig, type TelemetrySinks } from './skein-telemetry.ts';
 
 /** Every local target `skein bench` knows, in its default visiting order. */
@@ -15,6 +18,7 @@ export const LOCAL_TARGET_NAMES = [
   'skein-telemetry',
   'skein-mtls',
   'skein-full',
+  'skein-full-global',
   'nginx',
   'haproxy',
   'http-proxy',
@@ -66,6 +70,19 @@ export interface TargetContext {
   readonly h2Port?: number;
   /** skein-telemetry: where its admin listener, OTLP endpoint and access log are. */
   readonly telemetry?: TelemetrySinks;
+  /** skein-full and skein-full-global: their admin listener (/clusters, /metrics). */
+  readonly adminPort?: number;
+  /** skein-full-global: where the redis-server started for it listens. */
+  readonly redisPort?: number;
+}
+
+/** A process a target needs running before it starts (skein-full-global's redis-server), stopped after it. */
+export interface CompanionProcess {
+  readonly name: string;
+  readonly argv: readonly string[];
+  /** Ready when a Redis PING on this 127.0.0.1 port answers PONG. */
+  readonly redisPort: number;
+  readonly readyTimeoutMs: number;
 }
 
 export type TargetPlan =
@@ -81,6 +98,8 @@ export type TargetPlan =
       readonly description: string;
       /** Where h2c and gRPC are served when not on `port` (nginx and HAProxy need a listener of their own). */
       readonly h2Port?: number;
+      /** Started (and ready) before the target, stopped after it; not pinned to the proxy's CPU. */
+      readonly companions?: readonly CompanionProcess[];
     }
   | { readonly kind: 'skip'; readonly reason: string };
 
@@ -202,8 +221,8 @@ export function unavailableReason(name: LocalTargetName, projectDir: string): st
   switch (name) {
     case 'skein-mtls':
       return 'mTLS between proxies is not built yet: it comes with the identity work (certificates from control’s CA)';
-    case 'skein-full':
-      return 'skein with every stage on needs mTLS and rate limiting, which are not built yet: they come with the identity and resilience work';
+    case 'skein-full-global':
+      return redisServerMissing()?.concat(': skein-full-global keeps its global rate limit in a redis-server');
     case 'http-proxy':
       try {
         createRequire(join(projectDir, 'package.json')).resolve('http-proxy');
@@ -337,8 +356,54 @@ export function planTarget(name: LocalTargetName, ctx: TargetContext): TargetPla
         {},
         `\`${ctx.baselineCmd}\` (--baseline-cmd: another build of skein, for before/after in one run)`,
       );
-    case 'skein-mtls':
     case 'skein-full':
+    case 'skein-full-global':
+      return skeinFullTarget(name, ctx);
+    case 'skein-mtls':
       return { kind: 'skip', reason: `${name} is not available` }; // unavailableReason() answered above
   }
+}
+
+/** What skein-full configures, for the report: every resilience stage, each set so that the bench never trips it. */
+function skeinFullStages(rateLimit: string): string {
+  return (
+    `active HTTP health checks (GET / every ${SKEIN_FULL_HEALTH_INTERVAL_MS / 1000} s), outlier detection ` +
+    '(5 consecutive 5xx or gateway errors), circuit breakers (Envoy’s thresholds 1024/1024/1024/3) and the ' +
+    'per-endpoint breaker (5 failures in a row or 50% of 20+ requests), retries on the route (Istio’s defaults: ' +
+    `2 on connect-failure, refused-stream, reset, 503, unavailable), ${rateLimit}; no mTLS; none of them fires ` +
+    "under the bench's load"
+  );
+}
+
+function skeinFullTarget(name: 'skein-full' | 'skein-full-global', ctx: TargetContext): TargetPlan {
+  if (ctx.adminPort === undefined) throw new Error(`${name} needs a port for its admin listener (ctx.adminPort)`);
+  const rate = `${SKEIN_FULL_RATE_PER_S.toLocaleString('en-US')} req/s`;
+  const file = join(ctx.runDir, `${name}.yaml`);
+  const config = { port: ctx.port, originPort: ctx.originPort, adminPort: ctx.adminPort };
+  const command = `\`bin/skein.js proxy --config ${name}.yaml\``;
+  if (name === 'skein-full') {
+    writeFileSync(file, skeinFullConfig(config));
+    return skeinProcess(
+      ctx,
+      SKEIN_CONFIG_CMD,
+      { SKEIN_CONFIG: file },
+      `${command}: ${skeinFullStages(`a local rate limit of ${rate}`)}`,
+    );
+  }
+  const redisPort = ctx.redisPort;
+  if (redisPort === undefined) throw new Error('skein-full-global needs a port for its redis-server (ctx.redisPort)');
+  writeFileSync(file, skeinFullConfig({ ...config, redisUrl: `redis://127.0.0.1:${redisPort}` }));
+  const limit =
+    `a global rate limit of ${rate} kept in a redis-server started for the run on 127.0.0.1:${redisPort} ` +
+    '(failureMode closed: a Redis failure answers 429; redis-server runs beside the origin, its CPU is not in ' +
+    'the proxy’s figures)';
+  const plan = skeinProcess(ctx, SKEIN_CONFIG_CMD, { SKEIN_CONFIG: file }, `${command}: ${skeinFullStages(limit)}`);
+  if (plan.kind !== 'process') return plan;
+  const redis: CompanionProcess = {
+    name: 'redis-server',
+    argv: redisServerArgv(redisPort, ctx.runDir),
+    redisPort,
+    readyTimeoutMs: 10_000,
+  };
+  return { ...plan, companions: [redis] };
 }

@@ -9,9 +9,10 @@ import { DEFAULT_SCENARIOS, isScenarioName, SCENARIO_NAMES, type ScenarioName } 
 
 export const MESH_TYPES: readonly MeshType[] = ['baseline', 'skein', 'istio', 'linkerd', 'cilium', 'consul'];
 
-/** Measured by default: everything but the second naive Node peer (http-proxy is the Node peer the issue names). */
+/** Measured by default: everything but the second naive Node peer (http-proxy is the Node peer the issue names),
+ *  the variants that answer one question each, and skein-full-global (it needs a redis-server). */
 export const DEFAULT_LOCAL_TARGETS: readonly LocalTargetName[] = LOCAL_TARGET_NAMES.filter(
-  (t) => t !== 'naive-undici' && t !== 'skein-no-metrics' && t !== 'skein-baseline',
+  (t) => t !== 'naive-undici' && t !== 'skein-no-metrics' && t !== 'skein-baseline' && t !== 'skein-full-global',
 );
 
 export const DEFAULTS = {
@@ -99,7 +100,7 @@ Output:
                            per line on stderr (step, tick every second, log), for programs (default auto).
   -h, --help               Show this help.
 
-The defaults finish in about three and a half minutes on a 2-CPU machine.`;
+The defaults finish in about four minutes on a 2-CPU machine.`;
 
 export interface RemoteTarget {
   readonly name: string;

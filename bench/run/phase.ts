@@ -1,6 +1,7 @@
 // One phase of a `skein bench` run: the scenarios that share an origin. Starts that origin and every target
 // before it (each proxy pinned to the proxy CPU), warms each up once, then runs interleaved rounds — per round,
 // per scenario, every target in turn (A B C A B C) with a warm-up before each measured run — and stops them all.
+// A target's companions (skein-full-global's redis-server) start before it, beside the origin, and stop after it.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -10,6 +11,7 @@ import { waitForHttpOk } from '../lib/http-check.ts';
 import { originNginxArgv } from '../lib/origin.ts';
 import { freePorts } from '../lib/ports.ts';
 import type { ManagedProcess, ProcessSupervisor } from '../lib/processes.ts';
+import { waitForRedis } from '../lib/redis.ts';
 import { planTarget } from '../lib/targets.ts';
 import type { RoundResult } from '../report/model.ts';
 import { type MeasureContext, type MeasuredRound, measureRound } from './measure.ts';
@@ -57,7 +59,12 @@ interface LiveTarget {
   readonly target: PlannedTarget;
   readonly endpoint: Endpoint;
   readonly proc?: ManagedProcess;
+  /** Started for the target before it (redis-server); stopped after it. */
+  readonly companions?: readonly ManagedProcess[];
 }
+
+/** Ports each local target gets: listener, its h2c listener (nginx, HAProxy), admin, a companion (redis). */
+const PORTS_PER_TARGET = 4;
 
 const localEndpoint = (port: number, h2Port = port): Endpoint => ({
   host: '127.0.0.1',
@@ -133,7 +140,7 @@ async function startTarget(
   phase: Phase,
   t: PlannedTarget,
   origin: Endpoint,
-  ports: [number, number, number],
+  ports: readonly number[],
 ): Promise<LiveTarget | undefined> {
   const c = d.collected;
   const fail = (reason: string) => {
@@ -154,7 +161,7 @@ async function startTarget(
     c.descriptions.set(t.name, `remote ${t.mesh} target at ${url}`);
     return { target: t, endpoint: remoteEndpoint(url) };
   }
-  const [port, h2Port, adminPort] = ports;
+  const [port, h2Port, adminPort, redisPort] = ports;
   const plan = planTarget(t.local!, {
     port,
     h2Port,
@@ -166,6 +173,8 @@ async function startTarget(
     skeinCmd: t.local === 'skein' ? d.opts.skeinCmd : undefined,
     baselineCmd: d.opts.baselineCmd,
     skeinReadyTimeoutMs: d.opts.skeinWaitS * 1000,
+    adminPort,
+    redisPort,
     telemetry: {
       adminPort,
       otlpEndpoint: d.otlpEndpoint,
@@ -177,6 +186,25 @@ async function startTarget(
     c.descriptions.set(t.name, 'no proxy: the generator talks to the origin itself');
     return { target: t, endpoint: origin };
   }
+  const companions: ManagedProcess[] = [];
+  const stopCompanions = async () => {
+    for (const p of companions.reverse()) await d.supervisor.stop(p);
+  };
+  for (const comp of plan.companions ?? []) {
+    // Beside the origin: a companion stands for a service elsewhere in the mesh, not for the proxy's own work.
+    const cproc = d.supervisor.start(`${t.name}-${comp.name}`, comp.argv, {
+      cpu: d.pinned ? d.opts.loadCpu : undefined,
+      cwd: d.runDir,
+    });
+    companions.push(cproc);
+    const err = await waitForRedis(comp.redisPort, comp.readyTimeoutMs, cproc.hasExited);
+    if (err !== undefined) {
+      await stopCompanions();
+      return fail(`its ${comp.name} did not start: ${err}; log: ${tail(cproc.logPath)}`);
+    }
+    const where = d.pinned ? `, CPU ${d.opts.loadCpu}` : '';
+    d.progress.log(`${t.name}: ${comp.name} up on 127.0.0.1:${comp.redisPort} (pid ${cproc.pid})${where}`);
+  }
   const proc = d.supervisor.start(t.name, plan.argv, {
     cpu: d.pinned ? d.opts.proxyCpu : undefined,
     env: plan.env,
@@ -185,11 +213,12 @@ async function startTarget(
   const err = await waitForHttpOk(port, plan.readyTimeoutMs, proc.hasExited);
   if (err !== undefined || proc.hasExited()) {
     await d.supervisor.stop(proc);
+    await stopCompanions();
     return fail(`did not answer 200 on 127.0.0.1:${port}: ${err ?? 'process exited'}; log: ${tail(proc.logPath)}`);
   }
   c.descriptions.set(t.name, plan.description);
   d.progress.log(`${t.name} up on 127.0.0.1:${port} (pid ${proc.pid})${d.pinned ? `, CPU ${d.opts.proxyCpu}` : ''}`);
-  return { target: t, endpoint: localEndpoint(port, plan.h2Port ?? port), proc };
+  return { target: t, endpoint: localEndpoint(port, plan.h2Port ?? port), proc, companions };
 }
 
 function store(c: Collected, target: string, scenario: string, m: MeasuredRound): void {
@@ -219,7 +248,7 @@ export async function runPhase(d: PhaseDeps, phase: Phase): Promise<void> {
     (t) => t.unavailableReason === undefined && !c.unavailable.has(t.name) && t.protocols.some((p) => protocols.has(p)),
   );
   const locals = candidates.filter((t) => t.kind === 'local');
-  const ports = await freePorts(1 + 3 * locals.length);
+  const ports = await freePorts(1 + PORTS_PER_TARGET * locals.length);
   const started: ManagedProcess[] = [];
   try {
     d.progress.step(
@@ -236,10 +265,12 @@ export async function runPhase(d: PhaseDeps, phase: Phase): Promise<void> {
     for (const t of candidates) {
       const i = locals.indexOf(t);
       if (t.kind === 'local' && origin === undefined) continue;
-      const own = (i < 0 ? [0, 0, 0] : ports.slice(1 + 3 * i, 4 + 3 * i)) as [number, number, number];
+      const own = i < 0 ? [0, 0, 0, 0] : ports.slice(1 + PORTS_PER_TARGET * i, 1 + PORTS_PER_TARGET * (i + 1));
       const l = await startTarget(d, phase, t, origin ?? localEndpoint(0), own);
       if (l === undefined) continue;
       live.push(l);
+      // Stopped in reverse: the target before its companions, every target before the origin.
+      started.push(...(l.companions ?? []));
       if (l.proc !== undefined) started.push(l.proc);
     }
     await measurePhase(d, phase, live);

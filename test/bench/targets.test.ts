@@ -1,8 +1,9 @@
 // Target planning for `skein bench`: which local targets can run and why not, the configs the harness writes for
-// nginx, HAProxy and skein-telemetry (checked by nginx -t, haproxy -c and the proxy's own validation), and the
+// nginx, HAProxy, skein-telemetry and skein-full (checked by nginx -t, haproxy -c and the proxy's own validation),
+// skein-full-global's redis-server (or why it cannot run), and the
 // http-proxy peer started for real and used through: plain requests on a reused upstream connection, WebSocket.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { waitForHttpOk } from '../../bench/lib/http-check.ts';
 import { freePorts } from '../../bench/lib/ports.ts';
+import { redisServerMissing } from '../../bench/lib/redis.ts';
+import { SKEIN_FULL_RATE_PER_S } from '../../bench/lib/skein-full.ts';
 import { skeinTelemetryConfig } from '../../bench/lib/skein-telemetry.ts';
 import { LOCAL_TARGET_NAMES, planTarget, targetProtocols } from '../../bench/lib/targets.ts';
 import { parseRunOptions, type RunOptions } from '../../bench/run/options.ts';
@@ -34,13 +37,23 @@ afterAll(() => {
 });
 
 describe('planning the targets', () => {
-  it('names skein-mtls and skein-full unavailable with the work they wait for', () => {
+  it('names skein-mtls unavailable with the work it waits for; skein-full runs; skein-full-global needs redis-server', () => {
     const plan = planRun(opts('--local-targets', 'all'), ALL, PROJECT);
     const reason = (n: string) => plan.targets.find((t) => t.name === n)?.unavailableReason;
     expect(reason('skein-mtls')).toMatch(/mTLS .* not built yet.*identity/);
-    expect(reason('skein-full')).toMatch(/rate limiting.*not built yet.*resilience/);
-    for (const n of ['direct', 'skein', 'skein-telemetry', 'nginx', 'haproxy', 'http-proxy', 'naive-undici'])
+    for (const n of [
+      'direct',
+      'skein',
+      'skein-telemetry',
+      'skein-full',
+      'nginx',
+      'haproxy',
+      'http-proxy',
+      'naive-undici',
+    ])
       expect(reason(n), n).toBeUndefined();
+    if (redisServerMissing() === undefined) expect(reason('skein-full-global')).toBeUndefined();
+    else expect(reason('skein-full-global')).toMatch(/^redis-server is not installed.*global rate limit/);
     expect(plan.targets.map((t) => t.name)).toEqual(LOCAL_TARGET_NAMES);
     expect(plan.targets.find((t) => t.name === 'skein-telemetry')?.mesh).toBe('skein');
     expect(plan.targets.find((t) => t.name === 'nginx')?.mesh).toBe('baseline');
@@ -53,6 +66,17 @@ describe('planning the targets', () => {
     expect(reasons.nginx).toBe('nginx is not installed (apt-get install -y nginx)');
     expect(reasons.haproxy).toBe('haproxy is not installed (apt-get install -y haproxy)');
     expect(reasons['http-proxy']).toMatch(/http-proxy package is not installed.*production installs/);
+    // A PATH without redis-server (the sbin directories are searched too, where Debian never puts it).
+    const path = process.env.PATH;
+    process.env.PATH = tmp();
+    try {
+      const global = planRun(opts('--local-targets', 'skein-full-global'), none, tmp()).targets[0];
+      expect(global.unavailableReason).toBe(
+        'redis-server is not installed (apt-get install -y redis-server): skein-full-global keeps its global rate limit in a redis-server',
+      );
+    } finally {
+      process.env.PATH = path;
+    }
     expect(plan.notes.join('\n')).toMatch(/nginx is not installed: the HTTP\/1.1 scenarios used the Node origin/);
     expect(plan.notes.join('\n')).toMatch(/taskset is not installed/);
     expect(plan.notes.join('\n')).toMatch(
@@ -128,6 +152,71 @@ describe('the configs the harness writes', () => {
     expect(routes[0].match.headers).toHaveLength(1);
     expect(routes[0].priority).toBeGreaterThan(routes[1].priority);
     expect(routes[1].match.pathPrefix).toBe('/');
+  });
+
+  it('skein-full: a config the proxy accepts with every resilience stage configured, and a description naming them', () => {
+    const dir = tmp();
+    const plan = planTarget('skein-full', { ...ctx(dir), adminPort: 18083 });
+    expect(plan.kind).toBe('process');
+    if (plan.kind !== 'process') return;
+    expect(plan.companions ?? []).toEqual([]);
+    expect(plan.env?.SKEIN_CONFIG).toBe(join(dir, 'skein-full.yaml'));
+    const cfg = parseConfigText(readFileSync(join(dir, 'skein-full.yaml'), 'utf8'), 'skein-full');
+    expect(cfg.admin?.address).toBe('127.0.0.1:18083');
+    const [listener] = cfg.listeners;
+    expect(listener.address).toBe('127.0.0.1:18080');
+    const [route] = listener.routes;
+    expect(route.retries).toMatchObject({ maxRetries: 2, retriableStatusCodes: [503] });
+    expect(route.retries?.retryOn).toEqual([
+      'connect-failure',
+      'refused-stream',
+      'reset',
+      'retriable-status-codes',
+      'unavailable',
+    ]);
+    expect(route.rateLimit).toMatchObject({
+      requestsPerSecond: SKEIN_FULL_RATE_PER_S,
+      burstSize: SKEIN_FULL_RATE_PER_S,
+    });
+    expect(route.rateLimit?.global).toBeUndefined();
+    expect(SKEIN_FULL_RATE_PER_S).toBeGreaterThanOrEqual(1_000_000);
+    const [cluster] = cfg.clusters;
+    expect(cluster.discovery).toMatchObject({ type: 'static', endpoints: [{ address: '127.0.0.1:18082' }] });
+    expect(cluster.healthChecks).toMatchObject({ type: 'http', path: '/', intervalMs: 1000, expectedStatuses: [200] });
+    expect(cluster.outlierDetection).toMatchObject({ consecutive5xx: 5, consecutiveGatewayErrors: 5 });
+    expect(cluster.circuitBreakers).toMatchObject({ maxConnections: 1024, maxRequests: 1024, maxRetries: 3 });
+    expect(cluster.circuitBreakers.endpoint).toMatchObject({ consecutiveFailures: 5, failureRatePercent: 50 });
+    expect(plan.description).toMatch(
+      /health checks.*outlier detection.*circuit breakers.*per-endpoint breaker.*retries.*local rate limit of 1,000,000 req\/s.*no mTLS/,
+    );
+  });
+
+  it('skein-full-global: the same with the rate limit in Redis, and the redis-server the run starts for it', () => {
+    const dir = tmp();
+    if (redisServerMissing() !== undefined) {
+      const plan = planTarget('skein-full-global', { ...ctx(dir), adminPort: 18083, redisPort: 18084 });
+      expect(plan).toEqual({ kind: 'skip', reason: expect.stringMatching(/^redis-server is not installed/) });
+      return;
+    }
+    const plan = planTarget('skein-full-global', { ...ctx(dir), adminPort: 18083, redisPort: 18084 });
+    expect(plan.kind).toBe('process');
+    if (plan.kind !== 'process') return;
+    expect(plan.companions).toHaveLength(1);
+    const [redis] = plan.companions!;
+    expect(redis.argv[0]).toBe('redis-server');
+    expect(redis.argv.join(' ')).toContain('--port 18084 --bind 127.0.0.1');
+    expect(redis.redisPort).toBe(18084);
+    const cfg = parseConfigText(readFileSync(join(dir, 'skein-full-global.yaml'), 'utf8'), 'skein-full-global');
+    const [route] = cfg.listeners[0].routes;
+    expect(route.rateLimit).toMatchObject({
+      requestsPerSecond: SKEIN_FULL_RATE_PER_S,
+      global: { redis: 'redis://127.0.0.1:18084', failureMode: 'closed' },
+    });
+    expect(cfg.clusters[0].healthChecks?.type).toBe('http');
+    expect(cfg.clusters[0].circuitBreakers.endpoint).toBeDefined();
+    expect(plan.description).toMatch(
+      /global rate limit of 1,000,000 req\/s kept in a redis-server .*127\.0\.0\.1:18084/,
+    );
   });
 });
 
