@@ -6,9 +6,9 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { api } from '../support/control.ts';
+import { api, useToken } from '../support/control.ts';
 import { spawnSkein, type SkeinProcess } from '../support/process.ts';
-import { waitFor } from '../support/wait-for.ts';
+import { waitFor, waitForAsync } from '../support/wait-for.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'skein-mesh-e2e-'));
 let mesh: SkeinProcess | undefined;
@@ -61,13 +61,32 @@ describe('skein mesh', () => {
       if (m.exitStatus !== null) throw new Error(`exited: ${m.stderr}`);
       return m.stdout.includes('Skein local mesh is up.');
     }, 15_000);
-    expect(m.stdout).toContain(`control API         http://127.0.0.1:${control}/benchmarks/jobs`);
+    expect(m.stdout).toContain(`control API         http://127.0.0.1:${control}/v1/rules`);
 
     const hello = await fetch(`http://127.0.0.1:${outbound}/hello`);
     expect(hello.status).toBe(200);
     expect(((await hello.json()) as { service: string }).service).toBe('sample-service');
 
     const base = `http://127.0.0.1:${control}`;
+    useToken(base, readFileSync(join(dataDir, 'api-token'), 'utf8').trim());
+    // The sidecar takes its rules from the embedded control: a rule written there changes what it does.
+    const rule = await api(base, 'POST', '/v1/rules', {
+      id: 'beta',
+      priority: 20,
+      conditions: [{ type: 'header', field: 'x-beta', value: '1' }],
+      destinations: [{ cluster: 'sample-service' }],
+      actions: { headers: { add: { 'x-route': 'beta-rule' } } },
+    });
+    expect(rule.status).toBe(201);
+    const seen = await waitForAsync(async () => {
+      const r = await fetch(`http://127.0.0.1:${outbound}/hello`, { headers: { 'x-beta': '1' } });
+      const body = (await r.json()) as { headers: Record<string, string> };
+      return body.headers['x-route'] === 'beta-rule' ? body : undefined;
+    }, 10_000);
+    expect(seen.headers['x-source-service']).toBe('frontend');
+    expect((await api<{ service: string; connected: boolean }[]>(base, 'GET', '/proxies')).body).toEqual([
+      expect.objectContaining({ service: 'frontend', connected: true }),
+    ]);
     expect((await api(base, 'GET', '/benchmarks/jobs')).body).toEqual([]);
     const bad = await api<{ error: { problems: string[] } }>(base, 'POST', '/benchmarks/start', { rounds: 0 });
     expect(bad.status).toBe(400);
