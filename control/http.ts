@@ -65,12 +65,22 @@ export type ApiReply =
   /** A long-lived answer the handler writes itself (the proxies' push stream). */
   | { readonly stream: (res: http.ServerResponse) => void };
 
+export interface RouteDoc {
+  readonly summary: string;
+  readonly body?: z.ZodType;
+  readonly query?: z.ZodType;
+  /** 'stream': an answer that never ends (newline-delimited JSON). */
+  readonly response?: z.ZodType | 'stream' | 'text';
+}
+
 export interface Route {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** `/benchmarks/jobs/:id/result`: literal segments and `:name` captures. */
   readonly path: string;
   /** A POST that needs no API token (proxies' acknowledgements; they authenticate with mTLS later). */
   readonly open?: boolean;
+  /** What /openapi.json says of it: the schemas are the ones the handler validates with. */
+  readonly doc?: RouteDoc;
   handle(req: ApiRequest): ApiReply | Promise<ApiReply>;
 }
 

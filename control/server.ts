@@ -3,6 +3,7 @@
 // own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
 // `skein mesh` both call it.
 import type http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchJobRoutes } from './api/bench-jobs.ts';
 import { probeRoutes } from './api/probes.ts';
@@ -11,6 +12,7 @@ import { type ApiReply, createApiServer, listen, type Route } from './http.ts';
 import { ControlMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { ProbeRuns } from './probe-runs.ts';
 import { trafficRoutes } from './api/traffic.ts';
+import { openApiDocument } from './openapi.ts';
 import { PushHub } from './push.ts';
 import { FileStore } from './store/file.ts';
 import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
@@ -44,6 +46,21 @@ export interface ControlServer {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** package.json's version: control runs from the sources (../) or from dist/control (../../). */
+const PACKAGE_VERSION = ((): string => {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'skein' && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return 'unknown';
+})();
 
 export async function startControl(opts: ControlOptions): Promise<ControlServer> {
   const store = new FileStore({ dir: join(opts.dataDir, 'store'), warn: (m) => opts.log('warn', m) });
@@ -71,15 +88,23 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     configVersion: () => traffic.version,
     proxies: () => push.proxies(),
   });
+  const routes: Route[] = [
+    health,
+    metrics.route(),
+    ...trafficRoutes(traffic, push),
+    ...benchJobRoutes(benchJobs),
+    ...probeRoutes(probeRuns),
+  ];
+  const openapi = openApiDocument(routes, PACKAGE_VERSION);
+  routes.push({
+    method: 'GET',
+    path: '/openapi.json',
+    doc: { summary: 'This description of the API (OpenAPI 3.1)' },
+    handle: () => ({ json: openapi }),
+  });
   const server: http.Server = createApiServer({
     authorize: bearerAuthorizer(token.token),
-    routes: [
-      health,
-      metrics.route(),
-      ...benchJobRoutes(benchJobs),
-      ...probeRoutes(probeRuns),
-      ...trafficRoutes(traffic, push),
-    ],
+    routes,
     onResponse: (route, method, status, seconds) =>
       metrics.onApiResponse(route ?? UNMATCHED_ROUTE, method, status, seconds),
     onError: (err, req) =>
