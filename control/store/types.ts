@@ -2,7 +2,8 @@
 // default) and the Redis store (several control replicas sharing state) implement it and run the same
 // conformance suite (test/control/store/conformance.ts). Records are plain JSON values: what goes in comes back
 // equal. Every record has a version (1 on its first write, one more on each write after), so concurrent
-// writers never silently overwrite each other: putIf writes only over the version the writer read.
+// writers never silently overwrite each other: putIf writes only over the version the writer read. A deleted
+// record is gone with its version: written again, it starts again at 1.
 
 export interface StoredRecord {
   readonly id: string;
