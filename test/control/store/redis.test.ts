@@ -68,4 +68,39 @@ describe('RedisStore as two control replicas', () => {
     await probe.stop();
     await expect(RedisStore.open({ url })).rejects.toThrow(`cannot reach Redis at ${url}`);
   });
+
+  it('uses the database number of the URL: another database is another, empty store', async () => {
+    const prefix = freshPrefix();
+    const db3 = await RedisStore.open({ url: `${redis.url}/3`, prefix });
+    const db0 = await RedisStore.open({ url: redis.url, prefix });
+    await db3.put('jobs', { id: 'a' });
+    expect(await db3.get('jobs', 'a')).toEqual({ id: 'a' });
+    expect(await db0.get('jobs', 'a')).toBeUndefined();
+    await db3.close();
+    await db0.close();
+  });
+
+  it('comes back after Redis restarts: a write made during the outage lands once it is up, and watches fire again', async () => {
+    const own = await startRedis();
+    const store = await RedisStore.open({ url: own.url, prefix: freshPrefix() });
+    try {
+      const heard: string[] = [];
+      store.watch('jobs', (id) => heard.push(id));
+      await store.put('jobs', { id: 'before' });
+      await waitForAsync(async () => heard.includes('before'), 5_000);
+      await own.stop();
+      const during = store.put('jobs', { id: 'during' });
+      await own.start();
+      await during;
+      expect(await store.getVersioned('jobs', 'during')).toEqual({ record: { id: 'during' }, version: 1 });
+      // The subscription is renewed by the reconnect, perhaps a little after the command connection's.
+      await waitForAsync(async () => {
+        await store.put('jobs', { id: 'after' });
+        return heard.includes('after');
+      }, 10_000);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  }, 30_000);
 });
