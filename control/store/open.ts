@@ -3,7 +3,7 @@
 // errors that name the option; opened by startControl.
 import { join } from 'node:path';
 import { FileStore } from './file.ts';
-import { PREFIX_PATTERN, RedisStore } from './redis.ts';
+import { PREFIX_PATTERN, RedisStore, redactUrl } from './redis.ts';
 import type { RecordStore } from './types.ts';
 
 export type StoreChoice =
@@ -37,9 +37,8 @@ export function openStore(choice: StoreChoice, dataDir: string, warn: (message: 
   return RedisStore.open({ url: choice.url, prefix: choice.prefix, warn });
 }
 
-/** For logs: where the records are. */
+/** For logs: where the records are (a password in the URL is not shown). */
 export function describeStore(choice: StoreChoice, dataDir: string): string {
-  return choice.kind === 'file'
-    ? `files under ${join(dataDir, 'store')}`
-    : `Redis ${choice.url} prefix ${choice.prefix}`;
+  if (choice.kind === 'file') return `files under ${join(dataDir, 'store')}`;
+  return `Redis ${redactUrl(choice.url)} prefix ${choice.prefix}`;
 }

@@ -62,6 +62,18 @@ export interface RedisStoreOptions {
   readonly warn?: (message: string) => void;
 }
 
+/** The URL for messages: a password in it is shown as ***. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.href;
+  } catch {
+    return url;
+  }
+}
+
 function checkName(what: string, name: string): void {
   if (!NAME_PATTERN.test(name)) throw new Error(`invalid ${what} name '${name}'`);
 }
@@ -104,7 +116,7 @@ export class RedisStore implements RecordStore {
     let lastError = '';
     redis.on('error', (err: Error) => {
       // Without a listener an 'error' event would end the process; say each new problem once.
-      if (connected && err.message !== lastError) store.#warn(`Redis store ${opts.url}: ${err.message}`);
+      if (connected && err.message !== lastError) store.#warn(`Redis store ${redactUrl(opts.url)}: ${err.message}`);
       lastError = err.message;
     });
     redis.on('ready', () => (lastError = ''));
@@ -112,7 +124,7 @@ export class RedisStore implements RecordStore {
       await redis.connect();
     } catch (err) {
       redis.disconnect();
-      throw new Error(`cannot reach Redis at ${opts.url}: ${(err as Error).message || lastError}`);
+      throw new Error(`cannot reach Redis at ${redactUrl(opts.url)}: ${(err as Error).message || lastError}`);
     }
     connected = true;
     return store;
@@ -210,7 +222,7 @@ export class RedisStore implements RecordStore {
       }
     });
     this.#subscribed = sub.subscribe(this.#channel).catch((err: unknown) => {
-      this.#warn(`Redis store ${this.url}: cannot watch ${this.#channel}: ${(err as Error).message}`);
+      this.#warn(`Redis store ${redactUrl(this.url)}: cannot watch ${this.#channel}: ${(err as Error).message}`);
     });
   }
 
