@@ -88,6 +88,7 @@ export class RedisStore implements RecordStore {
   #subscriber: Redis | undefined;
   /** Until it resolves, a write of ours could be published before our own watch listens: writes wait for it. */
   #subscribed: Promise<unknown> | undefined;
+  readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
 
   private constructor(redis: StoreClient, opts: RedisStoreOptions, prefix: string) {
@@ -154,11 +155,11 @@ export class RedisStore implements RecordStore {
   }
 
   async put<T extends StoredRecord>(collection: string, record: T): Promise<void> {
-    await this.#write(collection, record, '');
+    await this.#track(this.#write(collection, record, ''));
   }
 
   async putIf<T extends StoredRecord>(collection: string, record: T, expected: number): Promise<number> {
-    return this.#write(collection, record, String(expected));
+    return this.#track(this.#write(collection, record, String(expected)));
   }
 
   async #write(collection: string, record: StoredRecord, expected: string): Promise<number> {
@@ -183,6 +184,10 @@ export class RedisStore implements RecordStore {
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
+    return this.#track(this.#delete(collection, id));
+  }
+
+  async #delete(collection: string, id: string): Promise<boolean> {
     const k = this.#keys(collection);
     await this.#subscribed;
     return (
@@ -226,9 +231,20 @@ export class RedisStore implements RecordStore {
     });
   }
 
+  /** Remembers a write until it settles: close() waits for it (it may still be waiting for the subscription). */
+  #track<R>(write: Promise<R>): Promise<R> {
+    this.#inFlight.add(write);
+    write.then(
+      () => this.#inFlight.delete(write),
+      () => this.#inFlight.delete(write),
+    );
+    return write;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#inFlight]);
     // QUIT is queued after every command already sent: writes in flight finish first.
     await Promise.all(
       [this.#redis, this.#subscriber].map(async (c) => {

@@ -94,6 +94,16 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await again.close();
     });
 
+    it('waits in close for writes still in flight, even right after a first watch', async () => {
+      const store = await factory.fresh();
+      store.watch('jobs', () => {});
+      const writes = Array.from({ length: 20 }, (_, i) => store.put<Job>('jobs', { id: `w${i}`, status: 'x' }));
+      const again = await factory.reopen(store); // closes `store` first
+      await Promise.all(writes);
+      expect(await again.list('jobs')).toHaveLength(20);
+      await again.close();
+    });
+
     it('rejects collection and id names that are not safe as file names or keys', async () => {
       const store = await factory.fresh();
       await expect(store.put('../etc', { id: 'a' })).rejects.toThrow(/invalid collection name/);
