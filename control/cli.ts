@@ -1,5 +1,6 @@
 // `skein control`: the control process. It holds services and traffic rules and pushes each proxy the config
-// its traffic needs; it serves the bench job API and the eBPF probe API; all from the store under --data-dir.
+// its traffic needs; it serves the bench job API and the eBPF probe API; all from its store (files under
+// --data-dir, or Redis with --store).
 // Canaries and certificate signing join it as they are built. Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
 // start), running probes are stopped with their figures kept.
 import { resolve } from 'node:path';
@@ -7,6 +8,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { parseHostPort } from '../src/discovery/address.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
 import { type ControlServer, startControl } from './server.ts';
+import { DEFAULT_STORE_PREFIX, describeStore, parseStoreChoice, type StoreChoice } from './store/open.ts';
 
 export const CONTROL_DEFAULTS = {
   listen: '127.0.0.1:15010',
@@ -18,13 +20,16 @@ export const CONTROL_HELP = `Usage: skein control [options]
 
 Start the control process: its HTTP API for services and traffic rules (/v1/rules, /v1/services), the
 proxies' config push (/v1/push, /proxies), benchmark jobs (/benchmarks/...) and eBPF probe runs
-(/ebpf/probe/...), kept in a file store under --data-dir so they survive restarts, and its own Prometheus
-metrics (/metrics).
+(/ebpf/probe/...), kept in its store (files under --data-dir, or Redis shared by several control replicas) so
+they survive restarts, and its own Prometheus metrics (/metrics).
 
 Options:
   --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). Writes need the API token; reads and
                            the proxies' push stream are open: keep it on loopback or a private network.
-  --data-dir DIR           Store and benchmark reports (default ${CONTROL_DEFAULTS.dataDir}).
+  --data-dir DIR           File store, API token and benchmark reports (default ${CONTROL_DEFAULTS.dataDir}).
+  --store URL              Where services, rules, jobs and probe runs are kept: file (the default: files under
+                           DATA-DIR/store) or redis://HOST:PORT[/DB] (replicas on one Redis share state).
+  --store-prefix PREFIX    Redis key prefix; replicas that share state use the same one (default ${DEFAULT_STORE_PREFIX}).
   --token-file FILE        The API token writes need (Authorization: Bearer TOKEN). Created with a new random
                            token (mode 0600, printed once) when absent (default DATA-DIR/api-token).
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
@@ -37,6 +42,8 @@ export const CONTROL_OPTIONS = {
   listen: { type: 'string', default: CONTROL_DEFAULTS.listen },
   'data-dir': { type: 'string', default: CONTROL_DEFAULTS.dataDir },
   'token-file': { type: 'string' },
+  store: { type: 'string', default: 'file' },
+  'store-prefix': { type: 'string' },
   'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
   'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -50,6 +57,7 @@ export interface ControlArgs {
   readonly tokenFile: string | undefined;
   readonly retentionDays: number;
   readonly logLevel: LogLevel;
+  readonly store: StoreChoice;
 }
 
 /** Parses `skein control` arguments; 'help' for -h. Throws an Error naming the bad option. */
@@ -68,6 +76,7 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
   const logLevel = values['log-level'] as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     throw new Error('--log-level must be debug, info, warn or error');
+  const store = parseStoreChoice(values.store, values['store-prefix']);
   return {
     host: address.host,
     port: address.port,
@@ -75,6 +84,7 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
     tokenFile: values['token-file'] === undefined ? undefined : resolve(values['token-file']),
     retentionDays,
     logLevel,
+    store,
   };
 }
 
@@ -87,6 +97,7 @@ export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
     dataDir: args.dataDir,
     tokenFile: args.tokenFile,
     retentionDays: args.retentionDays,
+    store: args.store,
     log: (level, message) => logger[level](message),
   });
 }
@@ -110,7 +121,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`skein control: cannot start: ${(err as Error).message}\n`);
     return 1;
   }
-  process.stdout.write(`skein control listening on ${control.url} (data in ${args.dataDir})\n`);
+  process.stdout.write(
+    `skein control listening on ${control.url} (data in ${args.dataDir}, records in ${describeStore(args.store, args.dataDir)})\n`,
+  );
   if (control.token.created)
     process.stdout.write(`skein control: new API token in ${control.token.file}: ${control.token.token}\n`);
   const stop = () => {

@@ -1,6 +1,6 @@
-// The control process's core, without the command line: opens the store under the data directory, starts the
-// managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their routes, and control's
-// own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
+// The control process's core, without the command line: opens the store (files under the data directory, or
+// Redis), starts the managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their
+// routes, and control's own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
 // `skein mesh` both call it.
 import type http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { ProbeRuns } from './probe-runs.ts';
 import { trafficRoutes } from './api/traffic.ts';
 import { openApiDocument } from './openapi.ts';
 import { PushHub } from './push.ts';
-import { FileStore } from './store/file.ts';
+import { openStore, type StoreChoice } from './store/open.ts';
 import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
 import { TrafficModel } from './traffic.ts';
 
@@ -31,6 +31,8 @@ export interface ControlOptions {
   readonly benchCommand?: readonly string[];
   /** The API token writes need (created with a new token when absent). Default: <dataDir>/api-token. */
   readonly tokenFile?: string;
+  /** Where the records live. Default: the file store under <dataDir>/store. */
+  readonly store?: StoreChoice;
 }
 
 export interface ControlServer {
@@ -63,7 +65,7 @@ const PACKAGE_VERSION = ((): string => {
 })();
 
 export async function startControl(opts: ControlOptions): Promise<ControlServer> {
-  const store = new FileStore({ dir: join(opts.dataDir, 'store'), warn: (m) => opts.log('warn', m) });
+  const store = await openStore(opts.store ?? { kind: 'file' }, opts.dataDir, (m) => opts.log('warn', m));
   const retentionMs = opts.retentionDays * DAY_MS;
   const benchJobs = await BenchJobs.open({
     store,
