@@ -155,17 +155,71 @@ export interface RouteTable<C> {
   match(req: RoutableRequest): CompiledRoute<C> | undefined;
 }
 
-/** Higher priority first; equal priorities keep their order in the file. */
+/**
+ * Runs of at least this many consecutive routes that each require an exact value of the same header are
+ * matched through an index (one header read and one map lookup) instead of one by one.
+ */
+const INDEX_MIN_RUN = 4;
+
+/** A route's first exact, not inverted, header condition: [name, value], or undefined. */
+function exactHeaderKey(route: RouteConfig): readonly [string, string] | undefined {
+  for (const h of route.match.headers) if (h.exact !== undefined && !h.invert) return [h.name, h.exact];
+  return undefined;
+}
+
+/** One step of the match loop: a route to test, or an indexed run of routes keyed by one header's value. */
+type MatchStep<C> =
+  | { readonly route: CompiledRoute<C>; readonly header?: undefined }
+  | { readonly header: string; readonly byValue: ReadonlyMap<string, readonly CompiledRoute<C>[]> };
+
+/**
+ * Higher priority first; equal priorities keep their order in the file. Consecutive routes that all require an
+ * exact value of one header (as control's per-user or per-tenant rules do) are indexed by that value: a request
+ * reads the header once and tests only the routes of its value, in their order; the others could not match.
+ */
 export function compileRoutes<C>(routes: readonly RouteConfig[], resolve: (cluster: string) => C): RouteTable<C> {
-  const compiled = routes
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => b.r.priority - a.r.priority || a.i - b.i)
-    .map(({ r, i }) => compileRoute(r, i, resolve));
+  const sorted = routes.map((r, i) => ({ r, i })).sort((a, b) => b.r.priority - a.r.priority || a.i - b.i);
+  const compiled = sorted.map(({ r, i }) => compileRoute(r, i, resolve));
+  const steps: MatchStep<C>[] = [];
+  for (let i = 0; i < sorted.length;) {
+    const key = exactHeaderKey(sorted[i].r);
+    let end = i + 1;
+    if (key !== undefined) while (end < sorted.length && exactHeaderKey(sorted[end].r)?.[0] === key[0]) end++;
+    if (key === undefined || end - i < INDEX_MIN_RUN) {
+      for (; i < end; i++) steps.push({ route: compiled[i] });
+      continue;
+    }
+    const byValue = new Map<string, CompiledRoute<C>[]>();
+    for (let j = i; j < end; j++) {
+      const value = exactHeaderKey(sorted[j].r)![1];
+      const list = byValue.get(value);
+      if (list === undefined) byValue.set(value, [compiled[j]]);
+      else list.push(compiled[j]);
+    }
+    steps.push({ header: key[0], byValue });
+    i = end;
+  }
+  const plain = steps.every((s) => s.header === undefined);
   return {
     routes: compiled,
-    match(req) {
-      for (let i = 0; i < compiled.length; i++) if (compiled[i].matches(req)) return compiled[i];
-      return undefined;
-    },
+    match: plain
+      ? (req) => {
+          for (let i = 0; i < compiled.length; i++) if (compiled[i].matches(req)) return compiled[i];
+          return undefined;
+        }
+      : (req) => {
+          for (let i = 0; i < steps.length; i++) {
+            const step = steps[i];
+            if (step.header === undefined) {
+              if (step.route.matches(req)) return step.route;
+              continue;
+            }
+            const value = req.header(step.header);
+            const candidates = value === undefined ? undefined : step.byValue.get(value);
+            if (candidates === undefined) continue;
+            for (let j = 0; j < candidates.length; j++) if (candidates[j].matches(req)) return candidates[j];
+          }
+          return undefined;
+        },
   };
 }
