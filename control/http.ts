@@ -56,6 +56,8 @@ export interface ApiRequest {
   readonly body: unknown;
   /** Who made a write (the authorize hook's answer); undefined on reads. */
   readonly actor: string | undefined;
+  /** The If-Match header: a write made only over that version of the resource (its ETag). */
+  readonly ifMatch: string | undefined;
 }
 
 /** What a handler returns: JSON (the default) or a body of another type (a report file). */
@@ -203,7 +205,8 @@ export function createApiServer(opts: ApiServerOptions): http.Server {
       const write = method !== 'GET';
       const actor = write && route.open !== true && opts.authorize !== undefined ? opts.authorize(req) : undefined;
       const body = method === 'GET' || method === 'DELETE' ? undefined : await readBody(req);
-      return route.handle({ method, path: url.pathname, params, query: url.searchParams, body, actor });
+      const ifMatch = typeof req.headers['if-match'] === 'string' ? req.headers['if-match'] : undefined;
+      return route.handle({ method, path: url.pathname, params, query: url.searchParams, body, actor, ifMatch });
     }
     if (allowed.length > 0)
       throw new ApiError('SKEIN_METHOD_NOT_ALLOWED', `${method} is not allowed on ${url.pathname}`, allowed);

@@ -140,6 +140,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     close: () =>
       (closing ??= (async () => {
         push.close();
+        traffic.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

@@ -4,7 +4,8 @@
 // the overlays of connected proxies). Not a hot path: API writes by people and CI.
 import { ApiError, parseWith } from './http.ts';
 import { overlayFor, Rule, routeProblems, Service } from './rules.ts';
-import type { RecordStore } from './store/types.ts';
+import { type RecordStore, VersionConflict } from './store/types.ts';
+import { canonicalJson } from '../src/config/compile.ts';
 import type { Overlay } from '../src/config/overlay.ts';
 
 const RULES = 'rules';
@@ -31,11 +32,36 @@ interface Meta {
 
 export type ChangeListener = (version: number, at: number) => void;
 
+/** How a write may replace what is stored: create only, replace only over a version (If-Match), or either. */
+export interface WriteMode {
+  readonly create: boolean;
+  /** The id in the path (PUT): the body's id must equal it. */
+  readonly id?: string;
+  /** The version the writer read (an ETag given back in If-Match): the write is refused (409) if it changed. */
+  readonly ifVersion?: number;
+}
+
+/** `"3"` (or `W/"3"`, or `3`) → 3; anything else is a 400. */
+export function parseIfMatch(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const m = /^(?:W\/)?"?(\d{1,15})"?$/.exec(header.trim());
+  if (m === null)
+    throw new ApiError('SKEIN_BAD_REQUEST', 'invalid If-Match', [
+      `If-Match: expected a version ETag like "3", got ${header}`,
+    ]);
+  return Number(m[1]);
+}
+
 export class TrafficModel {
   readonly #store: RecordStore;
   readonly #rules = new Map<string, Rule>();
   readonly #services = new Map<string, Service>();
   readonly #listeners = new Set<ChangeListener>();
+  /** Store versions of the records held (ETags). */
+  readonly #versions = new Map<string, number>();
+  readonly #unwatch: (() => void)[] = [];
+  /** Records this process is writing now: their change notifications are its own. */
+  readonly #writing = new Set<string>();
   #version = 0;
   #auditSeq = 0;
   /** Writes run one at a time, so version numbers and the audit log follow the order of the writes. */
@@ -49,8 +75,55 @@ export class TrafficModel {
     const m = new TrafficModel(store);
     for (const r of await store.list<Rule>(RULES)) m.#rules.set(r.id, Rule.parse(r));
     for (const s of await store.list<Service>(SERVICES)) m.#services.set(s.id, Service.parse(s));
+    for (const [coll, map] of [
+      [RULES, m.#rules],
+      [SERVICES, m.#services],
+    ] as const)
+      for (const id of map.keys()) m.#versions.set(`${coll}/${id}`, (await store.getVersioned(coll, id))?.version ?? 1);
     m.#version = (await store.get<Meta>(META, 'config'))?.version ?? 0;
+    // Writes through another control replica (same Redis) reach this one's proxies too.
+    m.#unwatch.push(
+      store.watch(RULES, (id) => void m.#reload(RULES, id)),
+      store.watch(SERVICES, (id) => void m.#reload(SERVICES, id)),
+    );
     return m;
+  }
+
+  close(): void {
+    for (const u of this.#unwatch.splice(0)) u();
+  }
+
+  /** The store version of a rule or service: its ETag. */
+  etag(kind: 'rule' | 'service', id: string): string {
+    return `"${this.#versions.get(`${kind === 'rule' ? RULES : SERVICES}/${id}`) ?? 0}"`;
+  }
+
+  /** A record changed in the store: if not by this process's own write, take it in and tell the listeners. */
+  async #reload(collection: typeof RULES | typeof SERVICES, id: string): Promise<void> {
+    try {
+      const key = `${collection}/${id}`;
+      if (this.#writing.has(key)) return;
+      const got = await this.#store.getVersioned<Rule | Service>(collection, id);
+      if (this.#writing.has(key)) return;
+      const map = (collection === RULES ? this.#rules : this.#services) as Map<string, Rule | Service>;
+      const held = map.get(id);
+      if (got === undefined) {
+        if (held === undefined) return;
+        map.delete(id);
+        this.#versions.delete(key);
+      } else {
+        if ((this.#versions.get(key) ?? 0) >= got.version) return; // this process wrote it (or a newer one)
+        const parsed = collection === RULES ? Rule.parse(got.record) : Service.parse(got.record);
+        this.#versions.set(key, got.version);
+        if (held !== undefined && canonicalJson(held) === canonicalJson(parsed)) return;
+        map.set(id, parsed);
+      }
+      this.#version = Math.max(this.#version, (await this.#store.get<Meta>(META, 'config'))?.version ?? 0);
+      const at = Date.now();
+      for (const l of this.#listeners) l(this.#version, at);
+    } catch {
+      // The store is closing, or the record does not parse (written by a newer control): the next write retries.
+    }
   }
 
   get version(): number {
@@ -88,7 +161,7 @@ export class TrafficModel {
   }
 
   /** Validates and stores a rule. `create`: refuse one that exists (409); else create or replace. */
-  putRule(body: unknown, actor: string, mode: { create: boolean; id?: string }): Promise<Rule> {
+  putRule(body: unknown, actor: string, mode: WriteMode): Promise<Rule> {
     const rule = parseWith(Rule, body, 'rule');
     if (mode.id !== undefined && rule.id !== mode.id)
       throw new ApiError('SKEIN_BAD_REQUEST', 'invalid rule', [
@@ -100,7 +173,7 @@ export class TrafficModel {
       const exists = this.#rules.has(rule.id);
       if (mode.create && exists)
         throw new ApiError('SKEIN_CONFLICT', `rule '${rule.id}' exists; PUT /v1/rules/${rule.id} replaces it`);
-      await this.#store.put(RULES, rule);
+      await this.#save(RULES, rule, mode);
       this.#rules.set(rule.id, rule);
       return {
         result: rule,
@@ -114,13 +187,19 @@ export class TrafficModel {
   deleteRule(id: string, actor: string): Promise<Rule> {
     return this.#write(async () => {
       const rule = this.rule(id);
-      await this.#store.delete(RULES, id);
+      this.#writing.add(`${RULES}/${id}`);
+      try {
+        await this.#store.delete(RULES, id);
+      } finally {
+        this.#writing.delete(`${RULES}/${id}`);
+      }
       this.#rules.delete(id);
+      this.#versions.delete(`${RULES}/${id}`);
       return { result: rule, kind: 'rule' as const, objectId: id, action: 'delete' as const };
     }, actor);
   }
 
-  putService(body: unknown, actor: string, mode: { create: boolean; id?: string }): Promise<Service> {
+  putService(body: unknown, actor: string, mode: WriteMode): Promise<Service> {
     const service = parseWith(Service, body, 'service');
     if (mode.id !== undefined && service.id !== mode.id)
       throw new ApiError('SKEIN_BAD_REQUEST', 'invalid service', [
@@ -133,7 +212,7 @@ export class TrafficModel {
           'SKEIN_CONFLICT',
           `service '${service.id}' exists; PUT /v1/services/${service.id} replaces it`,
         );
-      await this.#store.put(SERVICES, service);
+      await this.#save(SERVICES, service, mode);
       this.#services.set(service.id, service);
       return {
         result: service,
@@ -152,16 +231,59 @@ export class TrafficModel {
       );
       if (users.length > 0)
         throw new ApiError('SKEIN_CONFLICT', `service '${id}' is used by rules: ${users.map((r) => r.id).join(', ')}`);
-      await this.#store.delete(SERVICES, id);
+      this.#writing.add(`${SERVICES}/${id}`);
+      try {
+        await this.#store.delete(SERVICES, id);
+      } finally {
+        this.#writing.delete(`${SERVICES}/${id}`);
+      }
       this.#services.delete(id);
+      this.#versions.delete(`${SERVICES}/${id}`);
       return { result: service, kind: 'service' as const, objectId: id, action: 'delete' as const };
     }, actor);
+  }
+
+  /**
+   * Writes a record with compare-and-set on its store version: a create only where none exists, a write with
+   * If-Match only over that version, any other write over the version this process holds — so a write never
+   * silently replaces one another control replica made meanwhile (409 with the current version instead).
+   */
+  async #save(collection: string, record: Rule | Service, mode: WriteMode): Promise<void> {
+    const key = `${collection}/${record.id}`;
+    const expected = mode.create ? 0 : (mode.ifVersion ?? this.#versions.get(key) ?? 0);
+    this.#writing.add(key);
+    try {
+      this.#versions.set(key, await this.#store.putIf(collection, record, expected));
+    } catch (err) {
+      if (!(err instanceof VersionConflict)) throw err;
+      throw new ApiError(
+        'SKEIN_CONFLICT',
+        `${collection === RULES ? 'rule' : 'service'} '${record.id}' changed meanwhile: it is at version ${err.current}, not ${expected}; read it again (GET gives its ETag) and retry`,
+      );
+    } finally {
+      this.#writing.delete(key);
+    }
   }
 
   /** The audit log, newest first. */
   async audit(limit: number): Promise<AuditEntry[]> {
     const all = await this.#store.list<AuditEntry>(AUDIT);
     return all.reverse().slice(0, limit);
+  }
+
+  /** One more on control's config version, shared by every replica over the store (compare-and-set, retried). */
+  async #bumpVersion(): Promise<number> {
+    for (;;) {
+      const meta = await this.#store.getVersioned<Meta>(META, 'config');
+      const next = Math.max(meta?.record.version ?? 0, this.#version) + 1;
+      try {
+        await this.#store.putIf<Meta>(META, { id: 'config', version: next }, meta?.version ?? 0);
+        this.#version = next;
+        return next;
+      } catch (err) {
+        if (!(err instanceof VersionConflict)) throw err;
+      }
+    }
   }
 
   #write<T>(
@@ -172,9 +294,7 @@ export class TrafficModel {
       const at = Date.now();
       const done = await change();
       const before = this.#version;
-      const after = before + 1;
-      await this.#store.put<Meta>(META, { id: 'config', version: after });
-      this.#version = after;
+      const after = await this.#bumpVersion();
       const entry: AuditEntry = {
         id: `${at.toString(36)}-${(this.#auditSeq++).toString(36)}`,
         at: new Date(at).toISOString(),

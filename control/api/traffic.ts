@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parseWith, type Route } from '../http.ts';
 import { Ack, type PushHub } from '../push.ts';
 import { Rule, Service } from '../rules.ts';
-import type { TrafficModel } from '../traffic.ts';
+import { parseIfMatch, type TrafficModel } from '../traffic.ts';
 
 const AuditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(10_000).default(100) });
 
@@ -31,14 +31,18 @@ export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
       method: 'GET',
       path: '/v1/rules/:id',
       doc: { summary: 'One rule', response: Rule },
-      handle: (req) => ({ json: model.rule(req.params.id) }),
+      handle: (req) => ({ json: model.rule(req.params.id), headers: { etag: model.etag('rule', req.params.id) } }),
     },
     {
       method: 'PUT',
       path: '/v1/rules/:id',
       doc: { summary: 'Create or replace a rule', body: Rule, response: Rule },
       handle: async (req) => ({
-        json: await model.putRule(req.body, actor(req.actor), { create: false, id: req.params.id }),
+        json: await model.putRule(req.body, actor(req.actor), {
+          create: false,
+          id: req.params.id,
+          ifVersion: parseIfMatch(req.ifMatch),
+        }),
       }),
     },
     {
@@ -66,14 +70,21 @@ export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
       method: 'GET',
       path: '/v1/services/:id',
       doc: { summary: 'One service', response: Service },
-      handle: (req) => ({ json: model.service(req.params.id) }),
+      handle: (req) => ({
+        json: model.service(req.params.id),
+        headers: { etag: model.etag('service', req.params.id) },
+      }),
     },
     {
       method: 'PUT',
       path: '/v1/services/:id',
       doc: { summary: 'Create or replace a service', body: Service, response: Service },
       handle: async (req) => ({
-        json: await model.putService(req.body, actor(req.actor), { create: false, id: req.params.id }),
+        json: await model.putService(req.body, actor(req.actor), {
+          create: false,
+          id: req.params.id,
+          ifVersion: parseIfMatch(req.ifMatch),
+        }),
       }),
     },
     {
