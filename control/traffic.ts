@@ -2,6 +2,7 @@
 // and the audit log (who changed what, when, version before and after). Reads come from memory (loaded once at
 // start); each write goes to the store before it is visible, then listeners hear of it (the push hub recomputes
 // the overlays of connected proxies). Not a hot path: API writes by people and CI.
+import type { z } from 'zod';
 import { ApiError, parseWith } from './http.ts';
 import { overlayFor, Rule, routeProblems, Service } from './rules.ts';
 import { type RecordStore, VersionConflict } from './store/types.ts';
@@ -12,6 +13,10 @@ const RULES = 'rules';
 const SERVICES = 'services';
 const META = 'meta';
 const AUDIT = 'audit';
+
+type Kind = 'rule' | 'service';
+const COLLECTIONS = { rule: RULES, service: SERVICES } as const;
+const PATHS = { rule: '/v1/rules', service: '/v1/services' } as const;
 
 export interface AuditEntry {
   readonly id: string;
@@ -162,84 +167,75 @@ export class TrafficModel {
 
   /** Validates and stores a rule. `create`: refuse one that exists (409); else create or replace. */
   putRule(body: unknown, actor: string, mode: WriteMode): Promise<Rule> {
-    const rule = parseWith(Rule, body, 'rule');
-    if (mode.id !== undefined && rule.id !== mode.id)
-      throw new ApiError('SKEIN_BAD_REQUEST', 'invalid rule', [
-        `id: '${rule.id}' differs from the path's '${mode.id}'`,
-      ]);
+    const rule = this.#parse(Rule, 'rule', body, mode);
     const problems = routeProblems(rule);
     if (problems.length > 0) throw new ApiError('SKEIN_BAD_REQUEST', 'invalid rule', problems);
-    return this.#write(async () => {
-      const exists = this.#rules.has(rule.id);
-      if (mode.create && exists)
-        throw new ApiError('SKEIN_CONFLICT', `rule '${rule.id}' exists; PUT /v1/rules/${rule.id} replaces it`);
-      await this.#save(RULES, rule, mode);
-      this.#rules.set(rule.id, rule);
-      return {
-        result: rule,
-        kind: 'rule' as const,
-        objectId: rule.id,
-        action: exists ? ('replace' as const) : ('create' as const),
-      };
-    }, actor);
+    return this.#put('rule', rule, actor, mode);
   }
 
   deleteRule(id: string, actor: string): Promise<Rule> {
-    return this.#write(async () => {
-      const rule = this.rule(id);
-      this.#writing.add(`${RULES}/${id}`);
-      try {
-        await this.#store.delete(RULES, id);
-      } finally {
-        this.#writing.delete(`${RULES}/${id}`);
-      }
-      this.#rules.delete(id);
-      this.#versions.delete(`${RULES}/${id}`);
-      return { result: rule, kind: 'rule' as const, objectId: id, action: 'delete' as const };
-    }, actor);
+    return this.#remove('rule', id, actor);
   }
 
   putService(body: unknown, actor: string, mode: WriteMode): Promise<Service> {
-    const service = parseWith(Service, body, 'service');
-    if (mode.id !== undefined && service.id !== mode.id)
-      throw new ApiError('SKEIN_BAD_REQUEST', 'invalid service', [
-        `id: '${service.id}' differs from the path's '${mode.id}'`,
-      ]);
-    return this.#write(async () => {
-      const exists = this.#services.has(service.id);
-      if (mode.create && exists)
-        throw new ApiError(
-          'SKEIN_CONFLICT',
-          `service '${service.id}' exists; PUT /v1/services/${service.id} replaces it`,
-        );
-      await this.#save(SERVICES, service, mode);
-      this.#services.set(service.id, service);
-      return {
-        result: service,
-        kind: 'service' as const,
-        objectId: service.id,
-        action: exists ? ('replace' as const) : ('create' as const),
-      };
-    }, actor);
+    return this.#put('service', this.#parse(Service, 'service', body, mode), actor, mode);
   }
 
   deleteService(id: string, actor: string): Promise<Service> {
-    return this.#write(async () => {
-      const service = this.service(id);
+    return this.#remove('service', id, actor, () => {
       const users = this.rules().filter(
         (r) => r.destinations.some((d) => d.service === id) || r.actions.mirror?.service === id,
       );
       if (users.length > 0)
         throw new ApiError('SKEIN_CONFLICT', `service '${id}' is used by rules: ${users.map((r) => r.id).join(', ')}`);
-      this.#writing.add(`${SERVICES}/${id}`);
+    });
+  }
+
+  #parse<T extends { id: string }>(schema: z.ZodType<T>, kind: Kind, body: unknown, mode: WriteMode): T {
+    const value = parseWith(schema, body, kind);
+    if (mode.id !== undefined && value.id !== mode.id)
+      throw new ApiError('SKEIN_BAD_REQUEST', `invalid ${kind}`, [
+        `id: '${value.id}' differs from the path's '${mode.id}'`,
+      ]);
+    return value;
+  }
+
+  #held<T>(kind: Kind): Map<string, T> {
+    return (kind === 'rule' ? this.#rules : this.#services) as Map<string, T>;
+  }
+
+  #put<T extends Rule | Service>(kind: Kind, value: T, actor: string, mode: WriteMode): Promise<T> {
+    const map = this.#held<T>(kind);
+    return this.#write(async () => {
+      const exists = map.has(value.id);
+      if (mode.create && exists)
+        throw new ApiError(
+          'SKEIN_CONFLICT',
+          `${kind} '${value.id}' exists; PUT ${PATHS[kind]}/${value.id} replaces it`,
+        );
+      await this.#save(COLLECTIONS[kind], value, mode);
+      map.set(value.id, value);
+      return { result: value, kind, objectId: value.id, action: exists ? 'replace' : 'create' };
+    }, actor);
+  }
+
+  /** Deletes a rule or service; `check` may refuse it (it throws). */
+  #remove<T extends Rule | Service>(kind: Kind, id: string, actor: string, check?: () => void): Promise<T> {
+    const map = this.#held<T>(kind);
+    return this.#write(async () => {
+      const value = map.get(id);
+      if (value === undefined) throw new ApiError('SKEIN_NOT_FOUND', `no ${kind} '${id}'`);
+      check?.();
+      const key = `${COLLECTIONS[kind]}/${id}`;
+      this.#writing.add(key);
       try {
-        await this.#store.delete(SERVICES, id);
+        await this.#store.delete(COLLECTIONS[kind], id);
       } finally {
-        this.#writing.delete(`${SERVICES}/${id}`);
+        this.#writing.delete(key);
       }
-      this.#services.delete(id);
-      this.#versions.delete(`${SERVICES}/${id}`);
-      return { result: service, kind: 'service' as const, objectId: id, action: 'delete' as const };
+      map.delete(id);
+      this.#versions.delete(key);
+      return { result: value, kind, objectId: id, action: 'delete' };
     }, actor);
   }
 

@@ -4,41 +4,55 @@ import { z } from 'zod';
 import { parseWith, type Route } from '../http.ts';
 import { Ack, type PushHub } from '../push.ts';
 import { Rule, Service } from '../rules.ts';
-import { parseIfMatch, type TrafficModel } from '../traffic.ts';
+import { parseIfMatch, type TrafficModel, type WriteMode } from '../traffic.ts';
 
 const AuditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(10_000).default(100) });
 
-export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
-  const actor = (a: string | undefined) => a ?? 'anonymous';
+interface Collection<T> {
+  readonly kind: 'rule' | 'service';
+  readonly path: string;
+  readonly schema: z.ZodType<T>;
+  readonly summaries: { readonly list: string; readonly create: string; readonly remove: string };
+  list(): T[];
+  get(id: string): T;
+  put(body: unknown, actor: string, mode: WriteMode): Promise<T>;
+  remove(id: string, actor: string): Promise<T>;
+}
+
+const actorOf = (a: string | undefined) => a ?? 'anonymous';
+
+/** List, create, read (with ETag), create-or-replace (If-Match), delete: the same five routes for rules and services. */
+function collectionRoutes<T>(model: TrafficModel, c: Collection<T>): Route[] {
+  const one = `${c.path}/:id`;
   return [
     {
       method: 'GET',
-      path: '/v1/rules',
-      doc: { summary: 'Every traffic rule', response: z.array(Rule) },
-      handle: () => ({ json: model.rules() }),
+      path: c.path,
+      doc: { summary: c.summaries.list, response: z.array(c.schema) },
+      handle: () => ({ json: c.list() }),
     },
     {
       method: 'POST',
-      path: '/v1/rules',
+      path: c.path,
+      doc: { summary: c.summaries.create, body: c.schema, response: c.schema },
+      handle: async (req) => ({ status: 201, json: await c.put(req.body, actorOf(req.actor), { create: true }) }),
+    },
+    {
+      method: 'GET',
+      path: one,
+      doc: { summary: `One ${c.kind}, its version as ETag`, response: c.schema },
+      handle: (req) => ({ json: c.get(req.params.id), headers: { etag: model.etag(c.kind, req.params.id) } }),
+    },
+    {
+      method: 'PUT',
+      path: one,
       doc: {
-        summary: 'Create a rule (409 if its id exists); pushed to the proxies it applies to',
-        body: Rule,
-        response: Rule,
+        summary: `Create or replace a ${c.kind} (If-Match: only over that version)`,
+        body: c.schema,
+        response: c.schema,
       },
-      handle: async (req) => ({ status: 201, json: await model.putRule(req.body, actor(req.actor), { create: true }) }),
-    },
-    {
-      method: 'GET',
-      path: '/v1/rules/:id',
-      doc: { summary: 'One rule', response: Rule },
-      handle: (req) => ({ json: model.rule(req.params.id), headers: { etag: model.etag('rule', req.params.id) } }),
-    },
-    {
-      method: 'PUT',
-      path: '/v1/rules/:id',
-      doc: { summary: 'Create or replace a rule', body: Rule, response: Rule },
       handle: async (req) => ({
-        json: await model.putRule(req.body, actor(req.actor), {
+        json: await c.put(req.body, actorOf(req.actor), {
           create: false,
           id: req.params.id,
           ifVersion: parseIfMatch(req.ifMatch),
@@ -47,52 +61,43 @@ export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
     },
     {
       method: 'DELETE',
-      path: '/v1/rules/:id',
-      doc: { summary: 'Delete a rule; answers the rule deleted', response: Rule },
-      handle: async (req) => ({ json: await model.deleteRule(req.params.id, actor(req.actor)) }),
+      path: one,
+      doc: { summary: c.summaries.remove, response: c.schema },
+      handle: async (req) => ({ json: await c.remove(req.params.id, actorOf(req.actor)) }),
     },
-    {
-      method: 'GET',
+  ];
+}
+
+export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
+  return [
+    ...collectionRoutes<Rule>(model, {
+      kind: 'rule',
+      path: '/v1/rules',
+      schema: Rule,
+      summaries: {
+        list: 'Every traffic rule',
+        create: 'Create a rule (409 if its id exists); pushed to the proxies it applies to',
+        remove: 'Delete a rule; answers the rule deleted',
+      },
+      list: () => model.rules(),
+      get: (id) => model.rule(id),
+      put: (body, actor, mode) => model.putRule(body, actor, mode),
+      remove: (id, actor) => model.deleteRule(id, actor),
+    }),
+    ...collectionRoutes<Service>(model, {
+      kind: 'service',
       path: '/v1/services',
-      doc: { summary: 'Every service with its endpoints and their versions', response: z.array(Service) },
-      handle: () => ({ json: model.services() }),
-    },
-    {
-      method: 'POST',
-      path: '/v1/services',
-      doc: { summary: 'Register a service (409 if its id exists)', body: Service, response: Service },
-      handle: async (req) => ({
-        status: 201,
-        json: await model.putService(req.body, actor(req.actor), { create: true }),
-      }),
-    },
-    {
-      method: 'GET',
-      path: '/v1/services/:id',
-      doc: { summary: 'One service', response: Service },
-      handle: (req) => ({
-        json: model.service(req.params.id),
-        headers: { etag: model.etag('service', req.params.id) },
-      }),
-    },
-    {
-      method: 'PUT',
-      path: '/v1/services/:id',
-      doc: { summary: 'Create or replace a service', body: Service, response: Service },
-      handle: async (req) => ({
-        json: await model.putService(req.body, actor(req.actor), {
-          create: false,
-          id: req.params.id,
-          ifVersion: parseIfMatch(req.ifMatch),
-        }),
-      }),
-    },
-    {
-      method: 'DELETE',
-      path: '/v1/services/:id',
-      doc: { summary: 'Delete a service no rule uses (409 otherwise)', response: Service },
-      handle: async (req) => ({ json: await model.deleteService(req.params.id, actor(req.actor)) }),
-    },
+      schema: Service,
+      summaries: {
+        list: 'Every service with its endpoints and their versions',
+        create: 'Register a service (409 if its id exists)',
+        remove: 'Delete a service no rule uses (409 otherwise)',
+      },
+      list: () => model.services(),
+      get: (id) => model.service(id),
+      put: (body, actor, mode) => model.putService(body, actor, mode),
+      remove: (id, actor) => model.deleteService(id, actor),
+    }),
     {
       method: 'GET',
       path: '/v1/audit',
