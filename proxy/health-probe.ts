@@ -78,12 +78,14 @@ function probeHttp(
   });
 }
 
-function probeH2c(
+/**
+ * One HTTP/2 stream on a fresh h2c session to `target`: `send` opens the stream (with `done` to settle), and
+ * the session ends with the first verdict (null: healthy) — a timeout, a session or stream error, a reset.
+ */
+function probeStream(
   target: ProbeTarget,
-  path: string,
-  host: string,
-  expected: readonly number[],
   timeoutMs: number,
+  send: (session: http2.ClientHttp2Session, done: (why: string | null) => void) => http2.ClientHttp2Stream,
 ): Promise<string | null> {
   return new Promise((resolve) => {
     let settled = false;
@@ -97,6 +99,20 @@ function probeH2c(
     };
     const timer = setTimeout(() => done('timeout'), timeoutMs);
     session.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'connect error'));
+    const stream = send(session, done);
+    stream.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'stream error'));
+    stream.once('close', () => done(`stream closed (code ${stream.rstCode ?? 0})`)); // a reset without an answer
+  });
+}
+
+function probeH2c(
+  target: ProbeTarget,
+  path: string,
+  host: string,
+  expected: readonly number[],
+  timeoutMs: number,
+): Promise<string | null> {
+  return probeStream(target, timeoutMs, (session, done) => {
     const stream = session.request(
       { ':method': 'GET', ':path': path, ':authority': host, 'user-agent': 'skein-health-check' },
       { endStream: true },
@@ -105,8 +121,7 @@ function probeH2c(
       const status = Number(headers[':status']);
       done(expected.includes(status) ? null : `status ${status}`);
     });
-    stream.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'stream error'));
-    stream.once('close', () => done(`stream closed (code ${stream.rstCode ?? 0})`));
+    return stream;
   });
 }
 
@@ -115,18 +130,7 @@ function authorityOf(target: ProbeTarget): string {
 }
 
 function probeGrpc(target: ProbeTarget, service: string, timeoutMs: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const session = http2.connect(`http://${authorityOf(target)}`);
-    const done = (why: string | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      session.destroy();
-      resolve(why);
-    };
-    const timer = setTimeout(() => done('timeout'), timeoutMs);
-    session.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'connect error'));
+  return probeStream(target, timeoutMs, (session, done) => {
     const stream = session.request({
       ':method': 'POST',
       ':path': '/grpc.health.v1.Health/Check',
@@ -143,8 +147,6 @@ function probeGrpc(target: ProbeTarget, service: string, timeoutMs: number): Pro
     stream.on('trailers', (trailers) => {
       headerStatus ??= trailers['grpc-status'] as string | undefined;
     });
-    stream.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? 'stream error'));
-    stream.once('close', () => done(`stream closed (code ${stream.rstCode ?? 0})`)); // reset without 'end'
     stream.once('end', () => {
       if (headerStatus !== undefined && headerStatus !== '0') return done(`grpc-status ${headerStatus}`);
       const status = grpcHealthStatus(Buffer.concat(chunks));
@@ -152,5 +154,6 @@ function probeGrpc(target: ProbeTarget, service: string, timeoutMs: number): Pro
       done(status === SERVING ? null : `serving status ${status}`);
     });
     stream.end(grpcHealthRequest(service));
+    return stream;
   });
 }
