@@ -1,5 +1,6 @@
 // Fault injection through a running proxy: aborts with the route's status (flag FI; a gRPC status for gRPC),
 // delays that let the request go on (flag DI), header-gated faults, and shares that hold over many requests.
+import http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -61,14 +62,31 @@ describe('fault injection', () => {
     expect(served()).toBe(2);
   });
 
-  it('aborts about the given share of many requests', async () => {
-    const { proxy, served } = await faulted({ abort: { percentage: 30, httpStatus: 503 } });
+  it('aborts and delays about the given shares of 10,000 requests', async () => {
+    const { proxy, served } = await faulted({
+      abort: { percentage: 30, httpStatus: 503 },
+      delay: { percentage: 10, fixedDelay: 1 },
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     let aborted = 0;
-    for (let i = 0; i < 400; i++) if ((await httpGet(`${proxy.url()}/`)).status === 503) aborted++;
-    // 400 draws at 30%: the standard deviation is ~9 requests; ±45 is five of them.
-    expect(aborted).toBeGreaterThan(120 - 45);
-    expect(aborted).toBeLessThan(120 + 45);
-    expect(served()).toBe(400 - aborted);
+    const one = () =>
+      new Promise<void>((resolve, reject) => {
+        http
+          .get(`${proxy.url()}/`, { agent }, (res) => {
+            if (res.statusCode === 503) aborted++;
+            res.resume().on('end', resolve);
+          })
+          .on('error', reject);
+      });
+    for (let i = 0; i < 10_000; i += 100) await Promise.all(Array.from({ length: 100 }, one));
+    agent.destroy();
+    // 10,000 draws at 30%: the standard deviation is ~46 requests; ±230 is five of them.
+    expect(Math.abs(aborted - 3_000)).toBeLessThan(230);
+    expect(served()).toBe(10_000 - aborted);
+    // Delay and abort are drawn independently; a request both delayed and aborted is flagged FI, so DI counts
+    // the delayed requests that went on: 10% of the 70%, ±5 standard deviations.
+    const delayed = await flagCount(proxy, 'DI');
+    expect(Math.abs(delayed - 700)).toBeLessThan(5 * Math.sqrt(10_000 * 0.07 * 0.93));
   });
 
   it('lets a delayed request go on to the upstream, flagged DI', async () => {
