@@ -67,6 +67,8 @@ export class TrafficModel {
   readonly #unwatch: (() => void)[] = [];
   /** Records this process is writing now: their change notifications are its own. */
   readonly #writing = new Set<string>();
+  /** Change notifications that came while this process was writing the record: looked at again after. */
+  readonly #missed = new Set<string>();
   #version = 0;
   #auditSeq = 0;
   /** Writes run one at a time, so version numbers and the audit log follow the order of the writes. */
@@ -107,9 +109,11 @@ export class TrafficModel {
   async #reload(collection: typeof RULES | typeof SERVICES, id: string): Promise<void> {
     try {
       const key = `${collection}/${id}`;
-      if (this.#writing.has(key)) return;
+      // During this process's own write, the notification may be that write's or another replica's that beat it
+      // (a conflict): decided once the write is over, by the versions.
+      if (this.#writing.has(key)) return void this.#missed.add(key);
       const got = await this.#store.getVersioned<Rule | Service>(collection, id);
-      if (this.#writing.has(key)) return;
+      if (this.#writing.has(key)) return void this.#missed.add(key);
       const map = (collection === RULES ? this.#rules : this.#services) as Map<string, Rule | Service>;
       const held = map.get(id);
       if (got === undefined) {
@@ -230,11 +234,11 @@ export class TrafficModel {
       this.#writing.add(key);
       try {
         await this.#store.delete(COLLECTIONS[kind], id);
+        map.delete(id);
+        this.#versions.delete(key);
       } finally {
-        this.#writing.delete(key);
+        this.#settled(COLLECTIONS[kind], id);
       }
-      map.delete(id);
-      this.#versions.delete(key);
       return { result: value, kind, objectId: id, action: 'delete' };
     }, actor);
   }
@@ -257,8 +261,15 @@ export class TrafficModel {
         `${collection === RULES ? 'rule' : 'service'} '${record.id}' changed meanwhile: it is at version ${err.current}, not ${expected}; read it again (GET gives its ETag) and retry`,
       );
     } finally {
-      this.#writing.delete(key);
+      this.#settled(collection, record.id);
     }
+  }
+
+  /** This process's write of a record is over: a notification that came meanwhile is looked at now. */
+  #settled(collection: string, id: string): void {
+    const key = `${collection}/${id}`;
+    this.#writing.delete(key);
+    if (this.#missed.delete(key)) void this.#reload(collection as typeof RULES | typeof SERVICES, id);
   }
 
   /** The audit log, newest first. */
