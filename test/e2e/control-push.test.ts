@@ -124,7 +124,6 @@ describe('config push from control to proxies', () => {
 
     await registerApp(control, v1, v2);
     expect((await api(control.url, 'POST', '/v1/rules', canaryRule)).status).toBe(201);
-    const canaryVersion = (await api<{ version: number }>(control.url, 'GET', '/v1/config')).body.version;
     // Within a second (polled; the bound is generous for a loaded machine).
     await waitForAsync(
       async () => ((await servedBy(a, { 'x-canary-user': 'alice' })) === 'v2' ? true : undefined),
@@ -136,6 +135,22 @@ describe('config push from control to proxies', () => {
     );
     expect(await servedBy(a, { 'x-canary-user': 'bob' })).toBe('v1');
     expect(await servedBy(a)).toBe('v1');
+
+    // Cookie and query conditions reach the proxy's matcher the same way.
+    const cookieRule = {
+      id: 'cookie-canary',
+      priority: 90,
+      conditions: [{ type: 'cookie', field: 'canary', value: '1' }],
+      destinations: [{ service: 'app', version: 'v2' }],
+    };
+    expect((await api(control.url, 'POST', '/v1/rules', cookieRule)).status).toBe(201);
+    await waitForAsync(
+      async () => ((await servedBy(a, { cookie: 'session=x; canary=1' })) === 'v2' ? true : undefined),
+      5_000,
+    );
+    expect(await servedBy(a, { cookie: 'canary=0' })).toBe('v1');
+    expect((await api(control.url, 'DELETE', '/v1/rules/cookie-canary')).status).toBe(200);
+    const frontendVersion = (await api<{ version: number }>(control.url, 'GET', '/v1/config')).body.version;
 
     // Only the proxies of the source service a rule names get it.
     const onlyBilling = {
@@ -160,7 +175,7 @@ describe('config push from control to proxies', () => {
     const rows = await waitForAsync(async () => {
       const all = await proxies(control);
       const by = new Map(all.map((p) => [p.service, p]));
-      return by.get('billing')?.lastAck?.version === version && by.get('frontend')?.lastAck?.version === canaryVersion
+      return by.get('billing')?.lastAck?.version === version && by.get('frontend')?.lastAck?.version === frontendVersion
         ? all
         : undefined;
     });
@@ -176,6 +191,8 @@ describe('config push from control to proxies', () => {
     ).body;
     expect(audit.map((e) => `${e.action} ${e.kind} ${e.objectId}`)).toEqual([
       'create rule billing-beta',
+      'delete rule cookie-canary',
+      'create rule cookie-canary',
       'create rule canary-alice',
       'create service app',
     ]);
@@ -212,6 +229,46 @@ describe('config push from control to proxies', () => {
     expect((await api(control.url, 'DELETE', '/v1/rules/to-nowhere')).status).toBe(200);
     const version = (await api<{ version: number }>(control.url, 'GET', '/v1/config')).body.version;
     await waitForAsync(async () => ((await proxies(control))[0].lastAck?.version === version ? true : undefined));
+  });
+
+  it('pushes do not fail or cut requests in flight: 20 rule changes under steady load, every request answered', async () => {
+    const [v1, v2] = [await upstream('v1'), await upstream('v2')];
+    const control = await startSkeinControl(join(dir, 'control'));
+    const a = await proxy('frontend', control.url, v1);
+    await registerApp(control, v1, v2);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const statuses = new Map<number, number>();
+    let running = true;
+    const loop = async () => {
+      while (running)
+        await new Promise<void>((resolve) => {
+          http
+            .get(`${a.url()}/load`, { agent, headers: { 'x-canary-user': 'alice' } }, (res) => {
+              statuses.set(res.statusCode!, (statuses.get(res.statusCode!) ?? 0) + 1);
+              res.resume().on('end', resolve);
+            })
+            .on('error', () => {
+              statuses.set(0, (statuses.get(0) ?? 0) + 1);
+              resolve();
+            });
+        });
+    };
+    const loops = Array.from({ length: 8 }, loop);
+    for (let i = 0; i < 20; i++) {
+      const to = i % 2 === 0 ? 'v2' : 'v1';
+      await api(control.url, 'PUT', '/v1/rules/flip', {
+        id: 'flip',
+        conditions: [{ type: 'header', field: 'x-canary-user', value: 'alice' }],
+        destinations: [{ service: 'app', version: to }],
+      });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    running = false;
+    await Promise.all(loops);
+    agent.destroy();
+    const total = [...statuses.values()].reduce((x, y) => x + y, 0);
+    expect(total).toBeGreaterThan(100);
+    expect(Object.fromEntries(statuses)).toEqual({ 200: total });
   });
 
   it('a 30/70 weighted split lands within 2 points over 10,000 requests', async () => {
