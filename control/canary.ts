@@ -90,6 +90,14 @@ export class CanaryController {
       c.#canaries.set(r.service, r);
       c.#report(r);
       if (r.state === 'running') {
+        // Control may come back with or without --prometheus this time: judging follows what it has now.
+        if (opts.prometheus === undefined) {
+          r.windowEndsAt = null;
+          r.note = NO_PROMETHEUS;
+        } else if (r.windowEndsAt === null) {
+          c.#newWindow(r);
+          if (r.note === NO_PROMETHEUS) r.note = null;
+        }
         opts.log(
           'info',
           `canary ${r.service}: resuming at stage ${r.stageIndex + 1} (${r.stages[r.stageIndex].weight}%)`,
@@ -232,8 +240,9 @@ export class CanaryController {
   #newWindow(rec: CanaryRecord): void {
     const now = Date.now();
     rec.stageStartedAt = new Date(now).toISOString();
-    rec.windowEndsAt =
-      rec.state === 'running' ? new Date(now + rec.stages[rec.stageIndex].windowS * 1000).toISOString() : null;
+    // Nothing judges a window without Prometheus, so none is announced.
+    const judged = rec.state === 'running' && this.#opts.prometheus !== undefined;
+    rec.windowEndsAt = judged ? new Date(now + rec.stages[rec.stageIndex].windowS * 1000).toISOString() : null;
   }
 
   async #enterStage(rec: CanaryRecord, index: number): Promise<void> {

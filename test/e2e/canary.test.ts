@@ -4,11 +4,13 @@
 // through the proxy. By hand: the split follows promote, survives a control restart, and rollback sends everything
 // back at once. Automatically: a canary answering 10% 500s is rolled back, a healthy one is promoted through every
 // stage to 100%, and one 3× slower is rolled back on the comparison with stable.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { histogramFromBuckets, type VectorSample } from '../../control/canary-prometheus.ts';
 import { histogramTotal } from '../../src/canary/histogram.ts';
@@ -290,6 +292,59 @@ describe('canary rollouts driven by hand', () => {
     );
     const metrics = (await api<string>(control.url, 'GET', '/metrics')).body;
     expect(metrics).toMatch(/^canary_deployment_status\{service="app",status="rolled_back"\} 1$/m);
+  });
+});
+
+/** Runs a script of scripts/ (they call bin/skein.js canary) with this Node first on PATH. */
+function script(name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const file = fileURLToPath(new URL(`../../scripts/${name}`, import.meta.url));
+  return new Promise((resolve) => {
+    execFile(
+      file,
+      args,
+      {
+        timeout: 20_000,
+        env: { ...process.env, NODE_OPTIONS: '', PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+      },
+      (err, stdout, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
+    );
+  });
+}
+
+describe('skein canary and the scripts', () => {
+  it('start, status, promote and rollback from the command line', async () => {
+    const [v1, v2] = [await version('v1'), await version('v2')];
+    const controlDir = join(dir, 'control');
+    const control = await startSkeinControl(controlDir);
+    const { proxy: p } = await proxy(control, v1);
+    await registerApp(control, v1, v2);
+    const opts = ['--control', control.url, '--token-file', join(controlDir, 'api-token')];
+
+    const bad = await script('deploy.sh', ['app', 'v1', 'v2', '--stages', '50:60,20:60', ...opts]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('stages[1].weight: weights must rise stage by stage (50 before it)');
+    const started = await script('deploy.sh', ['app', 'v1', 'v2', '--stages', '10:3600,50:3600', ...opts]);
+    expect(started.stderr).toBe('');
+    expect(started.stdout).toMatch(/^app: v1 → v2, running, stage 1\/3 \(10% to v2\)/);
+    expect(started.stdout).toMatch(/note: automatic judging cannot run/);
+    expect(started.stdout).not.toMatch(/judged at/); // no Prometheus: no window is judged
+    const noToken = await script('promote.sh', ['app', '--control', control.url, '--token-file', join(dir, 'none')]);
+    expect(noToken.code).toBe(1);
+    expect(noToken.stderr).toMatch(/cannot read the API token/);
+
+    const promoted = await script('promote.sh', ['app', ...opts]);
+    expect(promoted.stdout).toMatch(/stage 2\/3 \(50% to v2\)/);
+    expect(promoted.stdout).toMatch(/stage 1 \(10%\) .*: verdict -, promote by \S*skein-canary-cli/);
+    const shown = await script('status.sh', ['app', '--json', '--control', control.url]);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ service: 'app', state: 'running', stageIndex: 1 });
+
+    const rolled = await script('rollback.sh', ['app', ...opts]);
+    expect(rolled.stdout).toMatch(/^app: v1 → v2, rolled_back/);
+    await pushed(control);
+    expect([...(await sample(p, 100))]).toEqual([['v1', 100]]);
+    const all = await script('status.sh', ['app', '--control', control.url]);
+    expect(all.stdout).toMatch(/rolled back by hand by \S*skein-canary-cli/);
   });
 });
 
