@@ -249,6 +249,7 @@ export class CanaryController {
     rec.stageIndex = index;
     rec.extensions = 0;
     rec.lastProgressAt = new Date().toISOString();
+    rec.note = this.#opts.prometheus === undefined ? NO_PROMETHEUS : null;
     this.#newWindow(rec);
     await this.#opts.traffic.putRule(canaryRule(rec, rec.stages[index].weight), CANARY_ACTOR, { create: false });
     await this.#save(rec);
@@ -284,6 +285,7 @@ export class CanaryController {
     this.#unschedule(rec.service);
     rec.state = state;
     rec.windowEndsAt = null;
+    rec.note = null;
     const now = new Date().toISOString();
     rec.finishedAt = now;
     rec.lastProgressAt = now;

@@ -432,6 +432,29 @@ describe('canary rollouts judged on Prometheus', () => {
     expect(metrics).toMatch(/^canary_deployment_status\{service="app",status="success"\} 1$/m);
   });
 
+  it('with autoPromote off, a window the judge would promote waits for a promote by hand', async () => {
+    const { control, proxy: p, load } = await setup({ delayMs: 4 });
+    const start = { service: 'app', from: 'v1', to: 'v2', stages: [{ weight: 30, windowS: 4 }], autoPromote: false };
+    expect((await api(control.url, 'POST', '/v1/canaries', start)).status).toBe(201);
+    const waiting = await waitForAsync(
+      async () => {
+        const s = await status(control);
+        return s.history.some((h) => h.action === 'wait') ? s : undefined;
+      },
+      60_000,
+      250,
+    );
+    expect(waiting).toMatchObject({ state: 'running', stageIndex: 0 });
+    expect(waiting.note).toMatch(/autoPromote is off/);
+    expect(waiting.history.find((h) => h.action === 'wait')!.verdict).toBe('promote');
+    const done = await api<CanaryStatus>(control.url, 'POST', '/v1/canaries/app/promote', undefined);
+    expect(done.body.state).toBe('promoted');
+    expect(done.body.note).toBeNull();
+    await load.stop();
+    await pushed(control);
+    expect([...(await sample(p, 100))]).toEqual([['v2', 100]]);
+  });
+
   it('a canary 3× slower than stable is rolled back on the comparison', async () => {
     const { control } = await setup({ delayMs: 15 });
     expect(
