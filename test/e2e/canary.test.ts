@@ -3,7 +3,8 @@
 // Prometheus scraping the proxy every second, and a bounded load loop sending the service's traffic (Host: app)
 // through the proxy. By hand: the split follows promote, survives a control restart, and rollback sends everything
 // back at once. Automatically: a canary answering 10% 500s is rolled back, a healthy one is promoted through every
-// stage to 100%, and one 3× slower is rolled back on the comparison with stable.
+// stage to 100% (across a control restart mid-window), one with autoPromote off waits for a person, and one 3×
+// slower is rolled back on the comparison with stable.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -404,11 +405,28 @@ describe('canary rollouts judged on Prometheus', () => {
     expect(metrics).toMatch(/^canary_deployment_error_rate\{service="app"\} \d/m);
   });
 
-  it('a healthy canary is promoted through every stage to 100% v2', async () => {
-    const { control, proxy: p, load, prometheus } = await setup({ delayMs: 4 });
-    expect(
-      (await api(control.url, 'POST', '/v1/canaries', { service: 'app', from: 'v1', to: 'v2', stages })).status,
-    ).toBe(201);
+  it('a healthy canary is promoted through every stage to 100% v2, across a control restart', async () => {
+    const setupDone = await setup({ delayMs: 4 });
+    const { proxy: p, load, prometheus } = setupDone;
+    let control = setupDone.control;
+    const started = await api<CanaryStatus & { windowEndsAt: string }>(control.url, 'POST', '/v1/canaries', {
+      service: 'app',
+      from: 'v1',
+      to: 'v2',
+      stages,
+    });
+    expect(started.status).toBe(201);
+    // Control restarted during the first window: the canary goes on at its stage, judged at the same time.
+    const port = new URL(control.url).port;
+    await control.kill();
+    control = await startSkeinControl(join(dir, 'control'), [
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--prometheus',
+      prometheus.url,
+    ]);
+    const resumed = (await api<CanaryStatus & { windowEndsAt: string }>(control.url, 'GET', '/v1/canaries/app')).body;
+    expect(resumed).toMatchObject({ state: 'running', stageIndex: 0, windowEndsAt: started.body.windowEndsAt });
     const s = await finished(control, 90_000);
     expect(s.state, JSON.stringify(s.history, null, 1)).toBe('promoted');
     const judged = s.history.filter((h) => h.verdict === 'promote' && h.decidedBy === 'canary-controller');
