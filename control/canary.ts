@@ -2,54 +2,20 @@
 // judged (src/canary/judge.ts) on what the proxies counted per version, read from Prometheus
 // (canary-prometheus.ts). One record per service in the store (collection `canaries`): a restarted control picks
 // a running canary up at its stage and window. It steers traffic through the traffic model like any API client:
-// one generated rule per service, `canary-<service>`, audited under the actor `canary-controller`.
-//
-// Which requests the rule takes: those whose Host header names the service (`app`, `app:8080`), a whole-value
-// regex condition on `host`. Apps reach a service through their sidecar by its name, so the Host header is what
-// says "this call is for app" in the existing route model (which has no destination-service match), and it
-// leaves the proxies' other traffic alone. HTTP/2 clients send :authority, not Host: their calls are not split.
+// one generated rule per service (canary-rule.ts, which says which requests it takes and why), audited under the
+// actor `canary-controller`.
 import type { CanaryJudgement } from '../src/canary/judge.ts';
 import { judgeCanary } from '../src/canary/judge.ts';
 import type { CanaryMetrics, CanaryStatus } from '../src/telemetry/metrics-canary.ts';
 import type { PrometheusClient } from './canary-prometheus.ts';
 import { type CanaryHistoryEntry, type CanaryRecord, CanaryStart, type CanaryState } from './canary-schema.ts';
 import { ApiError, parseWith } from './http.ts';
+import { canaryRule } from './canary-rule.ts';
 import type { RecordStore } from './store/types.ts';
 import type { TrafficModel } from './traffic.ts';
 
 const CANARIES = 'canaries';
 export const CANARY_ACTOR = 'canary-controller';
-/** Above any rule people are likely to write, so the split is what the service's traffic meets first. */
-export const CANARY_RULE_PRIORITY = 1_000_000;
-
-export function canaryRuleId(service: string): string {
-  return `canary-${service}`;
-}
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** The rule that sends `weight` % of the service's traffic to `to` and the rest to `from`. */
-export function canaryRule(c: Pick<CanaryRecord, 'service' | 'from' | 'to'>, weight: number): Record<string, unknown> {
-  const destinations =
-    weight >= 100
-      ? [{ service: c.service, version: c.to, weight: 100 }]
-      : weight <= 0
-        ? [{ service: c.service, version: c.from, weight: 100 }]
-        : [
-            { service: c.service, version: c.from, weight: 100 - weight },
-            { service: c.service, version: c.to, weight },
-          ];
-  return {
-    id: canaryRuleId(c.service),
-    name: `canary ${c.service}: ${weight}% to ${c.to}`,
-    priority: CANARY_RULE_PRIORITY,
-    conditions: [{ type: 'header', field: 'host', operator: 'regex', value: `${escapeRegex(c.service)}(:[0-9]+)?` }],
-    destinations,
-  };
-}
-
 const FINISHED: ReadonlySet<CanaryState> = new Set(['promoted', 'rolled_back', 'failed']);
 
 const METRIC_STATUS: Record<CanaryState, CanaryStatus> = {
