@@ -296,6 +296,28 @@ describe('canary rollouts driven by hand', () => {
   });
 });
 
+describe('canary rollouts when Prometheus cannot answer', () => {
+  it('a window that cannot be judged is observed again, then the canary fails and all traffic goes back', async () => {
+    const [v1, v2] = [await version('v1'), await version('v2')];
+    const nothing = await freePort(); // no Prometheus there: every query fails to connect
+    const control = await startSkeinControl(join(dir, 'control'), ['--prometheus', `http://127.0.0.1:${nothing}`]);
+    const { proxy: p } = await proxy(control, v1);
+    await registerApp(control, v1, v2);
+    expect((await api(control.url, 'GET', '/v1/canaries/app')).status).toBe(404);
+    const start = { service: 'app', from: 'v1', to: 'v2', stages: [{ weight: 50, windowS: 1 }], maxExtensions: 1 };
+    expect((await api(control.url, 'POST', '/v1/canaries', start)).status).toBe(201);
+    const s = await finished(control, 20_000);
+    expect(s.state).toBe('failed');
+    expect(s.history.map((h) => `${h.verdict} ${h.action}`)).toEqual(['inconclusive extend', 'inconclusive fail']);
+    expect(s.history[0].reasons[0]).toMatch(/^cannot judge the window: /);
+    expect(s.history[1].reasons.at(-1)).toMatch(/no verdict after 2 windows .* failed, all traffic back to v1/);
+    await pushed(control);
+    expect([...(await sample(p, 100))]).toEqual([['v1', 100]]);
+    const metrics = (await api<string>(control.url, 'GET', '/metrics')).body;
+    expect(metrics).toMatch(/^canary_deployment_status\{service="app",status="failed"\} 1$/m);
+  });
+});
+
 /** Runs a script of scripts/ (they call bin/skein.js canary) with this Node first on PATH. */
 function script(name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const file = fileURLToPath(new URL(`../../scripts/${name}`, import.meta.url));
