@@ -12,6 +12,7 @@ const COMMANDS = {
   proxy: ['../dist/proxy/cli.js', 'Start the sidecar proxy (config file or --listen/--upstream quick form).'],
   mesh: ['../dist/proxy/mesh.js', 'Start a local mesh: a sample service behind inbound and outbound proxies.'],
   control: ['../dist/control/cli.js', 'Start the control process (rules, push, bench jobs, probes; file or Redis).'],
+  canary: ['../dist/control/canary-cli.js', 'Start, watch, promote or roll back canary rollouts through control.'],
   config: ['../dist/src/config/cli.js', 'Validate a config file, or print the config JSON Schema.'],
   probe: ['../dist/probes/cli.js', 'Measure what processes cost in the kernel (eBPF: TCP, socket I/O, CPU).'],
   bench: ['../dist/bench/cli.js', 'Benchmark proxies side by side (skein, nginx, HAProxy, Node peers, meshes).'],

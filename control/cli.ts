@@ -1,7 +1,8 @@
 // `skein control`: the control process. It holds services and traffic rules and pushes each proxy the config
 // its traffic needs; it serves the bench job API and the eBPF probe API; all from its store (files under
 // --data-dir, or Redis with --store).
-// Canaries and certificate signing join it as they are built. Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
+// Canary rollouts are judged on the proxies' metrics read from --prometheus; certificate signing joins later.
+// Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
 // start), running probes are stopped with their figures kept.
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
@@ -19,9 +20,9 @@ export const CONTROL_DEFAULTS = {
 export const CONTROL_HELP = `Usage: skein control [options]
 
 Start the control process: its HTTP API for services and traffic rules (/v1/rules, /v1/services), the
-proxies' config push (/v1/push, /proxies), benchmark jobs (/benchmarks/...) and eBPF probe runs
-(/ebpf/probe/...), kept in its store (files under --data-dir, or Redis shared by several control replicas) so
-they survive restarts, and its own Prometheus metrics (/metrics).
+proxies' config push (/v1/push, /proxies), canary rollouts (/v1/canaries), benchmark jobs (/benchmarks/...)
+and eBPF probe runs (/ebpf/probe/...), kept in its store (files under --data-dir, or Redis shared by several
+control replicas) so they survive restarts, and its own Prometheus metrics (/metrics).
 
 Options:
   --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). Writes need the API token; reads and
@@ -32,6 +33,9 @@ Options:
   --store-prefix PREFIX    Redis key prefix; replicas that share state use the same one (default ${DEFAULT_STORE_PREFIX}).
   --token-file FILE        The API token writes need (Authorization: Bearer TOKEN). Created with a new random
                            token (mode 0600, printed once) when absent (default DATA-DIR/api-token).
+  --prometheus URL         Prometheus (http://HOST:PORT) scraping the proxies: the canary controller reads each
+                           version's requests, errors and latency there to promote or roll back on its own.
+                           Without it, canaries are promoted and rolled back by hand.
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
   --log-level LEVEL        debug | info | warn | error (default info).
   -h, --help               Show this help.
@@ -44,6 +48,7 @@ export const CONTROL_OPTIONS = {
   'token-file': { type: 'string' },
   store: { type: 'string', default: 'file' },
   'store-prefix': { type: 'string' },
+  prometheus: { type: 'string' },
   'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
   'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -58,6 +63,7 @@ export interface ControlArgs {
   readonly retentionDays: number;
   readonly logLevel: LogLevel;
   readonly store: StoreChoice;
+  readonly prometheusUrl: string | undefined;
 }
 
 /** Parses `skein control` arguments; 'help' for -h. Throws an Error naming the bad option. */
@@ -77,6 +83,9 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     throw new Error('--log-level must be debug, info, warn or error');
   const store = parseStoreChoice(values.store, values['store-prefix']);
+  const prometheusUrl = values.prometheus;
+  if (prometheusUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(prometheusUrl))
+    throw new Error(`--prometheus must be an http:// or https:// URL, got '${prometheusUrl}'`);
   return {
     host: address.host,
     port: address.port,
@@ -85,6 +94,7 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
     retentionDays,
     logLevel,
     store,
+    prometheusUrl,
   };
 }
 
@@ -98,6 +108,7 @@ export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
     tokenFile: args.tokenFile,
     retentionDays: args.retentionDays,
     store: args.store,
+    prometheusUrl: args.prometheusUrl,
     log: (level, message) => logger[level](message),
   });
 }

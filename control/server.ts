@@ -6,6 +6,10 @@ import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchJobRoutes } from './api/bench-jobs.ts';
+import { canaryRoutes } from './api/canaries.ts';
+import { CanaryController } from './canary.ts';
+import { PrometheusClient } from './canary-prometheus.ts';
+import { CanaryMetrics } from '../src/telemetry/metrics-canary.ts';
 import { probeRoutes } from './api/probes.ts';
 import { BenchJobs } from './bench-jobs.ts';
 import { type ApiReply, createApiServer, listen, type Route } from './http.ts';
@@ -33,6 +37,8 @@ export interface ControlOptions {
   readonly tokenFile?: string;
   /** Where the records live. Default: the file store under <dataDir>/store. */
   readonly store?: StoreChoice;
+  /** Prometheus's base URL, where the canary controller reads the proxies' metrics; absent: no automatic judging. */
+  readonly prometheusUrl?: string;
 }
 
 export interface ControlServer {
@@ -43,6 +49,7 @@ export interface ControlServer {
   readonly probeRuns: ProbeRuns;
   readonly traffic: TrafficModel;
   readonly push: PushHub;
+  readonly canaries: CanaryController;
   readonly token: ApiToken;
   close(): Promise<void>;
 }
@@ -90,10 +97,18 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     configVersion: () => traffic.version,
     proxies: () => push.proxies(),
   });
+  const canaries = await CanaryController.open({
+    store,
+    traffic,
+    prometheus: opts.prometheusUrl === undefined ? undefined : new PrometheusClient(opts.prometheusUrl),
+    metrics: new CanaryMetrics(metrics.registry),
+    log: opts.log,
+  });
   const routes: Route[] = [
     health,
     metrics.route(),
     ...trafficRoutes(traffic, push),
+    ...canaryRoutes(canaries),
     ...benchJobRoutes(benchJobs),
     ...probeRoutes(probeRuns),
   ];
@@ -119,6 +134,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   try {
     address = await listen(server, opts.host, opts.port);
   } catch (err) {
+    await canaries.close();
     push.close();
     await probeRuns.close();
     await benchJobs.close();
@@ -136,9 +152,11 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     probeRuns,
     traffic,
     push,
+    canaries,
     token,
     close: () =>
       (closing ??= (async () => {
+        await canaries.close();
         push.close();
         traffic.close();
         await new Promise<void>((resolve) => {
