@@ -41,6 +41,11 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 
 echo "== format check (prettier)"
 prettier --check . >/dev/null || { prettier --check . || true; echo "test: files above are not formatted; run: npm run format" >&2; exit 1; }
+if git rev-parse --git-dir >/dev/null 2>&1 && git grep -nE '^(<<<<<<<|>>>>>>>) ' -- . >/dev/null 2>&1; then
+  git grep -nE '^(<<<<<<<|>>>>>>>) ' -- . >&2
+  echo "test: merge conflict markers in the files above" >&2
+  exit 1
+fi
 echo "== typecheck (tsc) and build (dist/, which bin/skein.js runs)"
 tsc -p tsconfig.json
 tsc -p tsconfig.build.json
