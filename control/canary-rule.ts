@@ -4,7 +4,7 @@
 // Which requests the rule takes: those whose Host header names the service (`app`, `app:8080`), a whole-value
 // regex condition on `host`. Apps reach a service through their sidecar by its name, so the Host header is what
 // says "this call is for app" in the existing route model (which has no destination-service match), and it
-// leaves the proxies' other traffic alone. HTTP/2 clients send :authority, not Host: their calls are not split.
+// leaves the proxies' other traffic alone. A `host` condition reads HTTP/2's :authority too.
 import type { CanaryRecord } from './canary-schema.ts';
 
 /** Above any rule people are likely to write, so the split is what the service's traffic meets first. */

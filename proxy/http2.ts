@@ -112,6 +112,8 @@ export class Http2Context extends RequestContext {
 
   header(name: string): string | undefined {
     const v = this.headers[name];
+    // HTTP/2 carries the Host as :authority (RFC 9113 §8.3.1): a `host` condition reads it there, as Envoy's does.
+    if (v === undefined && name === 'host') return this.headers[':authority'];
     return Array.isArray(v) ? v.join(', ') : v;
   }
 
