@@ -1,13 +1,13 @@
 // The canary controller: rolls a service from one version to another in stages, each observed for a window and
 // judged (src/canary/judge.ts) on what the proxies counted per version, read from Prometheus
-// (canary-prometheus.ts). One record per service in the store (collection `canaries`): a restarted control picks
+// (canary-prometheus.ts) or, without it, from the proxies' own reports (reported-stats.ts). One record per service in the store (collection `canaries`): a restarted control picks
 // a running canary up at its stage and window. It steers traffic through the traffic model like any API client:
 // one generated rule per service (canary-rule.ts, which says which requests it takes and why), audited under the
 // actor `canary-controller`.
 import type { CanaryJudgement } from '../src/canary/judge.ts';
 import { judgeCanary } from '../src/canary/judge.ts';
 import type { CanaryMetrics, CanaryStatus } from '../src/telemetry/metrics-canary.ts';
-import type { PrometheusClient } from './canary-prometheus.ts';
+import type { VersionWindow } from '../src/canary/judge.ts';
 import { type CanaryHistoryEntry, type CanaryRecord, CanaryStart, type CanaryState } from './canary-schema.ts';
 import { ApiError, parseWith } from './http.ts';
 import { canaryRule } from './canary-rule.ts';
@@ -29,10 +29,18 @@ const METRIC_STATUS: Record<CanaryState, CanaryStatus> = {
 export interface CanaryControllerOptions {
   readonly store: RecordStore;
   readonly traffic: TrafficModel;
-  /** Undefined: no automatic judging; canaries are promoted and rolled back by hand. */
-  readonly prometheus?: PrometheusClient;
+  /**
+   * Where each version's numbers come from: Prometheus (--prometheus), or the proxies' own reports over the
+   * push channel (control/reported-stats.ts). Undefined: no automatic judging; people promote and roll back.
+   */
+  readonly stats?: VersionSource;
   readonly metrics?: CanaryMetrics;
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+/** What a window's judgement reads: one version's requests, errors and latency over the last `windowS` seconds. */
+export interface VersionSource {
+  versionWindow(service: string, version: string, windowS: number): Promise<VersionWindow>;
 }
 
 export const NO_PROMETHEUS =
@@ -57,7 +65,7 @@ export class CanaryController {
       c.#report(r);
       if (r.state === 'running') {
         // Control may come back with or without --prometheus this time: judging follows what it has now.
-        if (opts.prometheus === undefined) {
+        if (opts.stats === undefined) {
           r.windowEndsAt = null;
           r.note = NO_PROMETHEUS;
         } else if (r.windowEndsAt === null) {
@@ -124,7 +132,7 @@ export class CanaryController {
         windowEndsAt: null,
         lastProgressAt: now,
         finishedAt: null,
-        note: this.#opts.prometheus === undefined ? NO_PROMETHEUS : null,
+        note: this.#opts.stats === undefined ? NO_PROMETHEUS : null,
         history: [],
       };
       this.#opts.log('info', `canary ${rec.service}: ${actor} started ${rec.from} → ${rec.to}`);
@@ -163,7 +171,7 @@ export class CanaryController {
       if (rec.state === 'running') return rec;
       this.#opts.log('info', `canary ${service}: resumed by ${actor}`);
       rec.state = 'running';
-      rec.note = this.#opts.prometheus === undefined ? NO_PROMETHEUS : null;
+      rec.note = this.#opts.stats === undefined ? NO_PROMETHEUS : null;
       this.#newWindow(rec);
       await this.#save(rec);
       this.#schedule(rec);
@@ -207,7 +215,7 @@ export class CanaryController {
     const now = Date.now();
     rec.stageStartedAt = new Date(now).toISOString();
     // Nothing judges a window without Prometheus, so none is announced.
-    const judged = rec.state === 'running' && this.#opts.prometheus !== undefined;
+    const judged = rec.state === 'running' && this.#opts.stats !== undefined;
     rec.windowEndsAt = judged ? new Date(now + rec.stages[rec.stageIndex].windowS * 1000).toISOString() : null;
   }
 
@@ -215,7 +223,7 @@ export class CanaryController {
     rec.stageIndex = index;
     rec.extensions = 0;
     rec.lastProgressAt = new Date().toISOString();
-    rec.note = this.#opts.prometheus === undefined ? NO_PROMETHEUS : null;
+    rec.note = this.#opts.stats === undefined ? NO_PROMETHEUS : null;
     this.#newWindow(rec);
     await this.#opts.traffic.putRule(canaryRule(rec, rec.stages[index].weight), CANARY_ACTOR, { create: false });
     await this.#save(rec);
@@ -284,7 +292,7 @@ export class CanaryController {
   #schedule(rec: CanaryRecord): void {
     this.#unschedule(rec.service);
     if (this.#closed || rec.state !== 'running' || rec.windowEndsAt === null) return;
-    if (this.#opts.prometheus === undefined) return; // nothing to judge with: people decide
+    if (this.#opts.stats === undefined) return; // nothing to judge with: people decide
     const delay = Math.max(0, Date.parse(rec.windowEndsAt) - Date.now());
     const timer = setTimeout(() => {
       this.#timers.delete(rec.service);
@@ -306,14 +314,14 @@ export class CanaryController {
   /** The end of a window: read both versions' numbers, judge, act. */
   async #judge(service: string): Promise<void> {
     const rec = this.#canaries.get(service);
-    const prometheus = this.#opts.prometheus;
-    if (rec === undefined || rec.state !== 'running' || prometheus === undefined || this.#closed) return;
+    const source = this.#opts.stats;
+    if (rec === undefined || rec.state !== 'running' || source === undefined || this.#closed) return;
     const windowS = Math.max(1, Math.round((Date.now() - Date.parse(rec.stageStartedAt)) / 1000));
     let judgement: Pick<CanaryJudgement, 'verdict' | 'reasons'> & { stats: CanaryJudgement['stats'] | null };
     try {
       const [stable, canary] = await Promise.all([
-        prometheus.versionWindow(service, rec.from, windowS),
-        prometheus.versionWindow(service, rec.to, windowS),
+        source.versionWindow(service, rec.from, windowS),
+        source.versionWindow(service, rec.to, windowS),
       ]);
       judgement = judgeCanary({ stable, canary }, rec.policy);
     } catch (err) {

@@ -35,7 +35,7 @@ Options:
                            token (mode 0600, printed once) when absent (default DATA-DIR/api-token).
   --prometheus URL         Prometheus (http://HOST:PORT) scraping the proxies: the canary controller reads each
                            version's requests, errors and latency there to promote or roll back on its own.
-                           Without it, canaries are promoted and rolled back by hand.
+                           Without it, the proxies (skein proxy --control) report those counts to control.
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
   --log-level LEVEL        debug | info | warn | error (default info).
   -h, --help               Show this help.

@@ -16,6 +16,7 @@ import { type ApiReply, createApiServer, listen, type Route } from './http.ts';
 import { ControlMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { ProbeRuns } from './probe-runs.ts';
 import { trafficRoutes } from './api/traffic.ts';
+import { ReportedStats, StatsReport } from './reported-stats.ts';
 import { openApiDocument } from './openapi.ts';
 import { PushHub } from './push.ts';
 import { openStore, type StoreChoice } from './store/open.ts';
@@ -97,10 +98,12 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     configVersion: () => traffic.version,
     proxies: () => push.proxies(),
   });
+  const reported = new ReportedStats();
   const canaries = await CanaryController.open({
     store,
     traffic,
-    prometheus: opts.prometheusUrl === undefined ? undefined : new PrometheusClient(opts.prometheusUrl),
+    // Without Prometheus the proxies' own per-version reports (POST /v1/push/stats) feed the judge.
+    stats: opts.prometheusUrl === undefined ? reported : new PrometheusClient(opts.prometheusUrl),
     metrics: new CanaryMetrics(metrics.registry),
     log: opts.log,
   });
@@ -108,6 +111,16 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     health,
     metrics.route(),
     ...trafficRoutes(traffic, push),
+    {
+      method: 'POST',
+      path: '/v1/push/stats',
+      open: true,
+      doc: {
+        summary: "A proxy's cumulative per-version counts, for canary judging without Prometheus",
+        body: StatsReport,
+      },
+      handle: (req) => ({ json: reported.report(req.body) }),
+    },
     ...canaryRoutes(canaries),
     ...benchJobRoutes(benchJobs),
     ...probeRoutes(probeRuns),

@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load.ts';
 import { applyOverlay, type Overlay } from '../src/config/overlay.ts';
+import { versionCounts } from '../src/canary/version-counts.ts';
 import type { Config, ConfigInput } from '../src/config/schema.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
 import { describeClusters } from './admin.ts';
@@ -41,6 +42,8 @@ Options:
   --node-id ID             This proxy's id in control's /proxies (default HOSTNAME/SERVICE/ADMIN-PORT or PID).
   --state-dir DIR          Where the running control snapshot is kept, so a restart while control is down
                            still serves it (default .skein/proxy).
+  --stats-interval-ms MS   With --control: how often the per-version request counts that judge canaries are
+                           reported to control (default 5000).
   --direction DIR          Quick form: outbound (default) or inbound.
   --workers N              Worker processes sharing the listen ports (default 1).
   --drain-timeout-ms MS    On SIGTERM, how long requests in flight may take (default 10000).
@@ -59,6 +62,7 @@ interface ProxyArgs {
   control: string | undefined;
   nodeId: string | undefined;
   stateDir: string;
+  statsIntervalMs: number;
   config: Config;
   /** What the command line set (only flags actually given): applied over every version of the file. */
   overrides: ConfigOverrides;
@@ -78,6 +82,7 @@ export const PROXY_OPTIONS = {
   control: { type: 'string' },
   'node-id': { type: 'string' },
   'state-dir': { type: 'string', default: '.skein/proxy' },
+  'stats-interval-ms': { type: 'string', default: '5000' },
   direction: { type: 'string', default: 'outbound' },
   workers: { type: 'string', default: '1' },
   'drain-timeout-ms': { type: 'string' },
@@ -148,6 +153,11 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
     control,
     nodeId: values['node-id'],
     stateDir: resolve(values['state-dir']),
+    statsIntervalMs: parseIntegerFlag(values['stats-interval-ms'], {
+      flag: '--stats-interval-ms',
+      what: 'a number of milliseconds',
+      min: 100,
+    }),
   };
 }
 
@@ -228,6 +238,8 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
         service: base.service,
         stateFile,
         log,
+        report: async () => versionCounts(await proxy.stats.metricsAsJSON()),
+        reportIntervalMs: args.statsIntervalMs,
         apply: (next) => {
           const run = reloading.then(async () => {
             await proxy.apply(applyOverlay(base, next));

@@ -34,6 +34,12 @@ export interface ControlClientOptions {
   /** Applies an overlay (merged over the proxy's own config); throws a ConfigError when it cannot. */
   readonly apply: (overlay: Overlay) => Promise<void>;
   readonly log: Logger;
+  /**
+   * The proxy's per-version counts for canary judging (src/canary/version-counts.ts), posted to control every
+   * reportIntervalMs while the stream is up; absent: nothing reported.
+   */
+  readonly report?: () => Promise<unknown[]>;
+  readonly reportIntervalMs?: number;
   /** Backoff bounds (tests shorten them). */
   readonly backoffMinMs?: number;
   readonly backoffMaxMs?: number;
@@ -66,6 +72,7 @@ export class ControlClient {
   #timer: NodeJS.Timeout | null = null;
   #failures = 0;
   #closed = false;
+  #reporter: NodeJS.Timeout | null = null;
   /** Snapshots are applied one at a time, in the order they came. */
   #chain: Promise<void> = Promise.resolve();
 
@@ -81,12 +88,35 @@ export class ControlClient {
 
   start(): void {
     this.#connect();
+    const report = this.#opts.report;
+    if (report !== undefined) {
+      this.#reporter = setInterval(() => void this.#report(report), this.#opts.reportIntervalMs ?? 5_000);
+      this.#reporter.unref();
+    }
   }
 
   close(): void {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#reporter !== null) clearInterval(this.#reporter);
     this.#req?.destroy();
+  }
+
+  /** One stats report, only while connected (a control that is down gets nothing piled up). */
+  async #report(report: () => Promise<unknown[]>): Promise<void> {
+    if (this.#req === null) return;
+    try {
+      const versions = await report();
+      const res = await fetch(new URL('/v1/push/stats', this.#opts.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ node: this.#opts.node, versions }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.arrayBuffer();
+    } catch {
+      // control is down or slow: the next report has the same cumulative counts and more
+    }
   }
 
   #connect(): void {

@@ -92,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
         control: control?.url,
         nodeId: undefined,
         stateDir: join(resolve(values['data-dir']), 'proxy'),
+        statsIntervalMs: 5_000,
       },
       { onStop: () => control?.close() ?? Promise.resolve() },
     );

@@ -233,7 +233,7 @@ describe('canary rollouts driven by hand', () => {
     const started = await api<CanaryStatus>(control.url, 'POST', '/v1/canaries', spec);
     expect(started.status).toBe(201);
     expect(started.body.state).toBe('running');
-    expect(started.body.note).toMatch(/without --prometheus/);
+    expect(started.body.note).toBeNull(); // judged on the proxies' own reports (no --prometheus), hour-long windows
     expect(started.body.stages.map((s) => s.weight)).toEqual([20, 50, 100]);
     expect((await api(control.url, 'POST', '/v1/canaries', spec)).status).toBe(409);
     await pushed(control);
@@ -350,8 +350,7 @@ describe('skein canary and the scripts', () => {
     const started = await script('deploy.sh', ['app', 'v1', 'v2', '--stages', '10:3600,50:3600', ...opts]);
     expect(started.stderr).toBe('');
     expect(started.stdout).toMatch(/^app: v1 → v2, running, stage 1\/3 \(10% to v2\)/);
-    expect(started.stdout).toMatch(/note: automatic judging cannot run/);
-    expect(started.stdout).not.toMatch(/judged at/); // no Prometheus: no window is judged
+    expect(started.stdout).not.toMatch(/note: /); // judged on the proxies' reports, after an hour-long window
     const noToken = await script('promote.sh', ['app', '--control', control.url, '--token-file', join(dir, 'none')]);
     expect(noToken.code).toBe(1);
     expect(noToken.stderr).toMatch(/cannot read the API token/);
@@ -368,6 +367,60 @@ describe('skein canary and the scripts', () => {
     expect([...(await sample(p, 100))]).toEqual([['v1', 100]]);
     const all = await script('status.sh', ['app', '--control', control.url]);
     expect(all.stdout).toMatch(/rolled back by hand by \S*skein-canary-cli/);
+  });
+});
+
+describe("canary rollouts judged on the proxies' own reports (no Prometheus)", () => {
+  it('a canary answering 10% 500s is rolled back on its own, and a healthy one is promoted', async () => {
+    const v1 = await version('v1', { delayMs: 2 });
+    const bad = await version('v2', { delayMs: 2, failEvery: 10 });
+    const control = await startSkeinControl(join(dir, 'control'));
+    const adminPort = await freePort();
+    const p = await startSkeinProxy(
+      [
+        ...['--listen', '127.0.0.1:0', '--upstream', v1.address, '--service', 'frontend'],
+        ...['--admin', `127.0.0.1:${adminPort}`, '--control', control.url, '--state-dir', join(dir, 'state')],
+        ...['--stats-interval-ms', '250'],
+      ],
+      { adminPort },
+    );
+    await registerApp(control, v1, bad);
+    const load = new LoadLoop(p.url());
+    closers.push(() => load.stop());
+    const stages = [
+      { weight: 50, windowS: 3 },
+      { weight: 100, windowS: 3 },
+    ];
+    expect(
+      (await api(control.url, 'POST', '/v1/canaries', { service: 'app', from: 'v1', to: 'v2', stages })).status,
+    ).toBe(201);
+    const s = await finished(control, 40_000);
+    expect(s.state).toBe('rolled_back');
+    const decided = s.history.at(-1)!;
+    expect(decided).toMatchObject({ verdict: 'rollback', decidedBy: 'canary-controller' });
+    expect(decided.stats!.canary.errors).toBeGreaterThan(0);
+    await pushed(control);
+    load.reset();
+    expect([...(await sample(p, 100))]).toEqual([['v1', 100]]);
+
+    // The same service again with a healthy v2 endpoint: promoted through to 100%.
+    const good = await version('v2', { delayMs: 2 });
+    const svc = await api(control.url, 'PUT', '/v1/services/app', {
+      id: 'app',
+      endpoints: [
+        { address: v1.address, version: 'v1' },
+        { address: good.address, version: 'v2' },
+      ],
+    });
+    expect(svc.status).toBe(200);
+    await pushed(control);
+    const again = await api(control.url, 'POST', '/v1/canaries', { service: 'app', from: 'v1', to: 'v2', stages });
+    expect(again.status).toBe(201);
+    const done = await finished(control, 40_000);
+    expect(done.state).toBe('promoted');
+    await load.stop();
+    await pushed(control);
+    expect([...(await sample(p, 100))]).toEqual([['v2', 100]]);
   });
 });
 
