@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { formatIssues } from '../src/config/load.ts';
 import type { Overlay } from '../src/config/overlay.ts';
 import { FaultPolicy, Route } from '../src/config/schema.ts';
+import { RateLimitPolicy } from '../src/config/rate-limit-schema.ts';
 import { RetryPolicy } from '../src/config/retry-schema.ts';
 import { NAME_PATTERN } from './store/types.ts';
 
@@ -104,6 +105,8 @@ export const Actions = z.strictObject({
   timeoutMs: z.number().int().positive().optional(),
   retries: RetryPolicy.optional(),
   fault: FaultPolicy.optional(),
+  /** A local (or, with `global`, Redis-shared) rate limit on the rule's requests: the proxy's route shape. */
+  rateLimit: RateLimitPolicy.optional(),
 });
 
 export const Rule = z
@@ -211,6 +214,7 @@ export function ruleToRoute(rule: Rule): Record<string, unknown> {
   if (a.timeoutMs !== undefined) route.timeoutMs = a.timeoutMs;
   if (a.retries !== undefined) route.retries = a.retries;
   if (a.fault !== undefined) route.fault = a.fault;
+  if (a.rateLimit !== undefined) route.rateLimit = a.rateLimit;
   return route;
 }
 

@@ -271,6 +271,27 @@ describe('config push from control to proxies', () => {
     expect(Object.fromEntries(statuses)).toEqual({ 200: total });
   });
 
+  it("a rule can carry the proxy's policies: a rate limit on its requests answers 429 RL past its burst", async () => {
+    const [v1] = [await upstream('v1')];
+    const control = await startSkeinControl(join(dir, 'control'));
+    const a = await proxy('frontend', control.url, v1);
+    const r = await api(control.url, 'POST', '/v1/rules', {
+      id: 'limited',
+      conditions: [{ type: 'path', operator: 'prefix', value: '/limited' }],
+      destinations: [{ cluster: 'upstream' }],
+      actions: { rateLimit: { requestsPerSecond: 0.01, burstSize: 2 }, timeoutMs: 2000 },
+    });
+    expect(r.status).toBe(201);
+    const version = (await api<{ version: number }>(control.url, 'GET', '/v1/config')).body.version;
+    await waitForAsync(async () => ((await proxies(control))[0]?.lastAck?.version === version ? true : undefined));
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await httpGet(`${a.url()}/limited/x`)).status);
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    const limited = await httpGet(`${a.url()}/limited/x`);
+    expect(limited.headers['x-skein-flags']).toBe('RL');
+    expect((await httpGet(`${a.url()}/other`)).status).toBe(200); // other routes are not limited
+  });
+
   it('a 30/70 weighted split lands within 2 points over 10,000 requests', async () => {
     const [v1, v2] = [await upstream('v1'), await upstream('v2')];
     const control = await startSkeinControl(join(dir, 'control'));
