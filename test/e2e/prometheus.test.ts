@@ -4,113 +4,15 @@
 // or UNAVAILABLE — sliced by the contract's labels, and a duration histogram that histogram_quantile can read.
 // Across a hop (outbound proxy → inbound proxy → app) each side counts the call under its own reporter, and the
 // proxy-overhead histogram counts every request once with less time than the request took.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoClient, type GrpcUpstream, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
-import { freePort } from '../support/process.ts';
+import { type RunningPrometheus, startPrometheus, type VectorSample } from '../support/prometheus.ts';
 import { type RunningProxy, startEchoUpstream, startProxy, type Upstream } from '../support/proxy.ts';
 import { sleep, waitForAsync } from '../support/wait-for.ts';
-
-interface VectorSample {
-  metric: Record<string, string>;
-  value: [number, string];
-}
-
-interface Prometheus {
-  readonly port: number;
-  output(): string;
-  /** Instant query; the result vector, or an error with Prometheus's message. */
-  query(promql: string): Promise<VectorSample[]>;
-  /** SIGTERM by PID, SIGKILL after 5 s; resolves once it has exited. */
-  stop(): Promise<void>;
-}
-
-/** Starts Debian's prometheus scraping `targets` (host:port) every second, with its TSDB in `dir`. */
-async function startPrometheus(dir: string, ...targets: string[]): Promise<Prometheus> {
-  const configFile = join(dir, 'prometheus.yml');
-  writeFileSync(
-    configFile,
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  scrape_timeout: 1s',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: skein',
-      '    metrics_path: /metrics',
-      '    static_configs:',
-      `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
-      '',
-    ].join('\n'),
-  );
-  // The port was free a moment ago; if another process takes it first, Prometheus exits and we try another.
-  let lastOutput = '';
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
-    const child: ChildProcess = spawn(
-      'prometheus',
-      [
-        `--config.file=${configFile}`,
-        `--storage.tsdb.path=${join(dir, `data-${attempt}`)}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--log.level=warn',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let output = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (output += s));
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (output += s));
-    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    let running = true;
-    void exited.then(() => (running = false));
-    const prometheus: Prometheus = {
-      port,
-      output: () => output,
-      async query(promql) {
-        const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(promql)}`);
-        const body = (await res.json()) as { status: string; error?: string; data?: { result: VectorSample[] } };
-        if (body.status !== 'success') throw new Error(`${promql}: ${body.error}`);
-        return body.data!.result;
-      },
-      async stop() {
-        const pid = child.pid;
-        if (!running || pid === undefined) return;
-        process.kill(pid, 'SIGTERM');
-        const killer = setTimeout(() => {
-          if (running) process.kill(pid, 'SIGKILL');
-        }, 5_000);
-        await exited;
-        clearTimeout(killer);
-      },
-    };
-    const ready = waitForAsync(async () => {
-      if (!running) return 'exited';
-      const res = await fetch(`http://127.0.0.1:${port}/-/ready`);
-      return res.status === 200 ? 'ready' : undefined;
-    }, 30_000);
-    let outcome: string;
-    try {
-      outcome = await Promise.race([
-        ready,
-        spawnError.then((err) => {
-          throw new Error(`prometheus: ${err.message} (apt-get install prometheus)`);
-        }),
-      ]);
-    } catch (err) {
-      await prometheus.stop();
-      throw new Error(`${(err as Error).message}\nprometheus output:\n${output}`, { cause: err });
-    }
-    if (outcome === 'ready') return prometheus;
-    lastOutput = output;
-    await prometheus.stop();
-  }
-  throw new Error(`prometheus did not start:\n${lastOutput}`);
-}
 
 /** Orders query results by response code, then gRPC status. */
 function sliceKey(s: VectorSample): string {
@@ -118,7 +20,7 @@ function sliceKey(s: VectorSample): string {
 }
 
 /** The single value of an instant query that must return one sample (0 when it returns none). */
-async function scalar(prometheus: Prometheus, promql: string): Promise<number> {
+async function scalar(prometheus: RunningPrometheus, promql: string): Promise<number> {
   const result = await prometheus.query(promql);
   if (result.length > 1) throw new Error(`${promql}: ${result.length} samples`);
   return result.length === 0 ? 0 : Number(result[0].value[1]);
@@ -126,7 +28,7 @@ async function scalar(prometheus: Prometheus, promql: string): Promise<number> {
 
 describe('Prometheus scraping the proxy', () => {
   let dir: string | undefined;
-  let prometheus: Prometheus | undefined;
+  let prometheus: RunningPrometheus | undefined;
   let proxy: RunningProxy | undefined;
   let upstream: Upstream | undefined;
   let grpcUpstream: GrpcUpstream | undefined;
@@ -183,7 +85,7 @@ describe('Prometheus scraping the proxy', () => {
       },
       { baseDir: dir },
     );
-    const prom = (prometheus = await startPrometheus(dir, `127.0.0.1:${proxy.proxy.adminPort}`));
+    const prom = (prometheus = await startPrometheus(dir, [`127.0.0.1:${proxy.proxy.adminPort}`]));
     await waitForAsync(async () => (await scalar(prom, 'up{job="skein"}')) === 1, 20_000).catch((err: Error) => {
       throw new Error(`${err.message}\nprometheus output:\n${prom.output()}`);
     });
@@ -332,11 +234,10 @@ describe('Prometheus scraping the proxy', () => {
           },
         ],
       });
-      const prom = (prometheus = await startPrometheus(
-        dir,
+      const prom = (prometheus = await startPrometheus(dir, [
         `127.0.0.1:${proxy.proxy.adminPort}`,
         `127.0.0.1:${inbound.proxy.adminPort}`,
-      ));
+      ]));
       await waitForAsync(async () => (await scalar(prom, 'sum(up{job="skein"})')) === 2, 20_000).catch((err: Error) => {
         throw new Error(`${err.message}\nprometheus output:\n${prom.output()}`);
       });

@@ -6,9 +6,17 @@ import { join } from 'node:path';
 import { freePort } from './process.ts';
 import { waitForAsync } from './wait-for.ts';
 
+/** One sample of an instant vector (`data.result[]` of Prometheus's HTTP API). */
+export interface VectorSample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
 export interface RunningPrometheus {
   readonly url: string;
   output(): string;
+  /** Instant query: the result vector, or an error with Prometheus's message. */
+  query(promql: string): Promise<VectorSample[]>;
   /** The raw JSON answer of an instant query (as the canary controller reads it). */
   queryRaw(promql: string): Promise<unknown>;
   /** SIGTERM by PID, SIGKILL after 5 s; resolves once it has exited. */
@@ -52,11 +60,17 @@ scrape_configs:
         resolve();
       }),
     );
-    child.once('error', (err) => (output += `\nspawn: ${err.message}`));
+    child.once('error', (err) => (output += `\nspawn: ${err.message} (apt-get install prometheus)`));
     const url = `http://127.0.0.1:${port}`;
     const prometheus: RunningPrometheus = {
       url,
       output: () => output,
+      async query(promql) {
+        const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
+        const body = (await res.json()) as { status: string; error?: string; data?: { result: VectorSample[] } };
+        if (body.status !== 'success') throw new Error(`${promql}: ${body.error}`);
+        return body.data!.result;
+      },
       async queryRaw(promql) {
         const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
         return res.json();
