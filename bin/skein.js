@@ -13,6 +13,7 @@ const COMMANDS = {
   mesh: ['../dist/proxy/mesh.js', 'Start a local mesh: a sample service behind inbound and outbound proxies.'],
   control: ['../dist/control/cli.js', 'Start the control process (rules, push, bench jobs, probes; file or Redis).'],
   config: ['../dist/src/config/cli.js', 'Validate a config file, or print the config JSON Schema.'],
+  ca: ['../dist/certs/cli.js', 'Run the mesh CA: init, issue certificates, inspect, revoke, CRLs, root rotation.'],
   probe: ['../dist/probes/cli.js', 'Measure what processes cost in the kernel (eBPF: TCP, socket I/O, CPU).'],
   bench: ['../dist/bench/cli.js', 'Benchmark proxies side by side (skein, nginx, HAProxy, Node peers, meshes).'],
 };
