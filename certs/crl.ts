@@ -126,7 +126,8 @@ export async function createCrl(dir: string, validHours = DEFAULT_CRL_VALID_HOUR
         new Extension(OID_CRL_NUMBER, false, derInteger(crlNumber)),
       ],
     });
-    pems.push(crl.toString('pem'));
+    // OpenSSL and every other reader expect the RFC 7468 label X509 CRL, not the plain CRL this library writes.
+    pems.push(crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----'));
   }
   writeMeta(paths, { ...meta, crlNumber });
   return { pem: `${pems.join('\n')}\n`, crlNumber, revokedCount };

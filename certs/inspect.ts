@@ -37,7 +37,7 @@ export function chainsTo(
   now = new Date(),
 ): string[] | undefined {
   if (now < new Date(leaf.validFrom) || now > new Date(leaf.validTo)) return undefined;
-  const path = [leaf.subject || leaf.subjectAltName || 'leaf'];
+  const path = [leaf.subjectAltName ?? 'leaf'];
   let current = leaf;
   for (let depth = 0; depth < 5; depth++) {
     const root = roots.find((r) => signedBy(current, r, now));
@@ -55,7 +55,7 @@ export function inspectCertificate(pem: string, dir?: string): Inspection {
   if (blocks.length === 0) throw new Error('not a PEM certificate (no BEGIN CERTIFICATE block)');
   const [leaf, ...rest] = blocks.map((block) => new X509Certificate(block));
   const lines = [
-    `subject:    ${leaf.subject.replace(/\n/g, ', ') || '(empty)'}`,
+    `subject:    ${(leaf.subject ?? '').replace(/\n/g, ', ') || '(empty)'}`,
     `SANs:       ${leaf.subjectAltName ?? '(none)'}`,
     `not before: ${new Date(leaf.validFrom).toISOString()}`,
     `not after:  ${new Date(leaf.validTo).toISOString()}`,
