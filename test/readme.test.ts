@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RUN_HELP } from '../bench/run/options.ts';
+import { CA_HELP } from '../certs/cli.ts';
 import { CONTROL_HELP } from '../control/cli.ts';
 import { PROXY_HELP } from '../proxy/cli.ts';
 import { MESH_HELP } from '../proxy/mesh.ts';
@@ -19,6 +20,10 @@ describe('README.md', () => {
 
   it('shows `skein control --help` exactly as the CLI prints it', () => {
     expect(readme).toContain(CONTROL_HELP);
+  });
+
+  it('shows `skein ca --help` exactly as the CLI prints it', () => {
+    expect(readme).toContain(CA_HELP);
   });
 
   it('documents every `skein mesh` option', () => {
