@@ -96,6 +96,7 @@ describe('mTLS with the CA', () => {
     expect(outcome).not.toBe('hello');
     expect(srv.clientIds).toEqual([]);
     // The server never ran its connection handler and reported the failed handshake.
+    for (let i = 0; i < 100 && srv.clientErrors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(srv.clientErrors.length).toBeGreaterThan(0);
   });
 
