@@ -199,7 +199,8 @@ async function signLeaf(
 
 const DNS_LABEL = /^(\*|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$/;
 
-function checkDnsName(name: string): string {
+/** Returns name when it is a valid DNS SAN (a leading '*' label allowed); throws an Error otherwise. */
+export function checkDnsName(name: string): string {
   const labels = name.split('.');
   const ok =
     name.length > 0 &&

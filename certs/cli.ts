@@ -3,7 +3,14 @@
 // per file written; bad input is one line naming the option, exit 1.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { DEFAULT_LEAF_VALID_HOURS, DEFAULT_TRUST_DOMAIN, issueForId, issueFromCsr, initCa } from './ca.ts';
+import {
+  checkDnsName,
+  DEFAULT_LEAF_VALID_HOURS,
+  DEFAULT_TRUST_DOMAIN,
+  issueForId,
+  issueFromCsr,
+  initCa,
+} from './ca.ts';
 import { createCrl, DEFAULT_CRL_VALID_HOURS, REVOCATION_REASONS, revoke } from './crl.ts';
 import { inspectCertificate } from './inspect.ts';
 import { KEY_TYPES, type KeyType } from './keys.ts';
@@ -129,6 +136,7 @@ async function run(
       const validHours = hours(values);
       if ((values.id === undefined) === (values.csr === undefined))
         throw new OptionError('give exactly one of --id and --csr');
+      for (const name of values.dns ?? []) await about('--dns', () => checkDnsName(name));
       const issued =
         values.csr !== undefined
           ? await about('--csr', async () =>

@@ -152,7 +152,7 @@ describe('skein ca', () => {
     ],
     [
       ['issue', '--dir', 'CA', '--id', 'spiffe://cluster.local/ns/a/sa/b', '--dns', 'bad name', '--out', 'x'],
-      /^skein ca issue: --id: 'bad name' is not a valid DNS name\n$/,
+      /^skein ca issue: --dns: 'bad name' is not a valid DNS name\n$/,
     ],
     [['revoke', '--dir', 'CA'], /^skein ca revoke: --cert is required\n$/],
     [
