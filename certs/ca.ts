@@ -52,11 +52,20 @@ export interface IssueOptions {
   readonly validHours?: number;
 }
 
-/** 128 random bits with the top bit cleared, so the DER INTEGER is positive (RFC 5280: at most 20 octets). */
+/**
+ * 128 random bits as a positive DER INTEGER: hex for @peculiar/x509, which encodes the bytes as given, so a
+ * leading 00 keeps a first byte >= 0x80 from reading as negative (17 octets; RFC 5280 allows 20).
+ */
 export function randomSerial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = bytes[0] & 0x7f || 0x01;
-  return bytes.toString('hex');
+  let bytes = randomBytes(16);
+  while (bytes[0] === 0) bytes = randomBytes(16); // a leading zero octet would be a non-minimal encoding
+  return serialHex(bytes.toString('hex'));
+}
+
+/** The hex @peculiar/x509 needs for a positive serial given in any of our forms (no leading zeros, odd length). */
+export function serialHex(serial: string): string {
+  const even = serial.length % 2 === 1 ? `0${serial}` : serial;
+  return Number.parseInt(even.slice(0, 2), 16) >= 0x80 ? `00${even}` : even;
 }
 
 export function pemBlocks(text: string, label = 'CERTIFICATE'): string[] {
@@ -191,7 +200,7 @@ async function signLeaf(
   if (notAfter.getTime() > last) writeMeta(paths, { ...meta, lastLeafNotAfter: notAfter.toISOString() });
   return {
     chainPem: `${leaf.toString('pem')}\n${signer.certificate.toString('pem')}\n`,
-    serial,
+    serial: serial.replace(/^00/, ''),
     spiffeId: spiffe.uri,
     notAfter,
   };

@@ -2,7 +2,7 @@
 // X.509 v2 CRLs, one per intermediate that still has leaves in use (the current one and any retired generation
 // still in the trust bundle), each signed by that intermediate and numbered from one counter that only grows.
 import { existsSync } from 'node:fs';
-import { type Signer, loadSigner, pemBlocks } from './ca.ts';
+import { type Signer, loadSigner, pemBlocks, serialHex } from './ca.ts';
 import {
   type CaMeta,
   caPaths,
@@ -109,7 +109,7 @@ export async function createCrl(dir: string, validHours = DEFAULT_CRL_VALID_HOUR
     const entries = revoked
       .filter((entry) => entry.generation === generation)
       .map((entry) => ({
-        serialNumber: entry.serial.length % 2 === 1 ? `0${entry.serial}` : entry.serial,
+        serialNumber: serialHex(entry.serial),
         revocationDate: new Date(entry.revokedAt),
         reason: X509CrlReason[entry.reason as keyof typeof X509CrlReason],
       }));
