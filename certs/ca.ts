@@ -219,6 +219,16 @@ export function checkDnsName(name: string): string {
   return name;
 }
 
+/** Workload keys the mesh accepts in a CSR: ECDSA P-256 or P-384, or RSA of at least 2048 bits. */
+function checkWorkloadKey(algorithm: { name: string; namedCurve?: string; modulusLength?: number }): void {
+  if (algorithm.name === 'ECDSA' && (algorithm.namedCurve === 'P-256' || algorithm.namedCurve === 'P-384')) return;
+  if (algorithm.name.startsWith('RSA') && (algorithm.modulusLength ?? 0) >= 2048) return;
+  const what = algorithm.namedCurve ?? (algorithm.modulusLength === undefined ? '' : `${algorithm.modulusLength} bits`);
+  throw new Error(
+    `the certificate request's key (${algorithm.name}${what ? ` ${what}` : ''}) is not ECDSA P-256/P-384 or RSA >= 2048 bits`,
+  );
+}
+
 /** Issues a certificate and a fresh key (of the CA's key type) for a SPIFFE id of this CA's trust domain. */
 export async function issueForId(dir: string, id: string, options: IssueOptions = {}): Promise<IssuedCertificate> {
   const meta = readMeta(caPaths(dir));
@@ -247,6 +257,7 @@ export async function issueFromCsr(
   } catch (err) {
     throw new Error(`the certificate request does not parse: ${(err as Error).message}`);
   }
+  checkWorkloadKey(csr.publicKey.algorithm as { name: string; namedCurve?: string; modulusLength?: number });
   let verified = false;
   try {
     verified = await csr.verify();

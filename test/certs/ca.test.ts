@@ -135,6 +135,35 @@ describe('the CA directory', () => {
     await expect(issueFromCsr(ca, tampered)).rejects.toThrow(/signature does not verify/);
   });
 
+  it('refuses a CSR whose key is weak or of a kind peers may not handle', async () => {
+    await initCa(ca);
+    for (const [newkey, message] of [
+      [['-newkey', 'rsa:1024'], /RSASSA-PKCS1-v1_5 1024 bits\) is not ECDSA P-256\/P-384 or RSA >= 2048 bits/],
+      [['-newkey', 'ed25519'], /\(Ed25519\) is not ECDSA/],
+    ] as const) {
+      const csr = join(dir, 'weak.csr');
+      const made = openssl(
+        'req',
+        '-new',
+        ...newkey,
+        '-nodes',
+        '-keyout',
+        join(dir, 'weak.key'),
+        '-out',
+        csr,
+        '-subj',
+        '/CN=x',
+        '-addext',
+        'subjectAltName=URI:spiffe://cluster.local/ns/a/sa/b',
+      );
+      expect(made.status).toBe(0);
+      await expect(issueFromCsr(ca, read(csr))).rejects.toThrow(message);
+    }
+    const [p384] = opensslCsr(dir, 'p384', 'spiffe://cluster.local/ns/a/sa/b', 'x', 'P-384');
+    expect(verify((await issueFromCsr(ca, read(p384))).chainPem, 'p384-leaf').stdout).toMatch(/: OK$/m);
+    expect(openssl('x509', '-noout', '-text', '-in', join(dir, 'p384-leaf.pem')).stdout).toMatch(/NIST CURVE: P-384/);
+  });
+
   it('refuses a CSR without a SPIFFE URI SAN', async () => {
     await initCa(ca);
     const csr = join(dir, 'plain.csr');

@@ -28,8 +28,8 @@ export function writeLeaf(chainPem: string, path: string): string {
   return path;
 }
 
-/** An openssl-made CSR with an EC P-256 key and the given URI SAN; returns [csr path, key path]. */
-export function opensslCsr(dir: string, name: string, uri: string, cn = 'x'): [string, string] {
+/** An openssl-made CSR with an EC key (P-256 unless told) and the given URI SAN; returns [csr path, key path]. */
+export function opensslCsr(dir: string, name: string, uri: string, cn = 'x', curve = 'P-256'): [string, string] {
   const csr = join(dir, `${name}.csr`);
   const key = join(dir, `${name}.key`);
   const r = openssl(
@@ -38,7 +38,7 @@ export function opensslCsr(dir: string, name: string, uri: string, cn = 'x'): [s
     '-newkey',
     'ec',
     '-pkeyopt',
-    'ec_paramgen_curve:P-256',
+    `ec_paramgen_curve:${curve}`,
     '-nodes',
     '-keyout',
     key,
