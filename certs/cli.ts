@@ -14,7 +14,7 @@ import {
 import { createCrl, DEFAULT_CRL_VALID_HOURS, REVOCATION_REASONS, revoke } from './crl.ts';
 import { inspectCertificate } from './inspect.ts';
 import { KEY_TYPES, type KeyType } from './keys.ts';
-import { rotateRoot } from './rotate.ts';
+import { rotateRoot, trustedRootPems } from './rotate.ts';
 import { checkTrustDomain } from './spiffe.ts';
 import { caPaths, writeFileAtomic } from './store.ts';
 
@@ -180,7 +180,7 @@ async function run(
       const dir = required(values, 'dir');
       const meta = await about('--dir', () => rotateRoot(dir));
       out(
-        `rotated to root generation ${meta.generation}; ${caPaths(dir).bundle} holds the new root and ${meta.retired.length} older one(s)`,
+        `rotated to root generation ${meta.generation}; ${caPaths(dir).bundle} holds the new root and ${trustedRootPems(dir, meta).length - 1} older one(s) still in use`,
       );
       return 0;
     }

@@ -2,7 +2,8 @@
 // to D/retired/<generation>/. The overlap rule: an old root stays in D/bundle.pem until the last leaf its
 // intermediate issued has expired (recorded as trustedUntil), so every certificate in use keeps verifying;
 // each rotation and each `writeBundle` drop roots whose time has passed.
-import { readFileSync, renameSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { createGeneration } from './ca.ts';
 import {
   type CaMeta,
@@ -30,13 +31,21 @@ export function writeBundle(dir: string, meta: CaMeta = readMeta(caPaths(dir))):
   return pems.length;
 }
 
+const KEY_FILES = ['rootCert', 'rootKey', 'intermediateCert', 'intermediateKey'] as const;
+
 export async function rotateRoot(dir: string): Promise<CaMeta> {
   const paths = caPaths(dir);
   const meta = readMeta(paths);
+  const generation = meta.generation + 1;
+  // The new pair is made beside the CA first (key generation is the slow, fallible part); only renames follow.
+  const staging = caPaths(join(dir, `.staging-${generation}`));
+  rmSync(staging.dir, { recursive: true, force: true });
+  await createGeneration(staging, meta.trustDomain, meta.keyType, generation);
   const old = retiredPaths(dir, meta.generation);
   ensureDir(old.dir);
-  for (const file of ['rootCert', 'rootKey', 'intermediateCert', 'intermediateKey'] as const)
-    renameSync(paths[file], old[file]);
+  for (const file of KEY_FILES) renameSync(paths[file], old[file]);
+  for (const file of KEY_FILES) renameSync(staging[file], paths[file]);
+  rmSync(staging.dir, { recursive: true, force: true });
   const now = new Date();
   const retired: RetiredGeneration = {
     generation: meta.generation,
@@ -46,8 +55,6 @@ export async function rotateRoot(dir: string): Promise<CaMeta> {
         ? meta.lastLeafNotAfter
         : now.toISOString(),
   };
-  const generation = meta.generation + 1;
-  await createGeneration(paths, meta.trustDomain, meta.keyType, generation);
   const next: CaMeta = {
     trustDomain: meta.trustDomain,
     keyType: meta.keyType,
