@@ -66,10 +66,13 @@ export function inspectCertificate(pem: string, dir?: string): Inspection {
   const bundle = caPaths(dir).bundle;
   if (!existsSync(bundle)) throw new Error(`${bundle} does not exist: is ${dir} a CA directory?`);
   const roots = pemBlocks(readFileSync(bundle, 'utf8')).map((block) => new X509Certificate(block));
-  const path = chainsTo(leaf, [...rest, ...caIntermediates(dir)], roots);
+  const now = new Date();
+  const path = chainsTo(leaf, [...rest, ...caIntermediates(dir)], roots, now);
+  const why =
+    now > new Date(leaf.validTo) ? ' (it has expired)' : now < new Date(leaf.validFrom) ? ' (not valid yet)' : '';
   lines.push(
     path === undefined
-      ? `chain:      does NOT chain to ${bundle}`
+      ? `chain:      does NOT chain to ${bundle}${why}`
       : `chain:      chains to ${bundle} (${path.join(' <- ')})`,
   );
   return { lines, chains: path !== undefined };

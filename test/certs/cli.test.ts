@@ -177,6 +177,32 @@ describe('skein ca', () => {
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it('inspect says a certificate past its notAfter does not chain, and why', async () => {
+    skeinCa('init', '--dir', ca);
+    const short = join(dir, 'short');
+    // 0.0003 h is about a second.
+    expect(
+      skeinCa(
+        'issue',
+        '--dir',
+        ca,
+        '--id',
+        'spiffe://cluster.local/ns/a/sa/b',
+        '--valid-hours',
+        '0.0003',
+        '--out',
+        short,
+      ).code,
+    ).toBe(0);
+    await new Promise((r) => setTimeout(r, 2100));
+    const r = skeinCa('inspect', `${short}.crt`, '--dir', ca);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/chain: +does NOT chain to .*bundle\.pem \(it has expired\)\n$/);
+    expect(
+      openssl('verify', '-CAfile', join(ca, 'root.crt'), '-untrusted', `${short}.crt`, `${short}.crt`).stderr,
+    ).toMatch(/certificate has expired/);
+  });
+
   it('prints its help, which README shows', () => {
     const r = skeinCa('--help');
     expect(r.code).toBe(0);
