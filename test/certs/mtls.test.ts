@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initCa, issueForId, type IssuedCertificate } from '../../certs/ca.ts';
+import { rotateRoot } from '../../certs/rotate.ts';
 import { tempDir } from './openssl.ts';
 
 function spiffeOf(cert: PeerCertificate): string | undefined {
@@ -69,12 +70,26 @@ describe('mTLS with the CA', () => {
     });
   }
 
-  it('completes a handshake where each side authenticates the other by its SPIFFE id', async () => {
+  it.each(['ec', 'rsa2048'] as const)(
+    'completes a handshake where each side authenticates the other by its SPIFFE id (%s CA)',
+    async (keyType) => {
+      const ca = join(dir, 'ca');
+      await initCa(ca, { keyType });
+      const serverLeaf = await issueForId(ca, 'spiffe://cluster.local/ns/shop/sa/api');
+      const clientLeaf = await issueForId(ca, 'spiffe://cluster.local/ns/shop/sa/web');
+      const srv = await server(ca, serverLeaf);
+      expect(await client(srv.port, ca, clientLeaf, 'spiffe://cluster.local/ns/shop/sa/api')).toBe('hello');
+      expect(srv.clientIds).toEqual(['spiffe://cluster.local/ns/shop/sa/web']);
+    },
+  );
+
+  it('keeps working across a root rotation: a peer on the old intermediate and one on the new trust each other', async () => {
     const ca = join(dir, 'ca');
     await initCa(ca);
     const serverLeaf = await issueForId(ca, 'spiffe://cluster.local/ns/shop/sa/api');
+    await rotateRoot(ca);
     const clientLeaf = await issueForId(ca, 'spiffe://cluster.local/ns/shop/sa/web');
-    const srv = await server(ca, serverLeaf);
+    const srv = await server(ca, serverLeaf); // both read the rotated bundle.pem
     expect(await client(srv.port, ca, clientLeaf, 'spiffe://cluster.local/ns/shop/sa/api')).toBe('hello');
     expect(srv.clientIds).toEqual(['spiffe://cluster.local/ns/shop/sa/web']);
   });
