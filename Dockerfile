@@ -16,6 +16,7 @@ COPY tsconfig.json tsconfig.build.json tsconfig.image.json ./
 COPY src ./src
 COPY proxy ./proxy
 COPY control ./control
+COPY certs ./certs
 COPY examples ./examples
 COPY probes ./probes
 COPY bench ./bench
@@ -33,6 +34,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY proxy ./proxy
 COPY control ./control
+COPY certs ./certs
 COPY examples ./examples
 COPY probes ./probes
 COPY bench ./bench

@@ -12,7 +12,8 @@ export const CANARY_DEFAULTS = {
 export const CANARY_HELP = `Usage: skein canary <command> [options]
 
 Canary rollouts through control's API: traffic for a service moves from one version to another in stages,
-each judged on the proxies' metrics (control started with --prometheus) and promoted or rolled back.
+each judged on what the proxies counted per version (their own reports, or --prometheus) and promoted or
+rolled back.
 
 Commands:
   start     --service NAME --from VERSION --to VERSION [--stages 5:300,10:300,20:600,50:600,100]

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RUN_HELP } from '../bench/run/options.ts';
+import { CA_HELP } from '../certs/cli.ts';
 import { CANARY_HELP } from '../control/canary-cli.ts';
 import { CONTROL_HELP } from '../control/cli.ts';
 import { PROXY_HELP } from '../proxy/cli.ts';
@@ -24,6 +25,10 @@ describe('README.md', () => {
 
   it('shows `skein canary --help` exactly as the CLI prints it', () => {
     expect(readme).toContain(CANARY_HELP);
+  });
+
+  it('shows `skein ca --help` exactly as the CLI prints it', () => {
+    expect(readme).toContain(CA_HELP);
   });
 
   it('documents every `skein mesh` option', () => {

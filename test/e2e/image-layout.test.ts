@@ -268,6 +268,26 @@ describe('the Docker image runtime layout (replayed from the Dockerfile, no Dock
       expect(out).toMatch(/^Usage: skein probe run --pid/);
     });
 
+    it('skein ca runs from the image: its runtime dependencies (@peculiar/x509, reflect-metadata) survive the prune', async () => {
+      const ca = mkdtempSync(join(root, 'ca-'));
+      chmodSync(ca, 0o777);
+      const init = await runToExit(root, ['ca', 'init', '--dir', join(ca, 'd')]);
+      expect(init.err).toBe('');
+      expect(init.code).toBe(0);
+      const issue = await runToExit(root, [
+        'ca',
+        'issue',
+        '--dir',
+        join(ca, 'd'),
+        '--id',
+        'spiffe://cluster.local/ns/a/sa/b',
+        '--out',
+        join(ca, 'b'),
+      ]);
+      expect(issue.err).toBe('');
+      expect(issue.out).toMatch(/^issued spiffe:\/\/cluster\.local\/ns\/a\/sa\/b /);
+    });
+
     it('skein probe run says in one line what is missing (root, bpftrace; not the scripts) and exits 1', async () => {
       const { code, out, err } = await runToExit(root, ['probe', 'run', '--pid', String(process.pid)]);
       expect(code).toBe(1);
