@@ -71,8 +71,8 @@ export interface RouteDoc {
   readonly summary: string;
   readonly body?: z.ZodType;
   readonly query?: z.ZodType;
-  /** 'stream': an answer that never ends (newline-delimited JSON). */
-  readonly response?: z.ZodType | 'stream' | 'text';
+  /** 'stream': an answer that never ends (newline-delimited JSON); 'pem': certificates or CRLs as PEM text. */
+  readonly response?: z.ZodType | 'stream' | 'text' | 'pem';
 }
 
 export interface Route {
@@ -81,6 +81,11 @@ export interface Route {
   readonly path: string;
   /** A POST that needs no API token (proxies' acknowledgements; they authenticate with mTLS later). */
   readonly open?: boolean;
+  /**
+   * An open write's own check, run before its body is read: returns who makes it or throws an ApiError (401).
+   * The certificate route checks the bootstrap token with it.
+   */
+  readonly authorize?: (req: http.IncomingMessage) => string;
   /** What /openapi.json says of it: the schemas are the ones the handler validates with. */
   readonly doc?: RouteDoc;
   handle(req: ApiRequest): ApiReply | Promise<ApiReply>;
@@ -203,7 +208,8 @@ export function createApiServer(opts: ApiServerOptions): http.Server {
       }
       matched(route.path, true);
       const write = method !== 'GET';
-      const actor = write && route.open !== true && opts.authorize !== undefined ? opts.authorize(req) : undefined;
+      const check = route.open === true ? route.authorize : opts.authorize;
+      const actor = write && check !== undefined ? check(req) : undefined;
       const body = method === 'GET' || method === 'DELETE' ? undefined : await readBody(req);
       const ifMatch = typeof req.headers['if-match'] === 'string' ? req.headers['if-match'] : undefined;
       return route.handle({ method, path: url.pathname, params, query: url.searchParams, body, actor, ifMatch });

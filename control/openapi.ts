@@ -3,6 +3,9 @@
 import { z } from 'zod';
 import type { Route } from './http.ts';
 
+/** What PEM answers (trust bundle, CRL) are served as. */
+export const PEM_TYPE = 'application/x-pem-file';
+
 const ERROR = {
   type: 'object',
   properties: {
@@ -56,6 +59,8 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
         ? { 'application/x-ndjson': { schema: { type: 'string' } } }
         : doc?.response === 'text'
           ? { 'text/plain': { schema: { type: 'string' } } }
+          : doc?.response === 'pem'
+            ? { [PEM_TYPE]: { schema: { type: 'string' } } }
           : { 'application/json': { schema: doc?.response === undefined ? {} : jsonSchema(doc.response, 'output') } };
     (paths[path] ??= {})[r.method.toLowerCase()] = {
       summary: doc?.summary ?? `${r.method} ${r.path}`,
@@ -64,6 +69,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
         requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body, 'input') } } },
       }),
       ...(write && r.open !== true && { security: [{ apiToken: [] }] }),
+      ...(write && r.open === true && r.authorize !== undefined && { security: [{ bootstrapToken: [] }] }),
       responses: {
         [r.method === 'POST' && doc?.body !== undefined ? '2XX' : '200']: { description: 'Success', content: response },
         default: { description: 'An error', content: { 'application/json': { schema: ERROR } } },
@@ -74,6 +80,15 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
     openapi: '3.1.0',
     info: { title: 'Skein control API', version },
     paths,
-    components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer' } } },
+    components: {
+      securitySchemes: {
+        apiToken: { type: 'http', scheme: 'bearer' },
+        bootstrapToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: "The bootstrap token proxies get certificates with (control's --bootstrap-token-file)",
+        },
+      },
+    },
   };
 }

@@ -3,10 +3,13 @@
 // routes, and control's own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
 // `skein mesh` both call it.
 import type http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchJobRoutes } from './api/bench-jobs.ts';
 import { canaryRoutes } from './api/canaries.ts';
+import { certificateRoutes } from './api/certificates.ts';
+import { DEFAULT_LEAF_VALID_HOURS, initCa } from '../certs/ca.ts';
+import { caPaths, readMeta } from '../certs/store.ts';
 import { CanaryController } from './canary.ts';
 import { PrometheusClient } from './canary-prometheus.ts';
 import { CanaryMetrics } from '../src/telemetry/metrics-canary.ts';
@@ -40,6 +43,20 @@ export interface ControlOptions {
   readonly store?: StoreChoice;
   /** Prometheus's base URL, where the canary controller reads the proxies' metrics; absent: no automatic judging. */
   readonly prometheusUrl?: string;
+  /** The CA directory (certs/): control signs proxies' CSRs with it. Absent: no certificate routes. */
+  readonly caDir?: string;
+  /** The token proxies send to get a certificate (created when absent). Default: <dataDir>/bootstrap-token. */
+  readonly bootstrapTokenFile?: string;
+  /** Validity of the certificates control signs, in hours (default 24). */
+  readonly certHours?: number;
+}
+
+export interface ControlCa {
+  readonly dir: string;
+  readonly trustDomain: string;
+  /** True when this start made the CA (the directory held none). */
+  readonly created: boolean;
+  readonly bootstrapToken: ApiToken;
 }
 
 export interface ControlServer {
@@ -52,6 +69,8 @@ export interface ControlServer {
   readonly push: PushHub;
   readonly canaries: CanaryController;
   readonly token: ApiToken;
+  /** The CA control signs with, when started with caDir. */
+  readonly ca: ControlCa | undefined;
   close(): Promise<void>;
 }
 
@@ -72,7 +91,26 @@ const PACKAGE_VERSION = ((): string => {
   return 'unknown';
 })();
 
+/** Opens the CA directory, making a CA there when it holds none, and the bootstrap token. */
+async function openCa(opts: ControlOptions, caDir: string): Promise<ControlCa> {
+  const certHours = opts.certHours ?? DEFAULT_LEAF_VALID_HOURS;
+  if (!(certHours > 0) || !Number.isFinite(certHours))
+    throw new Error(`certificate validity must be a number of hours > 0, got ${certHours}`);
+  const paths = caPaths(caDir);
+  const created = !existsSync(paths.meta);
+  const meta = created ? await initCa(caDir) : readMeta(paths);
+  for (const file of [paths.intermediateCert, paths.intermediateKey, paths.bundle])
+    if (!existsSync(file)) throw new Error(`${caDir}: the CA is incomplete (${file} is missing)`);
+  const bootstrapToken = loadOrCreateToken(
+    opts.bootstrapTokenFile ?? join(opts.dataDir, 'bootstrap-token'),
+    'bootstrap token',
+  );
+  return { dir: caDir, trustDomain: meta.trustDomain, created, bootstrapToken };
+}
+
 export async function startControl(opts: ControlOptions): Promise<ControlServer> {
+  // The CA first: a bad directory stops control before it opens anything else.
+  const ca = opts.caDir === undefined ? undefined : await openCa(opts, opts.caDir);
   const store = await openStore(opts.store ?? { kind: 'file' }, opts.dataDir, (m) => opts.log('warn', m));
   const retentionMs = opts.retentionDays * DAY_MS;
   const benchJobs = await BenchJobs.open({
@@ -124,6 +162,14 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     ...canaryRoutes(canaries),
     ...benchJobRoutes(benchJobs),
     ...probeRoutes(probeRuns),
+    ...(ca === undefined
+      ? []
+      : certificateRoutes({
+          caDir: ca.dir,
+          certHours: opts.certHours ?? DEFAULT_LEAF_VALID_HOURS,
+          authorize: bearerAuthorizer(ca.bootstrapToken.token, 'bootstrap token'),
+          log: opts.log,
+        })),
   ];
   const openapi = openApiDocument(routes, PACKAGE_VERSION);
   routes.push({
@@ -167,6 +213,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     push,
     canaries,
     token,
+    ca,
     close: () =>
       (closing ??= (async () => {
         await canaries.close();

@@ -13,10 +13,11 @@ export interface ApiToken {
   readonly token: string;
 }
 
-export function loadOrCreateToken(file: string): ApiToken {
+/** `what` names the token in errors (the API token, or the bootstrap token proxies get certificates with). */
+export function loadOrCreateToken(file: string, what = 'API token'): ApiToken {
   try {
     const token = readFileSync(file, 'utf8').trim();
-    if (token.length < 16) throw new Error(`${file}: the API token must be at least 16 characters`);
+    if (token.length < 16) throw new Error(`${file}: the ${what} must be at least 16 characters`);
     return { file, created: false, token };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -30,7 +31,7 @@ export function loadOrCreateToken(file: string): ApiToken {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** The createApiServer authorize hook: a write needs `Authorization: Bearer <token>`. Who: x-skein-actor, if given. */
-export function bearerAuthorizer(token: string): (req: http.IncomingMessage) => string {
+export function bearerAuthorizer(token: string, what = 'API token'): (req: http.IncomingMessage) => string {
   const want = digest(token);
   return (req) => {
     const header = req.headers.authorization ?? '';
@@ -38,7 +39,7 @@ export function bearerAuthorizer(token: string): (req: http.IncomingMessage) => 
     if (m === null || !timingSafeEqual(digest(m[1]), want))
       throw new ApiError(
         'SKEIN_UNAUTHORIZED',
-        header === '' ? 'this write needs the API token: Authorization: Bearer <token>' : 'wrong API token',
+        header === '' ? `this write needs the ${what}: Authorization: Bearer <token>` : `wrong ${what}`,
       );
     const claimed = req.headers['x-skein-actor'];
     const who = typeof claimed === 'string' ? claimed.replace(/[^\w.@:-]/g, '').slice(0, 64) : '';
