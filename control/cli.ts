@@ -1,11 +1,13 @@
 // `skein control`: the control process. It holds services and traffic rules and pushes each proxy the config
 // its traffic needs; it serves the bench job API and the eBPF probe API; all from its store (files under
 // --data-dir, or Redis with --store).
-// Canary rollouts are judged on the proxies' metrics read from --prometheus; certificate signing joins later.
+// Canary rollouts are judged on the proxies' metrics read from --prometheus; with --ca-dir control signs the
+// proxies' certificates (their CSRs, sent with the bootstrap token) with the mesh's CA.
 // Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
 // start), running probes are stopped with their figures kept.
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { DEFAULT_LEAF_VALID_HOURS } from '../certs/ca.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
 import { type ControlServer, startControl } from './server.ts';
@@ -22,7 +24,8 @@ export const CONTROL_HELP = `Usage: skein control [options]
 Start the control process: its HTTP API for services and traffic rules (/v1/rules, /v1/services), the
 proxies' config push (/v1/push, /proxies), canary rollouts (/v1/canaries), benchmark jobs (/benchmarks/...)
 and eBPF probe runs (/ebpf/probe/...), kept in its store (files under --data-dir, or Redis shared by several
-control replicas) so they survive restarts, and its own Prometheus metrics (/metrics).
+control replicas) so they survive restarts, and its own Prometheus metrics (/metrics). With --ca-dir it also
+signs the proxies' certificates (/v1/certificates) and serves the trust bundle and CRL.
 
 Options:
   --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). Writes need the API token; reads and
@@ -36,6 +39,12 @@ Options:
   --prometheus URL         Prometheus (http://HOST:PORT) scraping the proxies: the canary controller reads each
                            version's requests, errors and latency there to promote or roll back on its own.
                            Without it, the proxies (skein proxy --control) report those counts to control.
+  --ca-dir DIR             The mesh's CA (made with \`skein ca init\`; created here when DIR holds none): sign
+                           proxies' CSRs at POST /v1/certificates, serve GET /v1/trust-bundle and GET /v1/crl.
+  --bootstrap-token-file FILE
+                           The token proxies send to get a certificate (Authorization: Bearer TOKEN), not the
+                           API token. Created like it when absent (default DATA-DIR/bootstrap-token).
+  --cert-hours H           Validity of the certificates control signs, in hours (default ${DEFAULT_LEAF_VALID_HOURS}).
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
   --log-level LEVEL        debug | info | warn | error (default info).
   -h, --help               Show this help.
@@ -49,6 +58,9 @@ export const CONTROL_OPTIONS = {
   store: { type: 'string', default: 'file' },
   'store-prefix': { type: 'string' },
   prometheus: { type: 'string' },
+  'ca-dir': { type: 'string' },
+  'bootstrap-token-file': { type: 'string' },
+  'cert-hours': { type: 'string', default: String(DEFAULT_LEAF_VALID_HOURS) },
   'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
   'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -64,6 +76,10 @@ export interface ControlArgs {
   readonly logLevel: LogLevel;
   readonly store: StoreChoice;
   readonly prometheusUrl: string | undefined;
+  readonly caDir: string | undefined;
+  /** Undefined: <dataDir>/bootstrap-token. */
+  readonly bootstrapTokenFile: string | undefined;
+  readonly certHours: number;
 }
 
 /** Parses `skein control` arguments; 'help' for -h. Throws an Error naming the bad option. */
@@ -86,6 +102,11 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
   const prometheusUrl = values.prometheus;
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(prometheusUrl))
     throw new Error(`--prometheus must be an http:// or https:// URL, got '${prometheusUrl}'`);
+  const certHours = Number(values['cert-hours']);
+  if (!(certHours > 0) || !Number.isFinite(certHours))
+    throw new Error(`--cert-hours must be a number > 0, got '${values['cert-hours']}'`);
+  if (values['ca-dir'] === undefined && values['bootstrap-token-file'] !== undefined)
+    throw new Error('--bootstrap-token-file needs --ca-dir (the token is for getting certificates)');
   return {
     host: address.host,
     port: address.port,
@@ -95,6 +116,10 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
     logLevel,
     store,
     prometheusUrl,
+    caDir: values['ca-dir'] === undefined ? undefined : resolve(values['ca-dir']),
+    bootstrapTokenFile:
+      values['bootstrap-token-file'] === undefined ? undefined : resolve(values['bootstrap-token-file']),
+    certHours,
   };
 }
 
@@ -109,6 +134,9 @@ export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
     retentionDays: args.retentionDays,
     store: args.store,
     prometheusUrl: args.prometheusUrl,
+    caDir: args.caDir,
+    bootstrapTokenFile: args.bootstrapTokenFile,
+    certHours: args.certHours,
     log: (level, message) => logger[level](message),
   });
 }
@@ -137,6 +165,16 @@ export async function main(argv: string[]): Promise<number> {
   );
   if (control.token.created)
     process.stdout.write(`skein control: new API token in ${control.token.file}: ${control.token.token}\n`);
+  const ca = control.ca;
+  if (ca !== undefined) {
+    if (ca.created)
+      process.stdout.write(`skein control: ${ca.dir} held no CA: created one for trust domain ${ca.trustDomain}\n`);
+    process.stdout.write(`skein control: signing certificates for ${ca.trustDomain} with the CA in ${ca.dir}\n`);
+    if (ca.bootstrapToken.created)
+      process.stdout.write(
+        `skein control: new bootstrap token in ${ca.bootstrapToken.file}: ${ca.bootstrapToken.token}\n`,
+      );
+  }
   const stop = () => {
     void control.close().then(
       () => process.exit(0),
