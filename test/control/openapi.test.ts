@@ -1,6 +1,7 @@
 // /openapi.json describes the API control serves: every path and method in it is answered by a route (never
-// "no such resource" or 405), writes carry the token requirement, and the rule schema in it is the one the
-// API validates with (its condition types and operators are the model's).
+// "no such resource" or 405), writes carry the token requirement (the API token, or for the certificate route the
+// bootstrap token), and the rule schema in it is the one the API validates with (its condition types and operators
+// are the model's).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,14 @@ const dataDir = mkdtempSync(join(tmpdir(), 'skein-openapi-'));
 let control: ControlServer;
 
 beforeAll(async () => {
-  control = await startControl({ host: '127.0.0.1', port: 0, dataDir, retentionDays: 30, log: () => {} });
+  control = await startControl({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    caDir: join(dataDir, 'ca'),
+    retentionDays: 30,
+    log: () => {},
+  });
 });
 
 afterAll(async () => {
@@ -21,7 +29,7 @@ afterAll(async () => {
 });
 
 interface Operation {
-  security?: unknown[];
+  security?: Record<string, unknown>[];
   requestBody?: { content: Record<string, { schema: Record<string, any> }> };
 }
 
@@ -41,6 +49,9 @@ describe('control /openapi.json', () => {
       '/v1/push/ack',
       '/proxies',
       '/v1/audit',
+      '/v1/certificates',
+      '/v1/trust-bundle',
+      '/v1/crl',
     ])
       expect(paths).toContain(p);
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -52,10 +63,13 @@ describe('control /openapi.json', () => {
         expect(`${method} ${path} ${res.status}`).not.toMatch(/ 405$/);
         expect(text).not.toMatch(/no such resource/);
         const write = method !== 'get';
-        expect(`${method} ${path} token: ${op.security !== undefined}`).toBe(
-          `${method} ${path} token: ${write && !path.startsWith('/v1/push/')}`,
-        );
-        if (write && !path.startsWith('/v1/push/')) expect(res.status).toBe(401);
+        // Open writes: the proxies' push acknowledgements and reports (no token), and certificate requests,
+        // which need the bootstrap token instead of the API token.
+        const scheme =
+          !write || path.startsWith('/v1/push/') ? 'none' : path === '/v1/certificates' ? 'bootstrapToken' : 'apiToken';
+        const schemes = (op.security ?? []).flatMap((s) => Object.keys(s));
+        expect(`${method} ${path} token: ${schemes.join(',') || 'none'}`).toBe(`${method} ${path} token: ${scheme}`);
+        if (scheme !== 'none') expect(res.status).toBe(401);
       }
     }
   });
