@@ -72,7 +72,12 @@ describe('skein control --ca-dir', () => {
     const text = ok(['x509', '-in', leaf, '-noout', '-text', '-serial']);
     expect(text).toContain(`URI:${WEB}`);
     expect(text).toContain('DNS:web.default.svc');
-    expect(text.match(/serial=([0-9A-F]+)/)?.[1].toLowerCase().replace(/^0+/, '')).toBe(res.body.serial);
+    expect(
+      text
+        .match(/serial=([0-9A-F]+)/)?.[1]
+        .toLowerCase()
+        .replace(/^0+/, ''),
+    ).toBe(res.body.serial);
     // --cert-hours 2: openssl's notAfter is the one answered, about two hours from now.
     const notAfter = Date.parse(ok(['x509', '-in', leaf, '-noout', '-enddate']).trim().replace('notAfter=', ''));
     expect(notAfter).toBe(Date.parse(res.body.notAfter) - (Date.parse(res.body.notAfter) % 1000));
@@ -126,5 +131,59 @@ describe('skein control --ca-dir', () => {
     expect(afterText.replace(/\s/g, '').toLowerCase()).toContain(`serialnumber:${issued.body.serial}`);
     // With the same revocations the CRL is answered again rather than re-signed on every read.
     expect((await api<string>(control.url, 'GET', '/v1/crl')).body).toBe(after.body);
+  });
+});
+
+describe('skein control --ca-dir with a CA made by skein ca init', () => {
+  it('keeps that CA and its trust domain, reads --bootstrap-token-file, and refuses a bad --cert-hours', async () => {
+    const { dir: own, cleanup: done } = tempDir();
+    const skein = (...args: string[]) =>
+      spawnSync(process.execPath, [SKEIN_BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+    let other: RunningControl | undefined;
+    try {
+      const ca = join(own, 'ca');
+      expect(skein('ca', 'init', '--dir', ca, '--trust-domain', 'prod.example').status).toBe(0);
+      const rootBefore = readFileSync(join(ca, 'root.crt'), 'utf8');
+      const bad = skein('control', '--listen', '127.0.0.1:0', '--data-dir', own, '--ca-dir', ca, '--cert-hours', '0');
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/--cert-hours must be a number > 0/);
+
+      const tokenFile = join(own, 'boot.token');
+      writeFileSync(tokenFile, 'a-bootstrap-token-chosen-by-the-operator\n', { mode: 0o600 });
+      other = await startSkeinControl(join(own, 'data'), ['--ca-dir', ca, '--bootstrap-token-file', tokenFile]);
+      expect(other.stdout).not.toMatch(/held no CA/);
+      expect(other.stdout).toMatch(/signing certificates for prod\.example/);
+      expect(other.stdout).not.toMatch(/new bootstrap token/);
+      expect(readFileSync(join(ca, 'root.crt'), 'utf8')).toBe(rootBefore);
+
+      const [csr, key] = opensslCsr(own, 'api', 'spiffe://prod.example/ns/shop/sa/api');
+      const res = await api<Record<string, string>>(
+        other.url,
+        'POST',
+        '/v1/certificates',
+        { csr: read(csr) },
+        { token: 'a-bootstrap-token-chosen-by-the-operator' },
+      );
+      expect(res.status).toBe(201);
+      const [leaf, intermediate] = splitChain(res.body.chain, 'prod');
+      expect(ok(['verify', '-CAfile', join(ca, 'bundle.pem'), '-untrusted', intermediate, leaf])).toMatch(/: OK/);
+      expect(ok(['x509', '-in', leaf, '-noout', '-pubkey'])).toBe(ok(['pkey', '-in', key, '-pubout']));
+      // Default validity: 24 hours.
+      expect(Math.abs(Date.parse(res.body.notAfter) - Date.now() - 24 * 3_600_000)).toBeLessThan(5 * 60_000);
+      // A cluster.local id is foreign to this CA.
+      const [local] = opensslCsr(own, 'local', WEB);
+      const refused = await api(
+        other.url,
+        'POST',
+        '/v1/certificates',
+        { csr: read(local) },
+        { token: 'a-bootstrap-token-chosen-by-the-operator' },
+      );
+      expect(refused.status).toBe(400);
+      expect(JSON.stringify(refused.body)).toMatch(/cluster\.local.*prod\.example/);
+    } finally {
+      await other?.kill();
+      done();
+    }
   });
 });
