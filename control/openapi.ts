@@ -61,7 +61,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
           ? { 'text/plain': { schema: { type: 'string' } } }
           : doc?.response === 'pem'
             ? { [PEM_TYPE]: { schema: { type: 'string' } } }
-          : { 'application/json': { schema: doc?.response === undefined ? {} : jsonSchema(doc.response, 'output') } };
+            : { 'application/json': { schema: doc?.response === undefined ? {} : jsonSchema(doc.response, 'output') } };
     (paths[path] ??= {})[r.method.toLowerCase()] = {
       summary: doc?.summary ?? `${r.method} ${r.path}`,
       ...(parameters.length > 0 && { parameters }),

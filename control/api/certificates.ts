@@ -11,7 +11,10 @@ import { ApiError, parseWith, type Route } from '../http.ts';
 import { PEM_TYPE } from '../openapi.ts';
 
 const CertificateRequest = z.strictObject({
-  csr: z.string().min(1).max(64 * 1024),
+  csr: z
+    .string()
+    .min(1)
+    .max(64 * 1024),
   dnsNames: z.array(z.string().min(1).max(253)).max(100).optional(),
 });
 
