@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, type RunningControl, startSkeinControl } from '../support/control.ts';
+import { waitFor } from '../support/wait-for.ts';
 import { openssl, opensslCsr, read, tempDir } from '../certs/openssl.ts';
 
 const SKEIN_BIN = fileURLToPath(new URL('../../bin/skein.js', import.meta.url));
@@ -50,9 +51,11 @@ function ok(args: string[]): string {
 }
 
 describe('skein control --ca-dir', () => {
-  it('creates the CA and a 0600 bootstrap token apart from the API token, and says so', () => {
-    expect(control.stdout).toMatch(/held no CA: created one for trust domain cluster\.local/);
-    expect(control.stdout).toMatch(/new bootstrap token in \S+bootstrap-token: \S+/);
+  it('creates the CA and a 0600 bootstrap token apart from the API token, and says so', async () => {
+    // Printed after the "listening on" line the start waits for: read once they have arrived.
+    const out = await waitFor(() => (/new bootstrap token in/.test(control.stdout) ? control.stdout : undefined));
+    expect(out).toMatch(/held no CA: created one for trust domain cluster\.local/);
+    expect(out).toMatch(/new bootstrap token in \S+bootstrap-token: \S+/);
     expect(statSync(join(caDir, 'ca.json')).isFile()).toBe(true);
     expect(statSync(join(dataDir, 'bootstrap-token')).mode & 0o777).toBe(0o600);
     expect(bootstrap.length).toBeGreaterThanOrEqual(16);
