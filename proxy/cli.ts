@@ -222,7 +222,6 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
     const kept = loadKeptSnapshot(stateFile, log);
     if (kept !== null) {
       try {
-        base = args.config;
         await proxy.apply(applyOverlay(base, kept.overlay));
         overlay = kept.overlay;
         log.info('serving the kept control snapshot until control answers', { version: kept.overlay.version });

@@ -1,20 +1,18 @@
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initCa, issueForId, issueFromCsr } from '../../certs/ca.ts';
-import { openssl, opensslCsr, read, tempDir, writeLeaf } from './openssl.ts';
+import { eachCaDir, openssl, opensslCsr, read, writeLeaf } from './openssl.ts';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/web';
 
 describe('the CA directory', () => {
   let dir: string;
-  let cleanup: () => void;
   let ca: string;
-  beforeEach(async () => {
-    ({ dir, cleanup } = tempDir());
-    ca = join(dir, 'ca');
+  eachCaDir((d, c) => {
+    dir = d;
+    ca = c;
   });
-  afterEach(() => cleanup());
 
   function verify(chainPem: string, name: string) {
     const leaf = writeLeaf(chainPem, join(dir, `${name}.pem`));

@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openssl, opensslCsr, tempDir } from './openssl.ts';
+import { describe, expect, it } from 'vitest';
+import { openssl, opensslCsr, eachCaDir } from './openssl.ts';
 
 const SKEIN_BIN = fileURLToPath(new URL('../../bin/skein.js', import.meta.url));
 
@@ -15,13 +15,11 @@ function skeinCa(...args: string[]) {
 
 describe('skein ca', () => {
   let dir: string;
-  let cleanup: () => void;
   let ca: string;
-  beforeEach(() => {
-    ({ dir, cleanup } = tempDir());
-    ca = join(dir, 'ca');
+  eachCaDir((d, c) => {
+    dir = d;
+    ca = c;
   });
-  afterEach(() => cleanup());
 
   it('init, issue, inspect, revoke and crl work together and openssl agrees with each step', () => {
     const init = skeinCa('init', '--dir', ca, '--trust-domain', 'prod.example');

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 
 export interface Run {
   readonly status: number | null;
@@ -18,6 +19,20 @@ export function openssl(...args: string[]): Run {
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'skein-ca-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A fresh temporary directory per test, with the CA directory path inside it (`<dir>/ca`, not created), removed
+ * after each test: `set` hears both before each test.
+ */
+export function eachCaDir(set: (dir: string, ca: string) => void): void {
+  let cleanup: () => void = () => {};
+  beforeEach(() => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    set(t.dir, join(t.dir, 'ca'));
+  });
+  afterEach(() => cleanup());
 }
 
 /** Writes only the first certificate of a chain file (the leaf) to path, for `openssl verify`. */

@@ -1,20 +1,18 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initCa, issueForId } from '../../certs/ca.ts';
 import { createCrl, revoke } from '../../certs/crl.ts';
 import { rotateRoot } from '../../certs/rotate.ts';
-import { openssl, tempDir, writeLeaf } from './openssl.ts';
+import { openssl, eachCaDir, writeLeaf } from './openssl.ts';
 
 describe('root rotation', () => {
   let dir: string;
-  let cleanup: () => void;
   let ca: string;
-  beforeEach(() => {
-    ({ dir, cleanup } = tempDir());
-    ca = join(dir, 'ca');
+  eachCaDir((d, c) => {
+    dir = d;
+    ca = c;
   });
-  afterEach(() => cleanup());
 
   function verifyWith(caFile: string, chainPem: string, name: string, extra: string[] = []) {
     const chain = join(dir, `${name}-chain.pem`);
