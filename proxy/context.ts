@@ -10,6 +10,7 @@ import type { BodyReplay } from './body-replay.ts';
 import { errorMessage, localReply, type RequestFlag, type UpstreamError } from './flags.ts';
 import type { ListenerScope } from './scope.ts';
 import { nextRequestId } from './request-id.ts';
+import type { PeerIdentity } from './peer.ts';
 import type { Exchange, FlatHeaders, OutboundRequest, ResponseSink } from './upstream/types.ts';
 
 export abstract class RequestContext implements RoutableRequest, HashKeySource, RequestRecord {
@@ -30,6 +31,8 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   scheme = 'http';
   isGrpc = false;
   remoteAddress = '';
+  /** The downstream connection's verified mTLS peer (peer.ts); null on a plaintext or one-way TLS connection. */
+  peer: PeerIdentity | null = null;
   requestId = '';
   route: CompiledRoute<Cluster> | undefined = undefined;
   cluster: Cluster | undefined = undefined;

@@ -3,6 +3,7 @@
 // waits in a queue until the response before it is written. Malformed input gets 400/413/431, a head that
 // takes too long 408 (http1-connections.ts sweeps the timers), and a WebSocket upgrade hands the socket to
 // websocket.ts once the requests before it are answered.
+import { peerOf, type PeerIdentity } from './peer.ts';
 import type net from 'node:net';
 import { type LocalReply, localReply, REASON } from './flags.ts';
 import { type Http1Downstream, Http1Context } from './http1.ts';
@@ -37,6 +38,8 @@ export class Http1Connection implements Http1Downstream {
   /** Reads (pause reasons) and writes; the contexts write their responses through it. */
   readonly io: Http1Socket;
   readonly remoteAddress: string;
+  /** The verified mTLS peer of this connection (peer.ts), or null. */
+  readonly peer: PeerIdentity | null;
   readonly encrypted: boolean;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -72,6 +75,7 @@ export class Http1Connection implements Http1Downstream {
     this.io = new Http1Socket(socket);
     this.remoteAddress = socket.remoteAddress ?? '';
     this.encrypted = (socket as { encrypted?: boolean }).encrypted === true;
+    this.peer = peerOf(socket);
     const limits = owner.limits;
     this.headersTimeoutMs = limits.headersTimeoutMs;
     this.idleTimeoutMs = limits.idleTimeoutMs;

@@ -3,6 +3,7 @@
 // context, and writes the upstream's response back itself: the head is serialised into one string and sent
 // together with the first body bytes, so a small response is one socket write. Framing is ours to choose:
 // the upstream's Content-Length when it gave one, chunked otherwise (or close-delimited for HTTP/1.0).
+import type { PeerIdentity } from './peer.ts';
 import type { Duplex, Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
 import {
@@ -54,6 +55,8 @@ export interface Http1Downstream extends BodySource {
   readonly io: Pick<Http1Socket, 'writeString' | 'send'>;
   readonly remoteAddress: string;
   readonly encrypted: boolean;
+  /** The connection's verified mTLS peer (peer.ts), or null. */
+  readonly peer: PeerIdentity | null;
   readonly closed: boolean;
   /** The response is written: the next request on the connection may start. */
   responseDone(ctx: Http1Context): void;
@@ -107,6 +110,7 @@ export class Http1Context extends RequestContext {
     this.http10 = head.http10;
     this.keepAlive = head.keepAlive;
     this.remoteAddress = conn.remoteAddress;
+    this.peer = conn.peer;
     if (conn.encrypted) this.scheme = 'https';
     // The fields every request needs, read off the raw list; the length check skips the lowercase for most
     // names. llhttp has already rejected conflicting Content-Length and Transfer-Encoding fields.

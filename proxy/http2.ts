@@ -1,6 +1,7 @@
 // HTTP/2 downstream (h2c prior knowledge, or h2 by ALPN): one context per stream, gRPC included. Trailers
 // pass through, grpc-timeout becomes the request deadline, and a reset on either side cancels the other:
 // the client's RST_STREAM cancels the upstream stream, an upstream reset resets the client's stream.
+import { peerOf } from './peer.ts';
 import http2 from 'node:http2';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { parseGrpcTimeoutMs, RequestContext } from './context.ts';
@@ -96,7 +97,9 @@ export class Http2Context extends RequestContext {
     this.path = q < 0 ? url : url.slice(0, q);
     this.method = headers[':method'] ?? 'GET';
     this.authority = headers[':authority'] ?? headers.host ?? '';
-    this.remoteAddress = stream.session?.socket?.remoteAddress ?? '';
+    const socket = stream.session?.socket;
+    this.remoteAddress = socket?.remoteAddress ?? '';
+    if (socket !== undefined) this.peer = peerOf(socket);
     if (stream.session?.encrypted === true) this.scheme = 'https';
     const ct = headers['content-type'];
     this.isGrpc = ct !== undefined && ct.startsWith('application/grpc');

@@ -1,6 +1,7 @@
 // TCP passthrough for listeners declared `protocol: tcp`: each downstream connection is one request through
 // the listener's chain (its request stages pick the cluster and endpoint; its finish stages see how the
 // connection ended), paired with one upstream connection, and bytes are piped both ways.
+import { peerOf } from './peer.ts';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
@@ -18,6 +19,7 @@ class TcpContext extends RequestContext {
     super(listener);
     this.downstream = downstream;
     this.remoteAddress = downstream.remoteAddress ?? '';
+    this.peer = peerOf(downstream);
   }
 
   header(): string | undefined {
