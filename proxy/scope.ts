@@ -4,6 +4,7 @@
 import type { CompiledListener } from '../src/config/compile.ts';
 import type { Logger } from '../src/log.ts';
 import type { Cluster } from './cluster.ts';
+import type { MeshIdentity } from './mtls/identity.ts';
 import type { StageChain } from './pipeline.ts';
 import type { ProxyStats } from './stats.ts';
 import type { ProxyTelemetry } from './telemetry.ts';
@@ -19,6 +20,8 @@ export interface ListenerScope {
   readonly stats: ProxyStats;
   readonly telemetry: ProxyTelemetry;
   readonly log: Logger;
+  /** The proxy's mesh identity (mtls/identity.ts), or null when the config has no `mtls`. */
+  readonly identity: MeshIdentity | null;
 }
 
 /** Whatever hands out the current scope to new requests (a listener; a test). */
@@ -30,7 +33,7 @@ export function listenerScope(
   compiled: CompiledListener<Cluster>,
   chain: StageChain,
   serviceName: string,
-  deps: { stats: ProxyStats; telemetry: ProxyTelemetry; log: Logger },
+  deps: { stats: ProxyStats; telemetry: ProxyTelemetry; log: Logger; identity?: MeshIdentity | null },
 ): ListenerScope {
   const direction = compiled.config.direction;
   return Object.freeze({
@@ -43,5 +46,6 @@ export function listenerScope(
     stats: deps.stats,
     telemetry: deps.telemetry,
     log: deps.log,
+    identity: deps.identity ?? null,
   });
 }

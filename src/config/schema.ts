@@ -12,6 +12,7 @@ import { RateLimitPolicy } from './rate-limit-schema.ts';
 import { RETRY_BUDGET_DEFAULTS, RetryBudget, RetryPolicy } from './retry-schema.ts';
 import { CookieMatch, HeaderMatch, QueryParamMatch, Regex } from './match-schema.ts';
 import { MirrorPolicy } from './mirror-schema.ts';
+import { ClusterMtls, ListenerMtls, MeshTls } from './mtls-schema.ts';
 
 export { HeaderMatch } from './match-schema.ts';
 
@@ -108,6 +109,8 @@ export const Cluster = z.strictObject({
   circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
   /** How many retries the cluster's requests may add (retry-schema.ts); always on, Linkerd's defaults. */
   retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
+  /** mTLS on calls to the cluster's endpoints (mtls-schema.ts); auto when absent. */
+  mtls: ClusterMtls.default({ mode: 'auto' }),
 });
 
 export const RouteMatch = z
@@ -215,6 +218,8 @@ export const Listener = z
     /** http: HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN under tls) detected per connection. */
     protocol: z.enum(['http', 'tcp']).default('http'),
     tls: Tls.optional(),
+    /** Mutual TLS with the mesh's identities (mtls-schema.ts); needs the top-level `mtls`. Not with `tls`. */
+    mtls: ListenerMtls.default('disabled'),
     routes: z.array(Route).default([]),
     /** protocol tcp: every connection goes to this cluster. */
     cluster: z.string().optional(),
@@ -235,6 +240,10 @@ export const Listener = z
   .refine((l) => l.protocol !== 'tcp' || l.cluster !== undefined, {
     message: 'a tcp listener needs cluster',
     path: ['cluster'],
+  })
+  .refine((l) => l.tls === undefined || l.mtls === 'disabled', {
+    message: 'a listener takes either tls (its own certificate) or mtls (the mesh identity), not both',
+    path: ['mtls'],
   })
   .refine((l) => l.protocol !== 'http' || l.routes.length > 0, {
     message: 'an http listener needs at least one route',
@@ -294,6 +303,8 @@ export const Config = z
     telemetry: Telemetry.prefault({}),
     listeners: z.array(Listener).min(1),
     clusters: z.array(Cluster).default([]),
+    /** This proxy's mesh identity and what mTLS handshakes accept (mtls-schema.ts); no mTLS when absent. */
+    mtls: MeshTls.optional(),
     /** On SIGTERM, how long requests in flight may take before connections are cut. */
     drainTimeoutMs: Millis.default(10_000),
   })
@@ -338,6 +349,15 @@ export const Config = z
         });
       });
     });
+    if (cfg.mtls === undefined)
+      cfg.listeners.forEach((l, li) => {
+        if (l.mtls !== 'disabled')
+          ctx.addIssue({
+            code: 'custom',
+            message: `mtls ${l.mtls} needs the top-level mtls block (the mesh identity)`,
+            path: ['listeners', li, 'mtls'],
+          });
+      });
     const addresses: ConfigAddress[] = cfg.listeners.map((l, li) => ({
       path: ['listeners', li, 'address'],
       owner: `listeners[${li}] ('${l.name}')`,
@@ -359,4 +379,5 @@ export type ClusterConfig = z.infer<typeof Cluster>;
 export type DiscoveryConfig = z.infer<typeof Discovery>;
 export type LoadBalancingConfig = z.infer<typeof LoadBalancing>;
 export type HashPolicyConfig = z.infer<typeof HashPolicy>;
+export type MtlsConfig = z.infer<typeof MeshTls>;
 export type StaticEndpointConfig = z.infer<typeof StaticEndpoint>;
