@@ -6,11 +6,11 @@ import { z } from 'zod';
 const POLICY_NAME = /^[A-Za-z0-9_.:-]+$/;
 
 /** `*` matches any run of characters (none included); without one, the value must be equal. */
-const SourcePattern = z
+export const SourcePattern = z
   .string()
   .regex(/^(spiffe:\/\/|\*)\S*$/, 'a SPIFFE id pattern: spiffe://<trust-domain>/... or one starting with *');
-const PathPattern = z.string().regex(/^[/*]\S*$/, 'a path pattern: /exact, /prefix/*, *.suffix or *');
-const MethodName = z
+export const PathPattern = z.string().regex(/^[/*]\S*$/, 'a path pattern: /exact, /prefix/*, *.suffix or *');
+export const MethodName = z
   .string()
   .toUpperCase()
   .regex(/^([A-Z]+|\*)$/, 'an HTTP method (GET, POST, …) or *');
