@@ -4,12 +4,27 @@
 
 export type PatternTest = (value: string) => boolean;
 
+// Compared by hand, from the pattern's last character back: patterns of one mesh share long beginnings
+// (spiffe://cluster.local/ns/...), so a miss shows at once, and no builtin call is paid per pattern.
+function startsWith(s: string, prefix: string): boolean {
+  if (s.length < prefix.length) return false;
+  for (let i = prefix.length - 1; i >= 0; i--) if (s.charCodeAt(i) !== prefix.charCodeAt(i)) return false;
+  return true;
+}
+
+function endsWith(s: string, suffix: string): boolean {
+  const at = s.length - suffix.length;
+  if (at < 0) return false;
+  for (let i = suffix.length - 1; i >= 0; i--) if (s.charCodeAt(at + i) !== suffix.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Whether `s` matches the glob split on `*` into `parts` (at least two: the text before the first `*`, …). */
 export function globMatch(s: string, parts: readonly string[]): boolean {
   const first = parts[0];
   const last = parts[parts.length - 1];
   const end = s.length - last.length;
-  if (end < first.length || !s.startsWith(first) || !s.endsWith(last)) return false;
+  if (end < first.length || !startsWith(s, first) || !endsWith(s, last)) return false;
   let pos = first.length;
   for (let i = 1; i < parts.length - 1; i++) {
     const p = parts[i];
@@ -37,8 +52,8 @@ export function compilePatterns(patterns: readonly string[]): PatternTest {
   if (prefixes.length === 0 && suffixes.length === 0 && globs.length === 0) return (v) => exact.has(v);
   return (v) => {
     if (exact.has(v)) return true;
-    for (let i = 0; i < prefixes.length; i++) if (v.startsWith(prefixes[i])) return true;
-    for (let i = 0; i < suffixes.length; i++) if (v.endsWith(suffixes[i])) return true;
+    for (let i = 0; i < prefixes.length; i++) if (startsWith(v, prefixes[i])) return true;
+    for (let i = 0; i < suffixes.length; i++) if (endsWith(v, suffixes[i])) return true;
     for (let i = 0; i < globs.length; i++) if (globMatch(v, globs[i])) return true;
     return false;
   };
