@@ -2,7 +2,7 @@
 // outbound proxy calls the inbound one over mTLS, the inbound one checks the caller's certificate (chain,
 // dates, revocation, trust domain) and tells the app who called; a caller it refuses is counted and logged by
 // reason. Real processes, real handshakes; openssl s_client plays the foreign and the plaintext callers.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freePort, processTestFixture, runSkein, startSkeinProxy, type RunningSkein } from '../support/process.ts';
 import { httpGet } from '../support/http-client.ts';
+import { waitFor } from '../support/wait-for.ts';
 import { echoClient, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 
 const fixture = processTestFixture('skein-mtls-');
@@ -241,5 +242,56 @@ describe('mTLS between two proxies', () => {
     expect(
       metric(m, 'skein_mtls_handshakes_total', 'direction="outbound",result="unexpected-identity"'),
     ).toBeGreaterThanOrEqual(1);
+  });
+
+  it('root rotation: certificates of the old and the new root talk both ways through the overlap', async () => {
+    const { inbound, outbound, caDir } = await startPair();
+    const dir = fixture.dir();
+    const oldGen = await issue(caDir, `spiffe://${TD}/ns/shop/sa/old`, join(dir, 'old'));
+    expect((await runSkein(['ca', 'rotate-root', '--dir', caDir])).code).toBe(0);
+    // bundle.pem now holds both roots; both proxies reload it (the file is theirs, replaced in place).
+    await inbound.waitForLog((l) => l.msg === 'config reloaded', 10_000);
+    await outbound.waitForLog((l) => l.msg === 'config reloaded', 10_000);
+    const newGen = await issue(caDir, `spiffe://${TD}/ns/shop/sa/new`, join(dir, 'new'));
+    // The inbound proxy still holds a certificate of the old root: a caller of the new root gets through…
+    expect(await handshake(inbound.port(), caDir, newGen)).toMatch(/^HTTP\/1.1 200/);
+    expect(await handshake(inbound.port(), caDir, oldGen)).toMatch(/^HTTP\/1.1 200/);
+    // …and so does the outbound proxy once it renews onto the new root (its files replaced in place).
+    const client = join(dir, 'client');
+    execFileSync('cp', [`${newGen}.crt`, `${client}.crt`]);
+    execFileSync('cp', [`${newGen}.key`, `${client}.key`]);
+    await waitFor(() => outbound.logs.filter((l) => l.msg === 'config reloaded').length >= 2 || undefined, 10_000);
+    expect((await httpGet(outbound.url())).status).toBe(200);
+  });
+
+  it('speaks TLS 1.2 and 1.3 only, with the configured suites (openssl s_client from outside)', async () => {
+    const { inbound, caDir } = await startPair();
+    const dir = fixture.dir();
+    const c = await issue(caDir, `spiffe://${TD}/ns/shop/sa/probe`, join(dir, 'probe'));
+    const sClient = (...args: string[]) =>
+      spawnSync(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${inbound.port()}`,
+          '-CAfile',
+          join(caDir, 'bundle.pem'),
+          '-cert',
+          `${c}.crt`,
+          '-key',
+          `${c}.key`,
+          ...args,
+        ],
+        { input: '', encoding: 'utf8', timeout: 10_000 },
+      );
+    const ok = sClient('-tls1_3', '-ciphersuites', 'TLS_AES_256_GCM_SHA384');
+    expect(ok.stdout).toMatch(/Verify return code: 0 \(ok\)/);
+    expect(ok.stdout).toMatch(/TLSv1\.3/);
+    expect(ok.stdout).toMatch(/Certificate chain\n 0 s:\s*\n[\s\S]* 1 s:.*Intermediate/i); // leaf, then intermediate
+    expect(sClient('-tls1_2').stdout).toMatch(/Protocol\s*: TLSv1\.2/);
+    // TLS 1.1 and a TLS 1.3 suite outside the list: no handshake.
+    expect(sClient('-tls1_1').stdout).toMatch(/Cipher is \(NONE\)/);
+    expect(sClient('-tls1_3', '-ciphersuites', 'TLS_AES_128_GCM_SHA256').stdout).toMatch(/Cipher is \(NONE\)/);
   });
 });
