@@ -51,17 +51,17 @@ describe('MeshIdentity', () => {
     const id = new MeshIdentity(log);
     id.update({
       policy: DEFAULT_POLICY,
-      material: { keyPem: a.keyPem, chainPem: a.chainPem },
+      material: { keyPem: a.keyPem!, chainPem: a.chainPem },
       trust: { bundlePem, crlPem: '' },
     });
     expect(id.id).toBe('spiffe://cluster.local/ns/x/sa/a');
     expect(id.ready).toBe(true);
-    expect(() => id.update({ material: { keyPem: b.keyPem, chainPem: a.chainPem } })).toThrow(/not the key/);
+    expect(() => id.update({ material: { keyPem: b.keyPem!, chainPem: a.chainPem } })).toThrow(/not the key/);
     expect(() => id.update({ trust: { bundlePem: 'nothing', crlPem: '' } })).toThrow(/no certificate/);
     expect(() => id.update({ policy: { ...DEFAULT_POLICY, trustDomain: 'other.example' } })).toThrow(/trust domain/);
     expect(id.id).toBe('spiffe://cluster.local/ns/x/sa/a');
     // prepare() changes nothing until its commit runs.
-    const commit = id.prepare({ material: { keyPem: b.keyPem, chainPem: b.chainPem } });
+    const commit = id.prepare({ material: { keyPem: b.keyPem!, chainPem: b.chainPem } });
     expect(id.id).toBe('spiffe://cluster.local/ns/x/sa/a');
     commit();
     expect(id.id).toBe('spiffe://cluster.local/ns/x/sa/b');
@@ -83,7 +83,7 @@ describe('MeshIdentity', () => {
     const a = await issueForId(ca, 'spiffe://cluster.local/ns/x/sa/a', { validHours: 24 });
     const id = new MeshIdentity(log);
     id.update({
-      material: { keyPem: a.keyPem, chainPem: a.chainPem },
+      material: { keyPem: a.keyPem!, chainPem: a.chainPem },
       trust: { bundlePem: readFileSync(join(ca, 'bundle.pem'), 'utf8'), crlPem: '' },
     });
     expect(expiryWarnings(id, Date.now())).toEqual([]);
