@@ -44,6 +44,7 @@ export class ProxyServer {
    *  (control's certificate and trust go into it, and the files' parts on each apply). */
   identity: MeshIdentity | null = null;
   private unwatchIdentity: (() => void) | null = null;
+  private readonly refusalLoggedAt = new Map<string, number>();
   private admin: http.Server | null = null;
   private adminAddress = '';
   private started = false;
@@ -88,7 +89,13 @@ export class ProxyServer {
             identity,
             report: (cluster: string, result: string, detail: string) => {
               this.stats.mtlsHandshake('outbound', result);
-              if (result !== 'ok') this.log.warn('mtls: upstream refused', { cluster, reason: result, detail });
+              if (result === 'ok') return;
+              // At most once a second per cluster and reason: an endpoint refused on every connect must not flood.
+              const key = `${cluster}|${result}`;
+              const now = performance.now();
+              if (now - (this.refusalLoggedAt.get(key) ?? -Infinity) < 1_000) return;
+              this.refusalLoggedAt.set(key, now);
+              this.log.warn('mtls: upstream refused', { cluster, reason: result, detail });
             },
           };
     const created: Cluster[] = [];
