@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freePort, processTestFixture, runSkein, startSkeinProxy, type RunningSkein } from '../support/process.ts';
 import { httpGet } from '../support/http-client.ts';
+import { waitForAsync } from '../support/wait-for.ts';
 import { echoClient, type GrpcUpstream, grpcError, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 
 const fixture = processTestFixture('skein-authz-');
@@ -44,6 +45,7 @@ function sha256Of(prefix: string): string {
 }
 
 interface Mesh {
+  dir: string;
   inbound: RunningSkein;
   cart: RunningSkein;
   batch: RunningSkein;
@@ -89,6 +91,7 @@ async function startMesh(): Promise<Mesh> {
     stringify({
       service: 'pay',
       admin: { address: `127.0.0.1:${inAdmin}` },
+      telemetry: { accessLog: { enabled: true, path: join(dir, 'access.log') } },
       mtls: mtls(server),
       listeners: [
         {
@@ -136,7 +139,7 @@ async function startMesh(): Promise<Mesh> {
     return startSkeinProxy(['--config', join(dir, `${name}.yaml`)], { adminPort: admin });
   };
   const [cart, batch] = await Promise.all([outbound('cart', cartCert), outbound('batch', batchCert)]);
-  return { inbound, cart, batch, cartSha256: sha256Of(cartCert), seen, grpcSeen };
+  return { dir, inbound, cart, batch, cartSha256: sha256Of(cartCert), seen, grpcSeen };
 }
 
 function rbacCount(metrics: string): number {
@@ -186,6 +189,18 @@ describe('authorization over mTLS', () => {
 
     const metrics = (await httpGet(`${m.inbound.adminUrl}/metrics`)).body;
     expect(rbacCount(metrics)).toBe(4);
+    // The access log names the flag on each refused request (written asynchronously).
+    const denials = await waitForAsync(async () => {
+      const lines = (await readFile(join(m.dir, 'access.log'), 'utf8').catch(() => '')).split('\n');
+      const rbac = lines.filter((l) => l.includes('"response_flags":"RBAC"'));
+      return rbac.length === 4 ? rbac.map((l) => JSON.parse(l) as { path: string; response_code: number }) : undefined;
+    }, 5_000);
+    expect(denials.map((d) => `${d.response_code} ${d.path}`)).toEqual([
+      '403 /admin/users',
+      '403 /%61dmin/users',
+      '403 /hello',
+      '403 /hello',
+    ]);
   });
 
   it('answers a denied gRPC caller PERMISSION_DENIED and lets the allowed one through with its identity', async () => {
