@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -28,10 +29,29 @@ const FORGED = {
 };
 
 let grpcUpstream: GrpcUpstream | null = null;
+let tcpEcho: net.Server | null = null;
 afterEach(async () => {
   await grpcUpstream?.close();
   grpcUpstream = null;
+  tcpEcho?.close();
+  tcpEcho = null;
 });
+
+/** What a TCP connection through `port` gets back for `text` before it closes ('' when closed at once). */
+function tcpRoundTrip(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    socket.on('connect', () => socket.write(text));
+    socket.on('data', (d) => {
+      got += d.toString();
+      if (got.length >= text.length) socket.end();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(got));
+    socket.setTimeout(5_000, () => socket.destroy());
+  });
+}
 
 async function issue(caDir: string, id: string, out: string): Promise<string> {
   const r = await runSkein(['ca', 'issue', '--dir', caDir, '--id', id, '--out', out]);
@@ -81,6 +101,9 @@ async function startMesh(): Promise<Mesh> {
       callback(null, { message: call.request.message, index: 0 });
     },
   });
+  tcpEcho = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((resolve) => tcpEcho!.listen(0, '127.0.0.1', resolve));
+  const tcpEchoAddress = `127.0.0.1:${(tcpEcho.address() as net.AddressInfo).port}`;
   const server = await issue(caDir, SERVER_ID, join(dir, 'server'));
   const cartCert = await issue(caDir, CART_ID, join(dir, 'cart'));
   const batchCert = await issue(caDir, BATCH_ID, join(dir, 'batch'));
@@ -110,10 +133,20 @@ async function startMesh(): Promise<Mesh> {
           },
           routes: [{ match: { grpc: true }, cluster: 'grpc-app' }, { cluster: 'app' }],
         },
+        {
+          name: 'inbound-tcp',
+          direction: 'inbound',
+          protocol: 'tcp',
+          address: '127.0.0.1:0',
+          mtls: 'strict',
+          cluster: 'echo',
+          stages: { authorization: { policies: [{ name: 'shop', action: 'allow', sources: [`*/ns/shop/*`] }] } },
+        },
       ],
       clusters: [
         { name: 'app', discovery: { type: 'static', endpoints: [{ address: app.address }] } },
         { name: 'grpc-app', discovery: { type: 'static', endpoints: [{ address: grpcUpstream.address }] } },
+        { name: 'echo', discovery: { type: 'static', endpoints: [{ address: tcpEchoAddress }] } },
       ],
     }),
   );
@@ -126,12 +159,20 @@ async function startMesh(): Promise<Mesh> {
         service: name,
         admin: { address: `127.0.0.1:${admin}` },
         mtls: mtls(prefix),
-        listeners: [{ name: 'outbound', address: '127.0.0.1:0', routes: [{ cluster: 'pay' }] }],
+        listeners: [
+          { name: 'outbound', address: '127.0.0.1:0', routes: [{ cluster: 'pay' }] },
+          { name: 'tcp', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'pay-tcp' },
+        ],
         clusters: [
           {
             name: 'pay',
             mtls: { mode: 'always', serverIds: [SERVER_ID] },
-            discovery: { type: 'static', endpoints: [{ address: `127.0.0.1:${inbound.port()}` }] },
+            discovery: { type: 'static', endpoints: [{ address: `127.0.0.1:${inbound.port('inbound')}` }] },
+          },
+          {
+            name: 'pay-tcp',
+            mtls: { mode: 'always', serverIds: [SERVER_ID] },
+            discovery: { type: 'static', endpoints: [{ address: `127.0.0.1:${inbound.port('inbound-tcp')}` }] },
           },
         ],
       }),
@@ -222,5 +263,18 @@ describe('authorization over mTLS', () => {
       cart.close();
       batch.close();
     }
+  });
+
+  it('decides a TCP connection once, on the caller alone: the allowed one is piped, the denied one closed', async () => {
+    const m = await startMesh();
+    expect(await tcpRoundTrip(m.cart.port('tcp'), 'ping over mTLS')).toBe('ping over mTLS');
+    expect(await tcpRoundTrip(m.batch.port('tcp'), 'ping over mTLS')).toBe('');
+    const counted = await waitForAsync(async () => {
+      const metrics = (await httpGet(`${m.inbound.adminUrl}/metrics`)).body;
+      return /skein_tcp_connections_total\{listener="inbound-tcp",response_flag="RBAC"\} 1\b/.test(metrics)
+        ? metrics
+        : undefined;
+    }, 5_000);
+    expect(counted).toMatch(/skein_tcp_connections_total\{listener="inbound-tcp",response_flag=""\} 1\b/);
   });
 });
