@@ -1,7 +1,7 @@
-// The traffic model control holds: services, rules and authorization policies in the store, a config version that every change bumps,
-// and the audit log (who changed what, when, version before and after). Reads come from memory (loaded once at
-// start); each write goes to the store before it is visible, then listeners hear of it (the push hub recomputes
-// the overlays of connected proxies). Not a hot path: API writes by people and CI.
+// The traffic model control holds: services, rules and authorization policies in the store, a config version
+// that every change bumps, and the audit log (who changed what, when, version before and after). Reads come
+// from memory (loaded once at start); each write goes to the store before it is visible, then listeners hear of
+// it (the push hub recomputes the overlays of connected proxies). Not a hot path: API writes by people and CI.
 import type { z } from 'zod';
 import { ApiError, parseWith } from './http.ts';
 import { overlayFor, Rule, routeProblems, Service } from './rules.ts';

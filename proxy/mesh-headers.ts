@@ -73,7 +73,8 @@ export function forwardedClientCert(identity: MeshIdentity | null, peer: PeerIde
   const by = identity === null ? '' : identity.id;
   const held = xfccByPeer.get(peer);
   if (held !== undefined && held.by === by) return held.value;
-  const value = `${by === '' ? '' : `By=${by};`}Hash=${peer.certSha256}${peer.spiffeId === '' ? '' : `;URI=${peer.spiffeId}`}`;
+  const uri = peer.spiffeId === '' ? '' : `;URI=${peer.spiffeId}`;
+  const value = `${by === '' ? '' : `By=${by};`}Hash=${peer.certSha256}${uri}`;
   xfccByPeer.set(peer, { by, value });
   return value;
 }

@@ -1,5 +1,5 @@
-// Routes of the traffic API: rules, services and authorization policies (writes need the API token and land in the audit log), the
-// audit log, the proxies' push stream and acknowledgements, and what each proxy runs.
+// Routes of the traffic API: rules, services and authorization policies (writes need the API token and land in
+// the audit log), the audit log, the proxies' push stream and acknowledgements, and what each proxy runs.
 import { z } from 'zod';
 import { parseWith, type Route } from '../http.ts';
 import { Ack, type PushHub } from '../push.ts';
