@@ -29,7 +29,7 @@ interface RuleFile {
 
 const rulesPath = manifestPath('prometheus/rules.yaml');
 const plain = parse(readFileSync(rulesPath, 'utf8')) as RuleFile;
-const operator = parse(readFileSync(manifestPath('alerts.yaml'), 'utf8'));
+const operator = parse(readFileSync(manifestPath('base/monitoring/alerts.yaml'), 'utf8'));
 const rules = plain.groups.flatMap((g) => g.rules);
 const pendingPath = manifestPath('pending/rules.yaml');
 const pendingRules = (parse(readFileSync(pendingPath, 'utf8')) as RuleFile).groups.flatMap((g) => g.rules);
@@ -161,7 +161,7 @@ describe('manifests/pending/rules.yaml (not shipped: their metrics have no feede
   });
 });
 
-describe('manifests/alerts.yaml', () => {
+describe('manifests/base/monitoring/alerts.yaml', () => {
   it('is a PrometheusRule whose spec is exactly manifests/prometheus/rules.yaml', () => {
     expect(operator.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(operator.kind).toBe('PrometheusRule');

@@ -36,7 +36,7 @@ const queries = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.t
 
 describe('manifests/dashboards/skein.json', () => {
   it('is embedded unchanged in the grafana_dashboard ConfigMap', () => {
-    const cm = parse(readFileSync(manifestPath('dashboards/configmap.yaml'), 'utf8'));
+    const cm = parse(readFileSync(manifestPath('base/monitoring/dashboard.yaml'), 'utf8'));
     expect(cm.kind).toBe('ConfigMap');
     expect(cm.metadata.labels.grafana_dashboard).toBe('1');
     expect(JSON.parse(cm.data['skein.json'])).toEqual(dashboard);
