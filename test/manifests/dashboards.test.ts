@@ -126,8 +126,8 @@ describe('manifests/pending/dashboard-panels.json (not shipped: their metrics ha
     (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })),
   );
 
-  it('holds the certificate and canary panels, each reading a family waiting for a feeder', () => {
-    expect(pending.panels.map((p) => p.title)).toEqual(expect.arrayContaining(['Certificate expiry', 'Canary status']));
+  it('holds the certificate panels, each reading a family waiting for a feeder', () => {
+    expect(pending.panels.map((p) => p.title)).toEqual(expect.arrayContaining(['Certificate expiry']));
     const waiting = contractSeries(readPendingFamilies());
     const exported = contractSeries(readContract());
     expect(pendingQueries.length).toBeGreaterThan(0);
