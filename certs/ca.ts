@@ -3,6 +3,7 @@
 // revocation and CRLs are in crl.ts, root rotation and the trust bundle in rotate.ts.
 import { randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import {
   AuthorityKeyIdentifierExtension,
   BasicConstraintsExtension,
@@ -49,6 +50,8 @@ export interface IssuedCertificate {
 
 export interface IssueOptions {
   readonly dnsNames?: readonly string[];
+  /** IP address SANs (control's own serving certificate, reached by address). */
+  readonly ipAddresses?: readonly string[];
   readonly validHours?: number;
 }
 
@@ -175,6 +178,10 @@ async function signLeaf(
     );
   const names: JsonGeneralName[] = [{ type: 'url', value: spiffe.uri }];
   for (const dns of options.dnsNames ?? []) names.push({ type: 'dns', value: checkDnsName(dns) });
+  for (const ip of options.ipAddresses ?? []) {
+    if (isIP(ip) === 0) throw new Error(`'${ip}' is not an IP address`);
+    names.push({ type: 'ip', value: ip });
+  }
   const serial = randomSerial();
   const usage = KeyUsageFlags.digitalSignature | (leafIsRsa ? KeyUsageFlags.keyEncipherment : 0);
   const leaf = await X509CertificateGenerator.create({
