@@ -3,13 +3,14 @@
 // routes, and control's own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
 // `skein mesh` both call it.
 import type http from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchJobRoutes } from './api/bench-jobs.ts';
 import { canaryRoutes } from './api/canaries.ts';
 import { certificateRoutes } from './api/certificates.ts';
-import { DEFAULT_LEAF_VALID_HOURS, initCa } from '../certs/ca.ts';
-import { caPaths, readMeta } from '../certs/store.ts';
+import { DEFAULT_LEAF_VALID_HOURS } from '../certs/ca.ts';
+import { type ControlCa, openCa } from './ca.ts';
+import { TrustWatcher } from './trust.ts';
 import { CanaryController } from './canary.ts';
 import { PrometheusClient } from './canary-prometheus.ts';
 import { CanaryMetrics } from '../src/telemetry/metrics-canary.ts';
@@ -24,6 +25,8 @@ import { openApiDocument } from './openapi.ts';
 import { PushHub } from './push.ts';
 import { openStore, type StoreChoice } from './store/open.ts';
 import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
+
+export type { ControlCa } from './ca.ts';
 import { TrafficModel } from './traffic.ts';
 
 export interface ControlOptions {
@@ -51,14 +54,6 @@ export interface ControlOptions {
   readonly certHours?: number;
 }
 
-export interface ControlCa {
-  readonly dir: string;
-  readonly trustDomain: string;
-  /** True when this start made the CA (the directory held none). */
-  readonly created: boolean;
-  readonly bootstrapToken: ApiToken;
-}
-
 export interface ControlServer {
   readonly host: string;
   readonly port: number;
@@ -71,6 +66,8 @@ export interface ControlServer {
   readonly token: ApiToken;
   /** The CA control signs with, when started with caDir. */
   readonly ca: ControlCa | undefined;
+  /** The trust bundle and CRL pushed to the proxies, when started with caDir. */
+  readonly trust: TrustWatcher | undefined;
   close(): Promise<void>;
 }
 
@@ -91,26 +88,10 @@ const PACKAGE_VERSION = ((): string => {
   return 'unknown';
 })();
 
-/** Opens the CA directory, making a CA there when it holds none, and the bootstrap token. */
-async function openCa(opts: ControlOptions, caDir: string): Promise<ControlCa> {
-  const certHours = opts.certHours ?? DEFAULT_LEAF_VALID_HOURS;
-  if (!(certHours > 0) || !Number.isFinite(certHours))
-    throw new Error(`certificate validity must be a number of hours > 0, got ${certHours}`);
-  const paths = caPaths(caDir);
-  const created = !existsSync(paths.meta);
-  const meta = created ? await initCa(caDir) : readMeta(paths);
-  for (const file of [paths.intermediateCert, paths.intermediateKey, paths.bundle])
-    if (!existsSync(file)) throw new Error(`${caDir}: the CA is incomplete (${file} is missing)`);
-  const bootstrapToken = loadOrCreateToken(
-    opts.bootstrapTokenFile ?? join(opts.dataDir, 'bootstrap-token'),
-    'bootstrap token',
-  );
-  return { dir: caDir, trustDomain: meta.trustDomain, created, bootstrapToken };
-}
-
 export async function startControl(opts: ControlOptions): Promise<ControlServer> {
   // The CA first: a bad directory stops control before it opens anything else.
   const ca = opts.caDir === undefined ? undefined : await openCa(opts, opts.caDir);
+  const trust = ca === undefined ? undefined : await TrustWatcher.open(ca, { log: opts.log });
   const store = await openStore(opts.store ?? { kind: 'file' }, opts.dataDir, (m) => opts.log('warn', m));
   const retentionMs = opts.retentionDays * DAY_MS;
   const benchJobs = await BenchJobs.open({
@@ -124,11 +105,16 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   const token = loadOrCreateToken(opts.tokenFile ?? join(opts.dataDir, 'api-token'));
   const traffic = await TrafficModel.open(store);
   let metrics: ControlMetrics | undefined;
-  const push = new PushHub((service) => traffic.overlayFor(service), {
-    onAck: (_node, _service, _version, latencyMs) => metrics?.onPushAck(latencyMs),
-    onNack: () => metrics?.onPushNack(),
-  });
+  const push = new PushHub(
+    (service) => traffic.overlayFor(service),
+    {
+      onAck: (_node, _service, _version, latencyMs) => metrics?.onPushAck(latencyMs),
+      onNack: () => metrics?.onPushNack(),
+    },
+    () => trust?.messageLine,
+  );
   traffic.onChange((_version, at) => push.changed(at));
+  trust?.onChange(() => push.trustChanged());
   const health: Route = { method: 'GET', path: '/healthz', handle: (): ApiReply => ({ json: { status: 'ok' } }) };
   metrics = new ControlMetrics({
     benchJobs: () => benchJobs.list(),
@@ -162,10 +148,11 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     ...canaryRoutes(canaries),
     ...benchJobRoutes(benchJobs),
     ...probeRoutes(probeRuns),
-    ...(ca === undefined
+    ...(ca === undefined || trust === undefined
       ? []
       : certificateRoutes({
-          caDir: ca.dir,
+          ca,
+          trust,
           certHours: opts.certHours ?? DEFAULT_LEAF_VALID_HOURS,
           authorize: bearerAuthorizer(ca.bootstrapToken.token, 'bootstrap token'),
           log: opts.log,
@@ -195,6 +182,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   } catch (err) {
     await canaries.close();
     push.close();
+    trust?.close();
     await probeRuns.close();
     await benchJobs.close();
     await store.close();
@@ -214,10 +202,12 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     canaries,
     token,
     ca,
+    trust,
     close: () =>
       (closing ??= (async () => {
         await canaries.close();
         push.close();
+        trust?.close();
         traffic.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
