@@ -94,7 +94,8 @@ export async function revoke(dir: string, certPem: string, reason = 'unspecified
 export function revokeSerial(dir: string, serial: string, reason = 'unspecified'): RevokedEntry {
   checkReason(reason);
   const normal = normalizeSerial(serial.trim());
-  if (!/^[0-9a-f]{1,40}$/.test(normal)) throw new Error(`'${serial}' is not a serial number (hexadecimal, up to 20 bytes)`);
+  if (!/^[0-9a-f]{1,40}$/.test(normal))
+    throw new Error(`'${serial}' is not a serial number (hexadecimal, up to 20 bytes)`);
   readMeta(caPaths(dir)); // a CA directory, or a clear error
   return record(dir, { serial: normal, revokedAt: new Date().toISOString(), reason, generation: null });
 }

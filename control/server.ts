@@ -2,7 +2,7 @@
 // Redis), starts the managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their
 // routes, and control's own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
 // `skein mesh` both call it.
-import type http from 'node:http';
+import type https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchJobRoutes } from './api/bench-jobs.ts';
@@ -11,6 +11,8 @@ import { certificateRoutes } from './api/certificates.ts';
 import { DEFAULT_LEAF_VALID_HOURS } from '../certs/ca.ts';
 import { type ControlCa, openCa } from './ca.ts';
 import { TrustWatcher } from './trust.ts';
+import { ControlTls, writerAuthorizer } from './tls.ts';
+import { spiffeIdMatcher } from '../certs/spiffe.ts';
 import { CanaryController } from './canary.ts';
 import { PrometheusClient } from './canary-prometheus.ts';
 import { CanaryMetrics } from '../src/telemetry/metrics-canary.ts';
@@ -52,6 +54,21 @@ export interface ControlOptions {
   readonly bootstrapTokenFile?: string;
   /** Validity of the certificates control signs, in hours (default 24). */
   readonly certHours?: number;
+  /** Serve HTTPS with a certificate control issues itself from caDir (needs caDir). */
+  readonly tls?: boolean;
+  /** The DNS names and IP addresses of control's certificate. Default: localhost, 127.0.0.1, ::1 and the host. */
+  readonly tlsNames?: readonly string[];
+  /** SPIFFE id patterns (`*` for any run) whose client certificates may write without the API token (needs tls). */
+  readonly writerIds?: readonly string[];
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+/** The names control's certificate carries by default: loopback, and the address it listens on. */
+export function defaultTlsNames(host: string): string[] {
+  const names = ['localhost', '127.0.0.1', '::1'];
+  if (!WILDCARD_HOSTS.has(host) && !names.includes(host)) names.push(host);
+  return names;
 }
 
 export interface ControlServer {
@@ -68,6 +85,8 @@ export interface ControlServer {
   readonly ca: ControlCa | undefined;
   /** The trust bundle and CRL pushed to the proxies, when started with caDir. */
   readonly trust: TrustWatcher | undefined;
+  /** Control's own certificate, with --tls. */
+  readonly tls: ControlTls | undefined;
   close(): Promise<void>;
 }
 
@@ -89,9 +108,23 @@ const PACKAGE_VERSION = ((): string => {
 })();
 
 export async function startControl(opts: ControlOptions): Promise<ControlServer> {
+  if (opts.tls === true && opts.caDir === undefined) throw new Error('TLS needs a CA directory (--ca-dir)');
+  if ((opts.writerIds ?? []).length > 0 && opts.tls !== true)
+    throw new Error('writer ids need TLS (--tls): they are read from client certificates');
+  const writer = spiffeIdMatcher(opts.writerIds ?? []);
   // The CA first: a bad directory stops control before it opens anything else.
   const ca = opts.caDir === undefined ? undefined : await openCa(opts, opts.caDir);
   const trust = ca === undefined ? undefined : await TrustWatcher.open(ca, { log: opts.log });
+  const controlTls =
+    opts.tls === true && ca !== undefined && trust !== undefined
+      ? await ControlTls.start({
+          ca,
+          trust,
+          names: opts.tlsNames ?? defaultTlsNames(opts.host),
+          certHours: opts.certHours ?? DEFAULT_LEAF_VALID_HOURS,
+          log: opts.log,
+        })
+      : undefined;
   const store = await openStore(opts.store ?? { kind: 'file' }, opts.dataDir, (m) => opts.log('warn', m));
   const retentionMs = opts.retentionDays * DAY_MS;
   const benchJobs = await BenchJobs.open({
@@ -165,8 +198,13 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     doc: { summary: 'This description of the API (OpenAPI 3.1)' },
     handle: () => ({ json: openapi }),
   });
-  const server: http.Server = createApiServer({
-    authorize: bearerAuthorizer(token.token),
+  const tokenCheck = bearerAuthorizer(token.token);
+  const server = createApiServer({
+    authorize:
+      controlTls === undefined || trust === undefined
+        ? tokenCheck
+        : writerAuthorizer({ token: tokenCheck, writer, revoked: () => trust.state.revokedSerials }),
+    ...(controlTls !== undefined && { tls: controlTls.serverOptions }),
     routes,
     onResponse: (route, method, status, seconds) =>
       metrics.onApiResponse(route ?? UNMATCHED_ROUTE, method, status, seconds),
@@ -182,6 +220,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   } catch (err) {
     await canaries.close();
     push.close();
+    controlTls?.close();
     trust?.close();
     await probeRuns.close();
     await benchJobs.close();
@@ -189,7 +228,8 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     throw err;
   }
   const host = address.address;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  if (controlTls !== undefined) controlTls.attach(server as https.Server);
+  const url = `${controlTls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   let closing: Promise<void> | undefined;
   return {
     host,
@@ -203,10 +243,12 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     token,
     ca,
     trust,
+    tls: controlTls,
     close: () =>
       (closing ??= (async () => {
         await canaries.close();
         push.close();
+        controlTls?.close();
         trust?.close();
         traffic.close();
         await new Promise<void>((resolve) => {

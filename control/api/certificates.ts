@@ -44,7 +44,7 @@ const Revocation = z
       .string()
       .regex(/^(0x)?[0-9A-Fa-f:]{1,60}$/, 'hexadecimal, as openssl prints it (colons allowed)')
       .optional()
-      .describe('The serial of a certificate this CA issued; it goes on every live intermediate\'s CRL'),
+      .describe("The serial of a certificate this CA issued; it goes on every live intermediate's CRL"),
     certificate: z
       .string()
       .min(1)
@@ -144,8 +144,7 @@ export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
       method: 'POST',
       path: '/v1/certificates/revocations',
       doc: {
-        summary:
-          'Revoke a certificate this CA issued, by serial or PEM; the new CRL is pushed to every proxy at once',
+        summary: 'Revoke a certificate this CA issued, by serial or PEM; the new CRL is pushed to every proxy at once',
         body: Revocation,
         response: RevocationAnswer,
       },
