@@ -45,7 +45,9 @@ Options:
                            version's requests, errors and latency there to promote or roll back on its own.
                            Without it, the proxies (skein proxy --control) report those counts to control.
   --ca-dir DIR             The mesh's CA (made with \`skein ca init\`; created here when DIR holds none): sign
-                           proxies' CSRs at POST /v1/certificates, serve GET /v1/trust-bundle and GET /v1/crl.
+                           proxies' CSRs at POST /v1/certificates, revoke at /v1/certificates/revocations,
+                           serve GET /v1/trust-bundle and GET /v1/crl, and push both to the proxies (the CRL
+                           re-signed hourly and on every change).
   --bootstrap-token-file FILE
                            The token proxies send to get a certificate (Authorization: Bearer TOKEN), not the
                            API token. Created like it when absent (default DATA-DIR/bootstrap-token).
@@ -53,11 +55,12 @@ Options:
   --tls                    Serve HTTPS (needs --ca-dir) with a certificate control issues itself for
                            spiffe://TD/ns/skein-system/sa/skein-control, re-issued at half its life. Client
                            certificates are asked for, not required: the API token keeps working.
-  --tls-dns-names NAME,... The names (DNS names or IP addresses) in control's certificate, as clients reach it
-                           (default localhost, 127.0.0.1, ::1 and the --listen host).
-  --writer-ids PATTERN,... SPIFFE ids whose client certificates may write without the API token ('*' matches
-                           any run, e.g. spiffe://cluster.local/ns/ops/sa/*); needs --tls. The certificate must
-                           chain to the trust bundle and not be revoked; 403 for another id. Audited as the id.
+  --tls-dns-names LIST     The names (DNS names or IP addresses) in control's certificate, as clients reach it
+                           (comma-separated; default localhost, 127.0.0.1, ::1 and the --listen host).
+  --writer-ids LIST        SPIFFE id patterns (comma-separated, '*' matches any run, e.g.
+                           spiffe://cluster.local/ns/ops/sa/*) whose client certificates may write without the
+                           API token; needs --tls. The certificate must chain to the trust bundle and not be
+                           revoked; 403 for another id. The audit log names the id.
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
   --log-level LEVEL        debug | info | warn | error (default info).
   -h, --help               Show this help.

@@ -191,7 +191,9 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
           log: opts.log,
         })),
   ];
-  const openapi = openApiDocument(routes, PACKAGE_VERSION);
+  const openapi = openApiDocument(routes, PACKAGE_VERSION, {
+    mtlsWriters: controlTls !== undefined && (opts.writerIds ?? []).length > 0,
+  });
   routes.push({
     method: 'GET',
     path: '/openapi.json',
