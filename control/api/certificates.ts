@@ -168,7 +168,7 @@ export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
         const state = await trust.refresh();
         if (!already)
           opts.log(
-            'warn',
+            'info',
             `revoked certificate serial ${entry.serial} (${entry.reason}) by ${req.actor ?? 'anonymous'}; CRL number ${state.crlNumber} pushed`,
           );
         return {

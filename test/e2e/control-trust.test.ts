@@ -399,6 +399,39 @@ describe('skein control --tls --writer-ids', () => {
     ).toBe(true);
   });
 
+  it('after a root rotation control serves a certificate from the new intermediate and takes writers of either root', async () => {
+    skein('ca', 'init', '--dir', caDir);
+    const admin = issue('spiffe://cluster.local/ns/ops/sa/admin', 'admin');
+    const control = await startSkeinControl(join(dir, 'data'), [
+      '--ca-dir',
+      caDir,
+      '--tls',
+      '--writer-ids',
+      'spiffe://cluster.local/ns/ops/sa/*',
+    ]);
+    skein('ca', 'rotate-root', '--dir', caDir);
+    await control.waitForLog((l) => l.msg.includes('control TLS certificate renewed (a new intermediate)'), 15_000);
+    const bundle = readFileSync(join(caDir, 'bundle.pem'), 'utf8');
+    expect(certBlocks(bundle)).toHaveLength(2);
+    const port = new URL(control.url).port;
+    const s = spawnSync(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', join(caDir, 'bundle.pem'), '-verify_return_error'],
+      { input: '', encoding: 'utf8', timeout: 15_000 },
+    );
+    expect(s.stdout).toMatch(/Verify return code: 0 \(ok\)/);
+    expect(s.stdout).toMatch(/Skein Intermediate CA 2/);
+    const after = issue('spiffe://cluster.local/ns/ops/sa/after', 'after');
+    const service = (id: string) => ({ id, endpoints: [{ address: '127.0.0.1:1' }] });
+    // Written with the new intermediate's certificate (trusted through the new root), and the old one's.
+    expect((await call(control.url, bundle, 'POST', '/v1/services', { body: service('x'), cert: after })).status).toBe(
+      201,
+    );
+    expect((await call(control.url, bundle, 'POST', '/v1/services', { body: service('y'), cert: admin })).status).toBe(
+      201,
+    );
+  });
+
   it('refuses --writer-ids without --tls, --tls without --ca-dir, and a pattern that is not a SPIFFE id', () => {
     const run = (...args: string[]) =>
       spawnSync(process.execPath, [SKEIN_BIN, 'control', '--listen', '127.0.0.1:0', '--data-dir', dir, ...args], {

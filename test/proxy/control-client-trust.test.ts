@@ -218,8 +218,9 @@ describe('the control client and trust messages', () => {
 
     // Rotated: the next stream and the next ack go out with the new certificate.
     material = second;
+    // Only the stream is cut: the ack connection stays open and idle, and still the next ack goes out on a new
+    // connection with the new certificate (the agent pools connections by their TLS material).
     for (const s of fake.streams) s.destroy();
-    server.closeIdleConnections();
     await waitFor(() => peers.length >= 4, 5_000);
     expect(peers.slice(2)).toEqual([`GET /v1/push ${serial(second)}`, `POST /v1/push/ack ${serial(second)}`]);
     expect(seen).toHaveLength(1); // the same trust again: not re-applied
