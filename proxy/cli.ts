@@ -37,7 +37,7 @@ Config (one of):
   --tcp                    Quick form: make the listener raw TCP passthrough instead of HTTP.
 
 Options:
-  --admin HOST:PORT        Admin listener (/ready /live /config /clusters /listeners /metrics).
+  --admin HOST:PORT        Admin listener (/ready /live /config /clusters /listeners /certs /metrics).
   --service NAME           The local service's name (x-source-service on outbound requests).
   --control URL            Take traffic rules from \`skein control\` at URL (http://HOST:PORT): its snapshots go in
                            front of this config's outbound routes; a snapshot that does not apply is refused

@@ -2,6 +2,7 @@
 // listeners, keeps clusters (and their pools) alive across reloads when their config did not change, runs
 // the admin listener, and drains on shutdown. A config that fails to compile or bind leaves the last good
 // Snapshot serving.
+import type { X509Certificate } from 'node:crypto';
 import type http from 'node:http';
 import { clusterConfigKey, compileSnapshot, type Snapshot } from '../src/config/compile.ts';
 import { resolveConfigPaths } from '../src/config/paths.ts';
@@ -43,6 +44,7 @@ export class ProxyServer {
    *  (control's certificate and trust go into it, and the files' parts on each apply). */
   identity: MeshIdentity | null = null;
   private unwatchIdentity: (() => void) | null = null;
+  private readonly refusalLoggedAt = new Map<string, number>();
   private admin: http.Server | null = null;
   private adminAddress = '';
   private started = false;
@@ -87,7 +89,13 @@ export class ProxyServer {
             identity,
             report: (cluster: string, result: string, detail: string) => {
               this.stats.mtlsHandshake('outbound', result);
-              if (result !== 'ok') this.log.warn('mtls: upstream refused', { cluster, reason: result, detail });
+              if (result === 'ok') return;
+              // At most once a second per cluster and reason: an endpoint refused on every connect must not flood.
+              const key = `${cluster}|${result}`;
+              const now = performance.now();
+              if (now - (this.refusalLoggedAt.get(key) ?? -Infinity) < 1_000) return;
+              this.refusalLoggedAt.set(key, now);
+              this.log.warn('mtls: upstream refused', { cluster, reason: result, detail });
             },
           };
     const created: Cluster[] = [];
@@ -306,10 +314,34 @@ export class ProxyServer {
       direction: l.scope.direction,
       protocol: l.scope.compiled.config.protocol,
       tls: l.scope.compiled.config.tls !== undefined,
+      mtls: l.scope.compiled.config.mtls,
       routes: l.scope.compiled.routes.routes.map((r) => ({ name: r.name, clusters: r.clusters.map((c) => c.name) })),
       stages: l.scope.chain.names,
       openConnections: l.openConnections,
     }));
+  }
+
+  /** For the admin /certs: the mesh identity's certificates (never the key), the roots and the CRL's size. */
+  describeIdentity(): object {
+    const id = this.identity;
+    if (id === null) return { mtls: false };
+    const cert = (c: X509Certificate) => ({
+      subject: c.subject,
+      issuer: c.issuer,
+      serial: c.serialNumber.toLowerCase(),
+      notBefore: new Date(c.validFrom).toISOString(),
+      notAfter: new Date(c.validTo).toISOString(),
+      subjectAltName: c.subjectAltName,
+      sha256: c.fingerprint256,
+    });
+    return {
+      mtls: true,
+      id: id.id,
+      trustDomain: id.policy.trustDomain,
+      chain: id.chain.map(cert),
+      roots: id.roots.map(cert),
+      revokedSerials: id.revokedCount,
+    };
   }
 
   /**

@@ -350,6 +350,15 @@ export const Config = z
       });
     });
     if (cfg.mtls === undefined)
+      cfg.clusters.forEach((c, ci) => {
+        if (c.mtls.mode === 'always')
+          ctx.addIssue({
+            code: 'custom',
+            message: 'mode always needs the top-level mtls block (the mesh identity)',
+            path: ['clusters', ci, 'mtls', 'mode'],
+          });
+      });
+    if (cfg.mtls === undefined)
       cfg.listeners.forEach((l, li) => {
         if (l.mtls !== 'disabled')
           ctx.addIssue({

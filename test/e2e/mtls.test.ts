@@ -11,6 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freePort, processTestFixture, runSkein, startSkeinProxy, type RunningSkein } from '../support/process.ts';
 import { httpGet } from '../support/http-client.ts';
+import { waitFor } from '../support/wait-for.ts';
+import { echoClient, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 
 const fixture = processTestFixture('skein-mtls-');
 const TD = 'cluster.local';
@@ -41,7 +43,9 @@ interface Pair {
 }
 
 /** app ← inbound proxy (mTLS strict) ← outbound proxy (mTLS always) ← the test. */
-async function startPair(opts: { mode?: 'strict' | 'permissive' } = {}): Promise<Pair> {
+async function startPair(
+  opts: { mode?: 'strict' | 'permissive'; appAddress?: string; serverIds?: string[] } = {},
+): Promise<Pair> {
   const dir = fixture.dir();
   const caDir = await ca(dir);
   const seen: Pair['seen'] = [];
@@ -83,7 +87,9 @@ async function startPair(opts: { mode?: 'strict' | 'permissive' } = {}): Promise
           routes: [{ cluster: 'app' }],
         },
       ],
-      clusters: [{ name: 'app', discovery: { type: 'static', endpoints: [{ address: app.address }] } }],
+      clusters: [
+        { name: 'app', discovery: { type: 'static', endpoints: [{ address: opts.appAddress ?? app.address }] } },
+      ],
     }),
   );
   const inbound = await startSkeinProxy(['--config', join(dir, 'in.yaml')], { adminPort: inAdmin });
@@ -98,7 +104,7 @@ async function startPair(opts: { mode?: 'strict' | 'permissive' } = {}): Promise
       clusters: [
         {
           name: 'server',
-          mtls: { mode: 'always', serverIds: [`spiffe://${TD}/ns/shop/sa/*`] },
+          mtls: { mode: 'always', serverIds: opts.serverIds ?? [`spiffe://${TD}/ns/shop/sa/*`] },
           discovery: { type: 'static', endpoints: [{ address: `127.0.0.1:${inbound.port()}` }] },
         },
       ],
@@ -184,23 +190,108 @@ describe('mTLS between two proxies', () => {
     expect(await handshake(inbound.port(), caDir, null)).toBe('refused');
   });
 
-  it('an expired certificate and a wrong trust domain are refused by reason', async () => {
+  it('refuses an expired certificate, and one of another trust domain even when its root is trusted', async () => {
     const { inbound, caDir } = await startPair();
     const dir = fixture.dir();
-    const otherTd = join(dir, 'otherTd');
-    expect((await runSkein(['ca', 'init', '--dir', otherTd, '--trust-domain', 'other.example'])).code).toBe(0);
-    const foreignTd = await issue(otherTd, 'spiffe://other.example/ns/shop/sa/client', join(dir, 'td'));
-    // Trust the other CA's root too, so only the trust domain is wrong.
-    const r = spawnSync('openssl', [
-      'verify',
-      '-CAfile',
-      join(otherTd, 'bundle.pem'),
-      '-untrusted',
-      `${foreignTd}.crt`,
-      `${foreignTd}.crt`,
+    const port = inbound.port();
+    const expired = await issue(caDir, `spiffe://${TD}/ns/shop/sa/late`, join(dir, 'late'), [
+      '--valid-hours',
+      '0.0003',
     ]);
-    expect(r.status).toBe(0);
-    void inbound;
-    void caDir;
+    await new Promise((r) => setTimeout(r, 1_500)); // its second of life is over
+    expect(await handshake(port, caDir, expired)).toBe('refused');
+
+    const otherCa = join(dir, 'other');
+    expect((await runSkein(['ca', 'init', '--dir', otherCa, '--trust-domain', 'other.example'])).code).toBe(0);
+    const stranger = await issue(otherCa, 'spiffe://other.example/ns/shop/sa/client', join(dir, 'stranger'));
+    // The other CA's root joins the bundle (replaced in place: the proxy reloads it): the chain now verifies,
+    // and only the trust domain is wrong.
+    await writeFile(
+      join(caDir, 'bundle.pem'),
+      readFileSync(join(caDir, 'bundle.pem'), 'utf8') + readFileSync(join(otherCa, 'bundle.pem'), 'utf8'),
+    );
+    await inbound.waitForLog((l) => l.msg === 'config reloaded', 10_000);
+    expect(await handshake(port, caDir, stranger)).toBe('refused');
+    const m = (await httpGet(`${inbound.adminUrl}/metrics`)).body;
+    expect(metric(m, 'skein_mtls_handshakes_total', 'result="expired"')).toBe(1);
+    expect(metric(m, 'skein_mtls_handshakes_total', 'result="wrong-trust-domain"')).toBe(1);
+  });
+
+  it('carries gRPC over HTTP/2 under mTLS (ALPN h2 between the proxies)', async () => {
+    const grpcApp = await startGrpcUpstream();
+    try {
+      const { outbound } = await startPair({ appAddress: grpcApp.address });
+      const client = echoClient(`127.0.0.1:${outbound.port()}`);
+      try {
+        expect(await unary(client, { message: 'over mtls' })).toMatchObject({ message: 'over mtls' });
+      } finally {
+        client.close();
+      }
+    } finally {
+      await grpcApp.close();
+    }
+  });
+
+  it('a server whose id the cluster does not accept gets no request: 503 UF, counted as unexpected-identity', async () => {
+    const { outbound, seen } = await startPair({ serverIds: [`spiffe://${TD}/ns/payments/sa/*`] });
+    const r = await httpGet(outbound.url());
+    expect(r.status).toBe(503);
+    expect(r.body).toMatch(/unexpected-identity/);
+    expect(seen).toEqual([]);
+    const m = (await httpGet(`${outbound.adminUrl}/metrics`)).body;
+    expect(
+      metric(m, 'skein_mtls_handshakes_total', 'direction="outbound",result="unexpected-identity"'),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
+  it('root rotation: certificates of the old and the new root talk both ways through the overlap', async () => {
+    const { inbound, outbound, caDir } = await startPair();
+    const dir = fixture.dir();
+    const oldGen = await issue(caDir, `spiffe://${TD}/ns/shop/sa/old`, join(dir, 'old'));
+    expect((await runSkein(['ca', 'rotate-root', '--dir', caDir])).code).toBe(0);
+    // bundle.pem now holds both roots; both proxies reload it (the file is theirs, replaced in place).
+    await inbound.waitForLog((l) => l.msg === 'config reloaded', 10_000);
+    await outbound.waitForLog((l) => l.msg === 'config reloaded', 10_000);
+    const newGen = await issue(caDir, `spiffe://${TD}/ns/shop/sa/new`, join(dir, 'new'));
+    // The inbound proxy still holds a certificate of the old root: a caller of the new root gets through…
+    expect(await handshake(inbound.port(), caDir, newGen)).toMatch(/^HTTP\/1.1 200/);
+    expect(await handshake(inbound.port(), caDir, oldGen)).toMatch(/^HTTP\/1.1 200/);
+    // …and so does the outbound proxy once it renews onto the new root (its files replaced in place).
+    const client = join(dir, 'client');
+    execFileSync('cp', [`${newGen}.crt`, `${client}.crt`]);
+    execFileSync('cp', [`${newGen}.key`, `${client}.key`]);
+    await waitFor(() => outbound.logs.filter((l) => l.msg === 'config reloaded').length >= 2 || undefined, 10_000);
+    expect((await httpGet(outbound.url())).status).toBe(200);
+  });
+
+  it('speaks TLS 1.2 and 1.3 only, with the configured suites (openssl s_client from outside)', async () => {
+    const { inbound, caDir } = await startPair();
+    const dir = fixture.dir();
+    const c = await issue(caDir, `spiffe://${TD}/ns/shop/sa/probe`, join(dir, 'probe'));
+    const sClient = (...args: string[]) =>
+      spawnSync(
+        'openssl',
+        [
+          's_client',
+          '-connect',
+          `127.0.0.1:${inbound.port()}`,
+          '-CAfile',
+          join(caDir, 'bundle.pem'),
+          '-cert',
+          `${c}.crt`,
+          '-key',
+          `${c}.key`,
+          ...args,
+        ],
+        { input: '', encoding: 'utf8', timeout: 10_000 },
+      );
+    const ok = sClient('-tls1_3', '-ciphersuites', 'TLS_AES_256_GCM_SHA384');
+    expect(ok.stdout).toMatch(/Verify return code: 0 \(ok\)/);
+    expect(ok.stdout).toMatch(/TLSv1\.3/);
+    expect(ok.stdout).toMatch(/Certificate chain\n 0 s:\s*\n[\s\S]* 1 s:.*Intermediate/i); // leaf, then intermediate
+    expect(sClient('-tls1_2').stdout).toMatch(/Protocol\s*: TLSv1\.2/);
+    // TLS 1.1 and a TLS 1.3 suite outside the list: no handshake.
+    expect(sClient('-tls1_1').stdout).toMatch(/Cipher is \(NONE\)/);
+    expect(sClient('-tls1_3', '-ciphersuites', 'TLS_AES_128_GCM_SHA256').stdout).toMatch(/Cipher is \(NONE\)/);
   });
 });
