@@ -143,10 +143,10 @@ describe('trust distribution from control', () => {
 
     // An operator revokes with the CLI on the same directory: control notices and pushes within seconds.
     const web = issue('spiffe://cluster.local/ns/default/sa/web', 'web');
-    const revokedAt = Date.now();
     skein('ca', 'revoke', '--dir', caDir, '--cert', web.crt, '--reason', 'keyCompromise');
-    await waitFor(() => received.length === 2 && raw.length === 2, 10_000);
-    expect(Date.now() - revokedAt).toBeLessThan(8_000);
+    const revokedAt = Date.now();
+    await waitFor(() => received.length === 2 && raw.length === 2, 15_000);
+    expect(Date.now() - revokedAt).toBeLessThan(8_000); // a 2 s poll, with room for a loaded machine
     const afterRevoke = received[1];
     expect(afterRevoke.bundle).toBe(first.bundle);
     const text = opensslCrl(crlBlocks(afterRevoke.crl)[0], join(caDir, 'intermediate.crt'), 'revoked');
@@ -203,8 +203,8 @@ describe('trust distribution from control', () => {
       generation: null,
       alreadyRevoked: false,
     });
-    // Pushed before the answer came back.
-    await waitFor(() => received.length === 2, 2_000);
+    // Written to the stream before the answer; the proxy reads it a moment later.
+    await waitFor(() => received.length === 2, 5_000);
     expect(
       listsSerial(opensslCrl(crlBlocks(received[1].crl)[0], join(caDir, 'intermediate.crt'), 'api'), a.serial),
     ).toBe(true);
@@ -238,7 +238,7 @@ describe('trust distribution from control', () => {
       `${a.serial} superseded`,
       `${b.serial} unspecified`,
     ]);
-    expect(control.logs.some((l) => l.msg.includes(`revoked certificate serial ${b.serial}`))).toBe(true);
+    await control.waitForLog((l) => l.msg.includes(`revoked certificate serial ${b.serial}`), 5_000);
     const openapi = (await api<{ paths: Record<string, unknown> }>(control.url, 'GET', '/openapi.json')).body;
     expect(Object.keys(openapi.paths)).toContain('/v1/certificates/revocations');
   });
@@ -430,6 +430,27 @@ describe('skein control --tls --writer-ids', () => {
     expect((await call(control.url, bundle, 'POST', '/v1/services', { body: service('y'), cert: admin })).status).toBe(
       201,
     );
+  });
+
+  it("re-issues control's certificate at half its life; new connections get the new one", async () => {
+    skein('ca', 'init', '--dir', caDir);
+    const bundle = readFileSync(join(caDir, 'bundle.pem'), 'utf8');
+    // 0.002 h = 7.2 s: renewed about 3.6 s after start.
+    const control = await startSkeinControl(join(dir, 'data'), ['--ca-dir', caDir, '--tls', '--cert-hours', '0.002']);
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const req = https.get(new URL('/healthz', control.url), { ca: bundle, agent: false }, (res) => {
+          const cert = (res.socket as import('node:tls').TLSSocket).getPeerX509Certificate();
+          res.resume();
+          resolve(cert?.serialNumber ?? '');
+        });
+        req.on('error', reject);
+      });
+    const first = await served();
+    await control.waitForLog((l) => l.msg.includes('control TLS certificate renewed (half its life)'), 15_000);
+    const second = await served();
+    expect(second).not.toBe(first);
+    expect(second).toMatch(/^[0-9A-F]+$/);
   });
 
   it('refuses --writer-ids without --tls, --tls without --ca-dir, and a pattern that is not a SPIFFE id', () => {
