@@ -1,7 +1,8 @@
 // The control process's core, without the command line: opens the store (files under the data directory, or
 // Redis), starts the managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their
 // routes, and control's own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
-// `skein mesh` both call it.
+// `skein mesh` both call it. With a CA directory it also signs, revokes and pushes trust (ca.ts, trust.ts), and
+// with TLS serves HTTPS with its own certificate, taking writes from writer identities (tls.ts).
 import type https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,9 +28,9 @@ import { openApiDocument } from './openapi.ts';
 import { PushHub } from './push.ts';
 import { openStore, type StoreChoice } from './store/open.ts';
 import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
+import { TrafficModel } from './traffic.ts';
 
 export type { ControlCa } from './ca.ts';
-import { TrafficModel } from './traffic.ts';
 
 export interface ControlOptions {
   readonly host: string;
