@@ -207,7 +207,8 @@ async function signLeaf(
   if (notAfter.getTime() > last) writeMeta(paths, { ...meta, lastLeafNotAfter: notAfter.toISOString() });
   return {
     chainPem: `${leaf.toString('pem')}\n${signer.certificate.toString('pem')}\n`,
-    serial: serial.replace(/^00/, ''),
+    // Without leading zeros (a first byte under 0x10 prints as 0X): the form revoked.json and the CRL tools use.
+    serial: serial.replace(/^0+(?=.)/, ''),
     spiffeId: spiffe.uri,
     notAfter,
   };

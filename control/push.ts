@@ -46,7 +46,7 @@ interface Connection {
   sentVersion: number;
   /** When the change that led to the pending snapshot was written (ms since epoch), for push latency. */
   pendingSince: number | null;
-  /** The hash of the last trust message sent ('' for none). */
+  /** The hash of the last trust message sent, or the one the proxy said it had ('' for none). */
   sentTrust: string;
 }
 
@@ -90,6 +90,8 @@ export class PushHub {
     const node = query.get('node') ?? '';
     const service = query.get('service') ?? '';
     const have = query.get('have') ?? '';
+    // The trust hash the proxy already applied: a reconnect is not sent the same bundle and CRL again.
+    const haveTrust = query.get('haveTrust') ?? '';
     const problems: string[] = [];
     if (node === '' || node.length > 256) problems.push('node: a proxy id of 1 to 256 characters is required');
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(service)) problems.push('service: a service name is required');
@@ -124,7 +126,7 @@ export class PushHub {
         sentHash: have,
         sentVersion: -1,
         pendingSince: null,
-        sentTrust: '',
+        sentTrust: haveTrust,
       };
       this.#connections.set(node, conn);
       res.on('close', () => {

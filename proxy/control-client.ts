@@ -204,6 +204,7 @@ export class ControlClient {
     url.searchParams.set('node', o.node);
     url.searchParams.set('service', o.service);
     if (this.#running !== null) url.searchParams.set('have', this.#running.hash);
+    if (this.#trustHash !== '') url.searchParams.set('haveTrust', this.#trustHash);
     let gotAny = false;
     let buffered = '';
     let tlsOptions: https.RequestOptions;

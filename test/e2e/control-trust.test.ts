@@ -64,9 +64,10 @@ interface TrustLine {
 }
 
 /** Reads control's push stream from outside and keeps its trust messages (raw objects, as sent). */
-function watchTrust(url: string, ca?: string): TrustLine[] {
+function watchTrust(url: string, ca?: string, haveTrust?: string): TrustLine[] {
   const seen: TrustLine[] = [];
-  const target = new URL('/v1/push?node=outside&service=watcher', url);
+  const target = new URL(`/v1/push?node=outside-${streams.length}&service=watcher`, url);
+  if (haveTrust !== undefined) target.searchParams.set('haveTrust', haveTrust);
   const get = target.protocol === 'https:' ? https.get : http.get;
   const req = get(target, { agent: false, ...(ca !== undefined && { ca }) }, (res) => {
     let buffered = '';
@@ -121,7 +122,15 @@ function opensslCrl(crlPem: string | undefined, issuerFile: string, name: string
 }
 
 const listsSerial = (text: string, serial: string) =>
-  text.replace(/\s/g, '').toLowerCase().includes(`serialnumber:${serial}`);
+  // openssl prints the serial's bytes (a leading 0 when the first is under 0x10); skein prints it without.
+  [
+    ...text
+      .replace(/\s/g, '')
+      .toLowerCase()
+      .matchAll(/serialnumber:([0-9a-f]+)/g),
+  ]
+    .map((m) => m[1].replace(/^0+/, ''))
+    .includes(serial);
 
 describe('trust distribution from control', () => {
   it('sends trust on connect, and pushes the CRL after skein ca revoke and both roots after skein ca rotate-root', async () => {
@@ -171,6 +180,12 @@ describe('trust distribution from control', () => {
     expect(
       listsSerial(opensslCrl(retired, join(caDir, 'retired', '1', 'intermediate.crt'), 'retired'), web.serial),
     ).toBe(true);
+    // A stream that says it has the current trust is not sent it again; one with an older hash is.
+    const upToDate = watchTrust(control.url, undefined, rotated.hash);
+    const stale = watchTrust(control.url, undefined, first.hash);
+    await waitFor(() => stale.length === 1, 5_000);
+    expect(stale[0].hash).toBe(rotated.hash);
+    expect(upToDate).toEqual([]);
     // The read routes answer what was pushed.
     expect((await api<string>(control.url, 'GET', '/v1/trust-bundle')).body).toBe(rotated.bundle);
     expect((await api<string>(control.url, 'GET', '/v1/crl')).body).toBe(rotated.crl);
@@ -297,7 +312,11 @@ describe('skein control --tls --writer-ids', () => {
       'spiffe://cluster.local/ns/ops/sa/*,spiffe://cluster.local/ns/ci/sa/deployer',
     ]);
     expect(control.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    expect(control.stdout).toMatch(/serving HTTPS as spiffe:\/\/cluster\.local\/ns\/skein-system\/sa\/skein-control/);
+    // Printed after the "listening on" line the start waits for.
+    await waitFor(() => /serving HTTPS as/.test(control.stdout));
+    expect(control.stdout).toMatch(
+      /serving HTTPS as spiffe:\/\/cluster\.local\/ns\/skein-system\/sa\/skein-control; writers by client certificate: spiffe:\/\/cluster\.local\/ns\/ops\/sa\/\*, spiffe:\/\/cluster\.local\/ns\/ci\/sa\/deployer/,
+    );
 
     // openssl, from outside: the server certificate verifies against the bundle for the address and names control.
     const port = new URL(control.url).port;
@@ -435,8 +454,8 @@ describe('skein control --tls --writer-ids', () => {
   it("re-issues control's certificate at half its life; new connections get the new one", async () => {
     skein('ca', 'init', '--dir', caDir);
     const bundle = readFileSync(join(caDir, 'bundle.pem'), 'utf8');
-    // 0.002 h = 7.2 s: renewed about 3.6 s after start.
-    const control = await startSkeinControl(join(dir, 'data'), ['--ca-dir', caDir, '--tls', '--cert-hours', '0.002']);
+    // 0.003 h = 10.8 s: renewed about 5.4 s after start.
+    const control = await startSkeinControl(join(dir, 'data'), ['--ca-dir', caDir, '--tls', '--cert-hours', '0.003']);
     const served = () =>
       new Promise<string>((resolve, reject) => {
         const req = https.get(new URL('/healthz', control.url), { ca: bundle, agent: false }, (res) => {

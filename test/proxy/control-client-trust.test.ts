@@ -56,10 +56,12 @@ function recordingLogger(): { log: Logger; lines: Logged[] } {
 function standIn(lines: () => string[], peers: string[]) {
   const acks: unknown[] = [];
   const streams: http.ServerResponse[] = [];
+  const streamQueries: URLSearchParams[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const cert = (req.socket as tls.TLSSocket).getPeerX509Certificate?.();
     peers.push(`${req.method} ${new URL(req.url ?? '/', 'http://x').pathname} ${cert?.serialNumber ?? '-'}`);
     if (req.url?.startsWith('/v1/push?')) {
+      streamQueries.push(new URL(req.url, 'http://x').searchParams);
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       for (const line of lines()) res.write(`${line}\n`);
       streams.push(res);
@@ -73,7 +75,7 @@ function standIn(lines: () => string[], peers: string[]) {
       res.end('{"recorded":true}');
     });
   };
-  return { handler, acks, streams };
+  return { handler, acks, streams, streamQueries };
 }
 
 async function listening(s: http.Server | https.Server): Promise<number> {
@@ -133,9 +135,12 @@ describe('the control client and trust messages', () => {
     const malformed = logged.find((l) => l.msg === 'control sent a malformed trust message; ignored');
     expect(JSON.stringify(malformed?.fields)).toMatch(/bundle/);
 
-    // A reconnect that brings the same trust again does not re-apply it.
+    // The reconnect says which trust it has (control then sends it nothing); one that brings the same trust
+    // anyway does not re-apply it.
+    expect(fake.streamQueries[0].get('haveTrust')).toBeNull();
     fake.streams[0].destroy();
     await waitFor(() => fake.streams.length === 2);
+    expect(fake.streamQueries[1].get('haveTrust')).toBe(trustHash(bundle, crl));
     await sleep(100);
     expect(seen).toHaveLength(1);
   });
