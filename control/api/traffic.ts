@@ -141,8 +141,13 @@ export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
       method: 'GET',
       path: '/v1/push',
       doc: {
-        summary: "A proxy's push stream: newline-delimited JSON snapshots and pings, never ending",
-        query: z.strictObject({ node: z.string(), service: z.string(), have: z.string().optional() }),
+        summary: "A proxy's push stream: newline-delimited JSON snapshots, trust messages and pings, never ending",
+        query: z.strictObject({
+          node: z.string(),
+          service: z.string(),
+          have: z.string().optional().describe('The snapshot hash the proxy runs'),
+          haveTrust: z.string().optional().describe('The trust hash the proxy applied'),
+        }),
         response: 'stream',
       },
       handle: (req) => ({ stream: hub.open(req.query) }),
