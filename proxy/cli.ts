@@ -3,6 +3,7 @@
 // and optionally fork --workers N processes that share the listen ports.
 import { HTTP_PARSER } from './llhttp.ts';
 import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
@@ -14,7 +15,7 @@ import { createLogger, type LogLevel } from '../src/log.ts';
 import { describeClusters } from './admin.ts';
 import { parseIntegerFlag } from './cli-number.ts';
 import { ConfigWatcher } from './config-watch.ts';
-import { ControlClient, loadKeptSnapshot } from './control-client.ts';
+import { ControlClient, type ControlTlsMaterial, loadKeptSnapshot } from './control-client.ts';
 import { ProxyServer } from './server.ts';
 import { identityFiles } from './mtls/files.ts';
 import { policyOf } from './mtls/identity.ts';
@@ -39,7 +40,7 @@ Config (one of):
 Options:
   --admin HOST:PORT        Admin listener (/ready /live /config /clusters /listeners /certs /metrics).
   --service NAME           The local service's name (x-source-service on outbound requests).
-  --control URL            Take traffic rules from \`skein control\` at URL (http://HOST:PORT): its snapshots go in
+  --control URL            Take traffic rules from \`skein control\` at URL (http(s)://HOST:PORT): its snapshots go in
                            front of this config's outbound routes; a snapshot that does not apply is refused
                            and the running config stays. Control down: the last snapshot keeps serving.
   --node-id ID             This proxy's id in control's /proxies (default HOSTNAME/SERVICE/ADMIN-PORT or PID).
@@ -50,6 +51,8 @@ Options:
   --bootstrap-token-file F With --control and an \`mtls\` config: get this proxy's certificate from control,
                            authenticated by the token in F. The key is made here and never leaves the
                            process; the certificate is renewed at half its life.
+  --control-ca FILE        With an https:// --control: the PEM roots that verify control's certificate (the
+                           mesh's bundle.pem). Once the proxy has its certificate it presents it to control.
   --spiffe-id ID           The identity to ask control for (default
                            spiffe://TRUST-DOMAIN/ns/default/sa/SERVICE).
   --mtls MODE              Quick form: the listener's mTLS, strict | permissive | disabled (default disabled).
@@ -76,6 +79,8 @@ interface ProxyArgs {
   /** --bootstrap-token-file: get the mesh certificate from control with this token. */
   bootstrapTokenFile: string | undefined;
   spiffeId: string | undefined;
+  /** --control-ca: PEM roots that verify an https:// control. */
+  controlCa: string | undefined;
   stateDir: string;
   statsIntervalMs: number;
   config: Config;
@@ -99,6 +104,7 @@ export const PROXY_OPTIONS = {
   'state-dir': { type: 'string', default: '.skein/proxy' },
   'stats-interval-ms': { type: 'string', default: '5000' },
   'bootstrap-token-file': { type: 'string' },
+  'control-ca': { type: 'string' },
   'spiffe-id': { type: 'string' },
   mtls: { type: 'string' },
   'upstream-mtls': { type: 'string' },
@@ -159,8 +165,10 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
     } catch {
       throw new Error(`--control must be a URL like http://127.0.0.1:15010, got '${values.control}'`);
     }
-    if (url.protocol !== 'http:')
-      throw new Error(`--control: only http:// is supported (mTLS comes later), got '${url.protocol}'`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`--control must be http:// or https://, got '${url.protocol}'`);
+    if (url.protocol === 'https:' && values['control-ca'] === undefined)
+      throw new Error('--control https://… needs --control-ca FILE (the roots that signed control’s certificate)');
     control = url.origin;
   }
   if (values['bootstrap-token-file'] !== undefined && control === undefined)
@@ -183,6 +191,7 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
     bootstrapTokenFile:
       values['bootstrap-token-file'] === undefined ? undefined : resolve(values['bootstrap-token-file']),
     spiffeId: values['spiffe-id'],
+    controlCa: values['control-ca'] === undefined ? undefined : resolve(values['control-ca']),
     stateDir: resolve(values['state-dir']),
     statsIntervalMs: parseIntegerFlag(values['stats-interval-ms'], {
       flag: '--stats-interval-ms',
@@ -267,6 +276,31 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
   let base = args.config;
   let client: ControlClient | null = null;
   let overlay: Overlay | null = null;
+  // An https:// control: its roots (re-read per connection: a rotated bundle is picked up), and this proxy's
+  // certificate once it has one (control may take it instead of a token).
+  const controlTls = (): ControlTlsMaterial => {
+    const material = proxy.identity?.material ?? null;
+    return {
+      ...(args.controlCa !== undefined && { ca: readFileSync(args.controlCa, 'utf8') }),
+      ...(material !== null && { cert: material.chainPem, key: material.keyPem }),
+    };
+  };
+  let issuer: CertificateIssuer | null = null;
+  if (args.bootstrapTokenFile !== undefined && args.config.mtls !== undefined) {
+    // The identity comes first: listeners that require mTLS have nothing to present without it.
+    const identity = proxy.ensureIdentity();
+    identity.update({ policy: policyOf(args.config.mtls) });
+    issuer = new CertificateIssuer({
+      control: args.control!,
+      tls: controlTls,
+      withTrust: args.config.mtls.trustBundleFile === undefined,
+      tokenFile: args.bootstrapTokenFile,
+      spiffeId: args.spiffeId ?? `spiffe://${args.config.mtls.trustDomain}/ns/default/sa/${base.service}`,
+      identity,
+      log,
+    });
+    await issuer.start();
+  }
   if (args.control !== undefined) {
     const workerTag = cluster.isWorker ? `#${cluster.worker!.id}` : '';
     const node =
@@ -293,6 +327,18 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
         log,
         report: async () => versionCounts(await proxy.stats.metricsAsJSON()),
         reportIntervalMs: args.statsIntervalMs,
+        tls: controlTls,
+        // Control's trust bundle and CRLs, for a proxy whose config does not name its own trust files.
+        onTrust: (t) => {
+          const identity = proxy.identity;
+          if (identity === null || base.mtls === undefined || base.mtls.trustBundleFile !== undefined) return;
+          identity.update({ trust: { bundlePem: t.bundle, crlPem: t.crl } });
+          log.info('mtls: trust from control applied', {
+            hash: t.hash.slice(0, 12),
+            roots: identity.roots.length,
+            revokedSerials: identity.revokedCount,
+          });
+        },
         apply: (next) => {
           const run = reloading.then(async () => {
             await proxy.apply(applyOverlay(base, next));
@@ -304,20 +350,6 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
       },
       overlay === null ? null : kept,
     );
-  }
-  let issuer: CertificateIssuer | null = null;
-  if (args.bootstrapTokenFile !== undefined && args.config.mtls !== undefined) {
-    // The identity comes first: listeners that require mTLS have nothing to present without it.
-    const identity = proxy.ensureIdentity();
-    identity.update({ policy: policyOf(args.config.mtls) });
-    issuer = new CertificateIssuer({
-      control: args.control!,
-      tokenFile: args.bootstrapTokenFile,
-      spiffeId: args.spiffeId ?? `spiffe://${args.config.mtls.trustDomain}/ns/default/sa/${base.service}`,
-      identity,
-      log,
-    });
-    await issuer.start();
   }
   if (overlay === null) await proxy.apply(args.config);
   client?.start();

@@ -93,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
         nodeId: undefined,
         bootstrapTokenFile: undefined,
         spiffeId: undefined,
+        controlCa: undefined,
         stateDir: join(resolve(values['data-dir']), 'proxy'),
         statsIntervalMs: 5_000,
       },

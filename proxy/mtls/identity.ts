@@ -121,6 +121,11 @@ export class MeshIdentity {
     return () => this.#watchers.delete(fn);
   }
 
+  /** The key and chain in use (for presenting this identity to control), or null before there is one. */
+  get material(): IdentityMaterial | null {
+    return this.#material;
+  }
+
   /** What the contexts are built from (a tls.Server's setSecureContext takes it); null until ready. */
   get contextOptions(): tls.SecureContextOptions | null {
     return this.#options;

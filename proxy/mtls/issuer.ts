@@ -5,6 +5,9 @@
 // retried with backoff while the current certificate still serves.
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { ControlTlsMaterial } from '../control-client.ts';
 import { generateKeyPair, privateKeyToPem, signingAlgorithm } from '../../certs/keys.ts';
 import { Pkcs10CertificateRequestGenerator, SubjectAlternativeNameExtension } from '../../certs/x509.ts';
 import type { Logger } from '../../src/log.ts';
@@ -17,6 +20,8 @@ const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
 /** setTimeout's limit (about 24.8 days); longer waits are taken in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Control's answers beyond this are cut (and then fail to parse): a proxy never holds an unbounded body. */
+const MAX_ANSWER_CHARS = 1 << 20;
 
 /**
  * When a certificate is renewed: half its life, counted from when it was received (CAs backdate notBefore for
@@ -40,6 +45,46 @@ export interface IssuerOptions {
   readonly log: Logger;
   /** Told after each new certificate (the expiry metric). */
   readonly onIssued?: () => void;
+  /** Take control's trust bundle and CRL with each certificate (false: the config names its own trust files). */
+  readonly withTrust: boolean;
+  /** For an https:// control: its CA, and this proxy's current certificate once it has one. */
+  readonly tls?: () => ControlTlsMaterial;
+}
+
+/** One request to control over http or https; answers the status and the body as text. */
+function call(
+  url: URL,
+  opts: { method: string; headers?: Record<string, string>; body?: string; tls?: ControlTlsMaterial },
+): Promise<{ status: number; text: string }> {
+  const secure = url.protocol === 'https:';
+  const t = opts.tls ?? {};
+  return new Promise((resolve, reject) => {
+    const req = (secure ? https : http).request(
+      url,
+      {
+        method: opts.method,
+        agent: false,
+        timeout: 10_000,
+        headers: {
+          ...opts.headers,
+          ...(opts.body !== undefined && { 'content-length': String(Buffer.byteLength(opts.body)) }),
+        },
+        ...(secure && { ca: t.ca, cert: t.cert, key: t.key }),
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (text.length + d.length <= MAX_ANSWER_CHARS) text += d; // a CRL or chain is far smaller
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('control did not answer within 10 s')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
 }
 
 export class CertificateIssuer {
@@ -92,19 +137,25 @@ export class CertificateIssuer {
     });
     const token = readFileSync(o.tokenFile, 'utf8').trim();
     const receivedMs = Date.now();
-    const res = await fetch(new URL('/v1/certificates', o.control), {
+    const res = await call(new URL('/v1/certificates', o.control), {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ csr: csr.toString('pem') }),
-      signal: AbortSignal.timeout(10_000),
+      tls: o.tls?.(),
     });
-    const body = (await res.json()) as { chain?: string; serial?: string; notAfter?: string; error?: unknown };
+    let body: { chain?: string; serial?: string; notAfter?: string; error?: unknown } = {};
+    try {
+      body = JSON.parse(res.text) as typeof body;
+    } catch {
+      // not JSON: reported below with the status
+    }
     if (res.status !== 201 || typeof body.chain !== 'string')
-      throw new Error(`control answered ${res.status}: ${JSON.stringify(body.error ?? body).slice(0, 300)}`);
-    const [bundlePem, crlPem] = await Promise.all([this.#get('/v1/trust-bundle'), this.#get('/v1/crl')]);
+      throw new Error(`control answered ${res.status}: ${JSON.stringify(body.error ?? res.text).slice(0, 300)}`);
+    // The trust too, so a proxy whose push stream is down still renews onto a rotated root.
+    const trust = o.withTrust ? await Promise.all([this.#get('/v1/trust-bundle'), this.#get('/v1/crl')]) : null;
     o.identity.update({
       material: { keyPem: await privateKeyToPem(keys.privateKey), chainPem: body.chain },
-      trust: { bundlePem, crlPem },
+      ...(trust !== null && { trust: { bundlePem: trust[0], crlPem: trust[1] } }),
     });
     this.#failures = 0;
     const renewAt = renewAtMs(receivedMs, o.identity.notBeforeMs, o.identity.notAfterMs);
@@ -119,10 +170,9 @@ export class CertificateIssuer {
   }
 
   async #get(path: string): Promise<string> {
-    const res = await fetch(new URL(path, this.#o.control), { signal: AbortSignal.timeout(10_000) });
-    const text = await res.text();
+    const res = await call(new URL(path, this.#o.control), { method: 'GET', tls: this.#o.tls?.() });
     if (res.status !== 200) throw new Error(`GET ${path}: control answered ${res.status}`);
-    return text;
+    return res.text;
   }
 
   #schedule(atMs: number): void {
