@@ -2,7 +2,8 @@
 // (each makes its key and sends a CSR with the bootstrap token), with certificates that live 3.6 seconds, so
 // each renews about every 1.8 s. Steady requests flow client → outbound proxy → mTLS → inbound proxy → app the
 // whole time, on connections that close when idle (so new handshakes keep happening with the new
-// certificates), and not one request fails.
+// certificates), and not one request fails. And revocation: a certificate revoked through control's API reaches
+// the other proxy in the pushed CRL, which refuses it from its next handshake on.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
