@@ -6,18 +6,20 @@
 // proxy's own validation and send traces to the Jaeger Service, the sidecar's redirect and proxy agree on ports
 // and uid, and every container runs with the least it needs. No API server here: nothing is applied.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { CONTROL_OPTIONS } from '../../control/cli.ts';
-import { PROXY_OPTIONS } from '../../proxy/cli.ts';
+import { PROXY_OPTIONS, parseProxyArgs } from '../../proxy/cli.ts';
 import { type K8sObject, kustomize, manifestDir, readObjects, schemaProblems } from './kubernetes-schema.ts';
 
 // Flags the manifests use that other work adds (Kubernetes discovery in control, mTLS bootstrap in the proxy,
 // the redirect command); each must be either a flag the CLI has today or listed here. Drop each when it lands.
 const COMING_FLAGS: Record<string, readonly string[]> = {
   control: ['--kubernetes'],
-  proxy: ['--bootstrap-token-file'],
+  proxy: [],
   'redirect install': ['--proxy-uid', '--outbound-port', '--inbound-port'],
 };
 
@@ -238,6 +240,18 @@ describe.each(OVERLAYS)('manifests/%s', (dir) => {
       const mount = container.volumeMounts!.find((m) => configPath.startsWith(`${m.mountPath}/`))!;
       const cm = find(objects, 'ConfigMap', pod.volumes!.find((v) => v.name === mount.name)!.configMap!.name);
       const cfg = proxyConfig(cm);
+      // The whole command line as the proxy parses it (flags that need each other, the config they need): the
+      // ConfigMap's file in a temporary directory, Kubernetes' $(VAR) references filled in.
+      const tmp = mkdtempSync(join(tmpdir(), 'skein-manifest-'));
+      try {
+        writeFileSync(join(tmp, 'config.yaml'), cm.data['config.yaml']);
+        const argv = args
+          .slice(1)
+          .map((a) => (a === configPath ? join(tmp, 'config.yaml') : a.replace(/\$\((\w+)\)/g, 'value-of-$1')));
+        expect(() => parseProxyArgs(argv), where).not.toThrow();
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
       // Traces: OTLP/HTTP to the Jaeger Service's otlp-http port, which reaches Jaeger's 4318.
       expect(cfg.telemetry.tracing.enabled, where).toBe(true);
       const jaeger = serviceOfUrl(objects, cfg.telemetry.tracing.endpoint);
