@@ -19,6 +19,9 @@ export interface ListenerScope {
   readonly stats: ProxyStats;
   readonly telemetry: ProxyTelemetry;
   readonly log: Logger;
+  /** A captured (`originalDst`) http listener's connections that are not HTTP: the same listener with the tcp
+   *  chain (proxy/tcp.ts), routed by original destination; null elsewhere. */
+  readonly tcpPassthrough: ListenerScope | null;
 }
 
 /** Whatever hands out the current scope to new requests (a listener; a test). */
@@ -31,6 +34,7 @@ export function listenerScope(
   chain: StageChain,
   serviceName: string,
   deps: { stats: ProxyStats; telemetry: ProxyTelemetry; log: Logger },
+  tcpChain: StageChain | null = null,
 ): ListenerScope {
   const direction = compiled.config.direction;
   return Object.freeze({
@@ -43,5 +47,6 @@ export function listenerScope(
     stats: deps.stats,
     telemetry: deps.telemetry,
     log: deps.log,
+    tcpPassthrough: tcpChain === null ? null : listenerScope(compiled, tcpChain, serviceName, deps),
   });
 }

@@ -91,8 +91,12 @@ export class ProxyServer {
         return c;
       });
       const deps = { stats: this.stats, telemetry: this.telemetry, log: this.log };
-      for (const [name, compiled] of next.listeners)
-        scopes.set(name, listenerScope(compiled, buildChain(compiled, this.stageState), config.service, deps));
+      for (const [name, compiled] of next.listeners) {
+        const chain = buildChain(compiled, this.stageState);
+        const captured = compiled.originalDst !== undefined && compiled.config.protocol === 'http';
+        const tcpChain = captured ? buildChain(compiled, this.stageState, undefined, 'tcp') : null;
+        scopes.set(name, listenerScope(compiled, chain, config.service, deps, tcpChain));
+      }
     } catch (err) {
       this.stageState.abort(stateBefore);
       for (const c of created) c.close();

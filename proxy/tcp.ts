@@ -2,6 +2,7 @@
 // the listener's chain (its request stages pick the cluster and endpoint; its finish stages see how the
 // connection ended), paired with one upstream connection, and bytes are piped both ways.
 import { peerOf } from './peer.ts';
+import { originalDstOf } from './original-dst.ts';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
@@ -20,6 +21,7 @@ class TcpContext extends RequestContext {
     this.downstream = downstream;
     this.remoteAddress = downstream.remoteAddress ?? '';
     this.peer = peerOf(downstream);
+    this.originalDst = originalDstOf(downstream);
   }
 
   header(): string | undefined {

@@ -12,6 +12,7 @@ import { RateLimitPolicy } from './rate-limit-schema.ts';
 import { RETRY_BUDGET_DEFAULTS, RetryBudget, RetryPolicy } from './retry-schema.ts';
 import { CookieMatch, HeaderMatch, QueryParamMatch, Regex } from './match-schema.ts';
 import { MirrorPolicy } from './mirror-schema.ts';
+import { originalDstKey } from '../discovery/address.ts';
 
 export { HeaderMatch } from './match-schema.ts';
 
@@ -24,6 +25,12 @@ export const HostPort = z
   .refine((s) => Number(HOST_PORT.exec(s)?.[2]) <= 65535, 'port must be 0..65535');
 
 const Millis = z.number().int().nonnegative();
+
+/** An IP literal and port ("10.96.0.10:80", "[fd00::1]:80"): an address a client dials, as the kernel reports it. */
+export const IpPort = HostPort.refine((s) => {
+  const host = HOST_PORT.exec(s)![1];
+  return host.startsWith('[') ? z.ipv6().safeParse(host.slice(1, -1)).success : z.ipv4().safeParse(host).success;
+}, 'expected an IP address and port, e.g. 10.96.0.10:80 or [fd00::10]:80');
 
 export const StaticEndpoint = z.strictObject({
   address: HostPort,
@@ -51,6 +58,15 @@ export const Discovery = z.discriminatedUnion('type', [
     maxRefreshMs: Millis.default(60_000),
     /** DNS servers to ask ("ip:port"); the system's resolvers when absent. */
     servers: z.array(z.string()).optional(),
+  }),
+  z.strictObject({
+    /** Envoy's ORIGINAL_DST: each request goes to the address its client dialed before `skein redirect` sent it to
+     *  the proxy (proxy/original-dst.ts); endpoints are made per destination and dropped once idle. Only
+     *  requests from a listener with `originalDst: true` have one (others get UH). */
+    type: z.literal('original-dst'),
+    /** Connect to this address instead of the original one, keeping its port: an inbound listener's local app
+     *  at 127.0.0.1 (an app listening on the pod IP needs no host). */
+    host: z.union([z.ipv4(), z.ipv6()]).optional(),
   }),
 ]);
 
@@ -108,6 +124,9 @@ export const Cluster = z.strictObject({
   circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
   /** How many retries the cluster's requests may add (retry-schema.ts); always on, Linkerd's defaults. */
   retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
+  /** Addresses clients dial for this cluster (a Service's cluster IP and port): a listener with `originalDst:
+   *  true` sends captured requests for them here (src/routing/original-dst.ts). */
+  serviceAddresses: z.array(IpPort).min(1).optional(),
 });
 
 export const RouteMatch = z
@@ -216,8 +235,16 @@ export const Listener = z
     protocol: z.enum(['http', 'tcp']).default('http'),
     tls: Tls.optional(),
     routes: z.array(Route).default([]),
-    /** protocol tcp: every connection goes to this cluster. */
+    /** protocol tcp: every connection goes to this cluster. With `originalDst`: where requests go that no route
+     *  matched and whose original destination is no cluster's `serviceAddresses` (any protocol). */
     cluster: z.string().optional(),
+    /** Transparent capture (`skein redirect`): read each connection's original destination and route by it when
+     *  no route matches: a cluster's `serviceAddresses`, else `cluster`. protocol http: connections that do not
+     *  start with HTTP/1.1 or HTTP/2 are passed through as TCP the same way. */
+    originalDst: z.boolean().default(false),
+    /** originalDst with protocol http: a client that sends nothing within this is passed through as TCP (a
+     *  server-first protocol: MySQL, SMTP); one that is only slow loses HTTP routing, not its destination. */
+    protocolDetectionTimeoutMs: Millis.default(1_000),
     /** Config of the pipeline stages that take one, by stage name (src/config/stages.ts). */
     stages: ListenerStages.optional(),
     /** Largest request head accepted (bytes); larger gets 431. */
@@ -236,7 +263,12 @@ export const Listener = z
     message: 'a tcp listener needs cluster',
     path: ['cluster'],
   })
-  .refine((l) => l.protocol !== 'http' || l.routes.length > 0, {
+  .refine((l) => !l.originalDst || l.cluster !== undefined, {
+    message:
+      'an originalDst listener needs cluster: where unclaimed destinations go (e.g. a cluster with discovery: { type: original-dst })',
+    path: ['cluster'],
+  })
+  .refine((l) => l.protocol !== 'http' || l.originalDst || l.routes.length > 0, {
     message: 'an http listener needs at least one route',
     path: ['routes'],
   });
@@ -303,6 +335,21 @@ export const Config = z
       if (clusters.has(c.name))
         ctx.addIssue({ code: 'custom', message: `duplicate cluster name '${c.name}'`, path: ['clusters', i, 'name'] });
       clusters.add(c.name);
+    });
+    // A captured destination must name one cluster: an address claimed twice is an error, not a first-wins.
+    const claimed = new Map<string, string>();
+    cfg.clusters.forEach((c, i) => {
+      c.serviceAddresses?.forEach((a, ai) => {
+        const key = originalDstKey(a);
+        const owner = claimed.get(key);
+        if (owner !== undefined && owner !== c.name)
+          ctx.addIssue({
+            code: 'custom',
+            message: `${a} is already a service address of cluster '${owner}'`,
+            path: ['clusters', i, 'serviceAddresses', ai],
+          });
+        claimed.set(key, c.name);
+      });
     });
     const names = new Set<string>();
     cfg.listeners.forEach((l, li) => {
