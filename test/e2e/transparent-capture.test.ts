@@ -1,0 +1,329 @@
+// Transparent capture end to end, as a pod would run it: two network namespaces joined by a veth pair (the
+// "client pod" A at 10.200.0.1, the "server pod" B at 10.200.0.2), each with a Skein proxy running as uid 1337
+// and `skein redirect install` applied. An unchanged curl in A calls the server's address (and a Service's
+// cluster IP that only proxy A knows); the call goes app → A's outbound capture listener (routed by the original
+// destination) → B's inbound capture listener → the server, visible in both proxies' access logs. A non-HTTP
+// client takes the same path as TCP passthrough. `skein redirect remove` then leaves no SKEIN_* chain behind,
+// and the namespaces (with their veth pair) are deleted, also when a test fails. Needs root (namespaces, iptables).
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait-for.ts';
+
+const IS_ROOT = process.getuid?.() === 0;
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const SKEIN = join(REPO, 'bin/skein.js');
+const ADDON = join(REPO, 'native/original-dst.node');
+const PROXY_UID = 1337;
+const run = promisify(execFile);
+
+if (!IS_ROOT) console.warn('transparent-capture: skipped: needs root (network namespaces, veth, iptables)');
+
+const tag = `${process.pid % 100_000}`;
+const NS_A = `skein-cap-a-${tag}`;
+const NS_B = `skein-cap-b-${tag}`;
+const VETH_A = `skcapa${tag}`.slice(0, 15);
+const VETH_B = `skcapb${tag}`.slice(0, 15);
+const A_IP = '10.200.0.1';
+const B_IP = '10.200.0.2';
+/** A Service's cluster IP: no host has it; only proxy A's config maps it to the server. */
+const SERVICE_IP = '10.96.0.10';
+
+const children: ChildProcess[] = [];
+
+interface Child {
+  readonly proc: ChildProcess;
+  out(): string;
+}
+
+/** `cmd` inside namespace `ns` (as `uid` when given); stdout and stderr kept together. */
+function spawnIn(ns: string, argv: string[], uid?: number): Child {
+  const asUser = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  const proc = spawn('ip', ['netns', 'exec', ns, ...asUser, ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  children.push(proc);
+  let text = '';
+  proc.stdout!.setEncoding('utf8').on('data', (s: string) => (text += s));
+  proc.stderr!.setEncoding('utf8').on('data', (s: string) => (text += s));
+  return { proc, out: () => text };
+}
+
+function sh(argv: string[]): string {
+  return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function netnsList(): string {
+  return sh(['ip', 'netns', 'list']);
+}
+
+function skeinIn(ns: string, args: string[]): string {
+  return sh(['ip', 'netns', 'exec', ns, process.execPath, SKEIN, ...args]);
+}
+
+function natRules(ns: string): string {
+  return sh(['ip', 'netns', 'exec', ns, 'iptables-save', '-t', 'nat']);
+}
+
+/** Kill what the test started (by PID) and delete the namespaces; the veth pair goes with them. */
+async function cleanUp(): Promise<void> {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await Promise.all(
+    children.map((c) =>
+      c.exitCode !== null || c.signalCode !== null ? null : new Promise((done) => c.once('close', done)),
+    ),
+  );
+  children.length = 0;
+  for (const ns of [NS_A, NS_B])
+    if (
+      netnsList()
+        .split('\n')
+        .some((l) => l.split(' ')[0] === ns)
+    )
+      sh(['ip', 'netns', 'del', ns]);
+}
+
+type LogLine = Record<string, string | number>;
+
+function accessLines(path: string): LogLine[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+const SERVER = `
+const http = require('node:http'), net = require('node:net');
+http.createServer((req, res) => {
+  const body = JSON.stringify({ path: req.url, host: req.headers.host, source: req.headers['x-source-service'] ?? null });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}).listen(8080, '${B_IP}', () => console.log('http ready'));
+net.createServer((s) => s.on('data', (d) => s.write('echo:' + d))).listen(9000, '${B_IP}', () => console.log('tcp ready'));
+`;
+
+/** A client that speaks first with bytes that are not HTTP (a database handshake, say). */
+const TCP_CLIENT = `
+const s = require('node:net').connect(9000, '${B_IP}', () => s.write('\\x00\\x01binary hello'));
+s.setTimeout(5000, () => { console.log('timeout'); process.exit(1); });
+s.on('data', (d) => { console.log(JSON.stringify(d.toString('latin1'))); process.exit(0); });
+`;
+
+describe.skipIf(!IS_ROOT)(
+  'transparent capture: iptables redirect + original destination (network namespaces, root)',
+  () => {
+    let dir: string;
+    let logA: string;
+    let logB: string;
+    let proxyA: Child;
+    let proxyB: Child;
+
+    beforeAll(async () => {
+      expect(existsSync(ADDON), `${ADDON} is missing: npm run build compiles it (needs cc)`).toBe(true);
+      await cleanUp(); // namespaces left by a killed earlier run of this process id
+      dir = mkdtempSync(join(tmpdir(), 'skein-capture-'));
+      chmodSync(dir, 0o777); // the proxies run as uid 1337 and write their access logs here
+      logA = join(dir, 'a-access.log');
+      logB = join(dir, 'b-access.log');
+
+      sh(['ip', 'netns', 'add', NS_A]);
+      sh(['ip', 'netns', 'add', NS_B]);
+      sh(['ip', 'link', 'add', VETH_A, 'netns', NS_A, 'type', 'veth', 'peer', 'name', VETH_B, 'netns', NS_B]);
+      for (const [ns, dev, ip] of [
+        [NS_A, VETH_A, A_IP],
+        [NS_B, VETH_B, B_IP],
+      ]) {
+        sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+        sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', dev]);
+        sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+      }
+      // Cluster IPs route out of the pod like everything else (the redirect happens after the routing decision).
+      sh(['ip', '-n', NS_A, 'route', 'add', 'default', 'dev', VETH_A]);
+
+      const server = spawnIn(NS_B, [process.execPath, '-e', SERVER]);
+      await waitFor(() => server.out().includes('http ready') && server.out().includes('tcp ready'), 10_000);
+
+      const configA = {
+        service: 'client-app',
+        admin: { address: '127.0.0.1:15000' },
+        telemetry: { accessLog: { enabled: true, path: logA } },
+        listeners: [
+          {
+            name: 'outbound-capture',
+            address: '0.0.0.0:15001',
+            direction: 'outbound',
+            originalDst: true,
+            cluster: 'passthrough',
+          },
+        ],
+        clusters: [
+          { name: 'passthrough', discovery: { type: 'original-dst' } },
+          {
+            name: 'server',
+            serviceAddresses: [`${SERVICE_IP}:80`],
+            discovery: { type: 'static', endpoints: [{ address: `${B_IP}:8080` }] },
+          },
+        ],
+      };
+      const configB = {
+        service: 'server-app',
+        admin: { address: '127.0.0.1:15000' },
+        telemetry: { accessLog: { enabled: true, path: logB } },
+        listeners: [
+          {
+            name: 'inbound-capture',
+            address: '0.0.0.0:15006',
+            direction: 'inbound',
+            originalDst: true,
+            cluster: 'local-app',
+          },
+        ],
+        clusters: [{ name: 'local-app', discovery: { type: 'original-dst' } }],
+      };
+      writeFileSync(join(dir, 'a.json'), JSON.stringify(configA));
+      writeFileSync(join(dir, 'b.json'), JSON.stringify(configB));
+      proxyA = spawnIn(NS_A, [process.execPath, SKEIN, 'proxy', '--config', join(dir, 'a.json')], PROXY_UID);
+      proxyB = spawnIn(NS_B, [process.execPath, SKEIN, 'proxy', '--config', join(dir, 'b.json')], PROXY_UID);
+      for (const p of [proxyA, proxyB])
+        await waitFor(() => {
+          if (p.proc.exitCode !== null) throw new Error(`proxy exited: ${p.out()}`);
+          return p.out().includes('config applied');
+        }, 15_000);
+
+      for (const ns of [NS_A, NS_B])
+        skeinIn(ns, [
+          'redirect',
+          'install',
+          '--proxy-uid',
+          String(PROXY_UID),
+          '--outbound-port',
+          '15001',
+          '--inbound-port',
+          '15006',
+        ]);
+    }, 60_000);
+
+    afterAll(async () => {
+      await cleanUp();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      expect(netnsList()).not.toContain(NS_A);
+      expect(netnsList()).not.toContain(NS_B);
+    }, 30_000);
+
+    it('installs its own chains, jumped to from PREROUTING and OUTPUT, with the proxy uid exempt', () => {
+      const rules = natRules(NS_A);
+      for (const chain of ['SKEIN_INBOUND', 'SKEIN_IN_REDIRECT', 'SKEIN_OUTPUT', 'SKEIN_REDIRECT'])
+        expect(rules).toContain(`:${chain} `);
+      expect(rules).toContain('-A OUTPUT -p tcp -j SKEIN_OUTPUT');
+      expect(rules).toContain('-A PREROUTING -p tcp -j SKEIN_INBOUND');
+      expect(rules).toMatch(/-A SKEIN_OUTPUT -m owner --uid-owner 1337 -j RETURN/);
+      expect(rules).toMatch(/-A SKEIN_REDIRECT -p tcp -j REDIRECT --to-ports 15001/);
+    });
+
+    it("an unchanged app's call to the server's address goes through both proxies, routed by original destination", async () => {
+      const { stdout } = await run('ip', [
+        'netns',
+        'exec',
+        NS_A,
+        'curl',
+        '-sS',
+        '-m',
+        '5',
+        `http://${B_IP}:8080/hello`,
+      ]);
+      const body = JSON.parse(stdout) as { path: string; host: string; source: string | null };
+      expect(body).toEqual({ path: '/hello', host: `${B_IP}:8080`, source: 'client-app' });
+      const a = await waitFor(() => accessLines(logA).find((l) => l.path === '/hello'), 5_000);
+      expect(a).toMatchObject({
+        listener: 'outbound-capture',
+        direction: 'outbound',
+        response_code: 200,
+        response_flags: '-',
+        route_name: 'original-dst:passthrough',
+        upstream_cluster: 'passthrough',
+        upstream_host: `${B_IP}:8080`,
+      });
+      const b = await waitFor(() => accessLines(logB).find((l) => l.path === '/hello'), 5_000);
+      expect(b).toMatchObject({
+        listener: 'inbound-capture',
+        direction: 'inbound',
+        response_code: 200,
+        route_name: 'original-dst:local-app',
+        upstream_host: `${B_IP}:8080`,
+        source_service: 'client-app',
+      });
+      expect(b.x_request_id).toBe(a.x_request_id);
+    });
+
+    it("a Service's cluster IP goes to the cluster whose serviceAddresses claim it", async () => {
+      const { stdout } = await run('ip', ['netns', 'exec', NS_A, 'curl', '-sS', '-m', '5', `http://${SERVICE_IP}/svc`]);
+      expect(JSON.parse(stdout)).toMatchObject({ path: '/svc', host: SERVICE_IP, source: 'client-app' });
+      const a = await waitFor(() => accessLines(logA).find((l) => l.path === '/svc'), 5_000);
+      expect(a).toMatchObject({
+        route_name: 'original-dst:server',
+        upstream_cluster: 'server',
+        upstream_host: `${B_IP}:8080`,
+      });
+      await waitFor(() => accessLines(logB).find((l) => l.path === '/svc'), 5_000);
+    });
+
+    it('a client that does not speak HTTP is passed through as TCP to where it was going', async () => {
+      const { stdout } = await run('ip', ['netns', 'exec', NS_A, process.execPath, '-e', TCP_CLIENT]);
+      expect(JSON.parse(stdout.trim())).toBe('echo:\u0000\u0001binary hello');
+    });
+
+    it('the proxy reaches what it dials directly: its own uid is not redirected (no loop)', () => {
+      // Both proxies are up and served the calls above; a loop would have exhausted them with connections to
+      // themselves. Their admin listeners (excluded inbound port 15000) still answer.
+      const ready = sh(['ip', 'netns', 'exec', NS_B, 'curl', '-sS', '-m', '3', 'http://127.0.0.1:15000/ready']);
+      expect(ready).toMatch(/ready/i);
+      expect(proxyA.proc.exitCode).toBeNull();
+      expect(proxyB.proc.exitCode).toBeNull();
+    });
+
+    it('skein redirect remove takes out exactly its chains and jumps, and the app then connects directly', async () => {
+      for (const ns of [NS_A, NS_B]) {
+        sh([
+          'ip',
+          'netns',
+          'exec',
+          ns,
+          'iptables',
+          '-t',
+          'nat',
+          '-A',
+          'OUTPUT',
+          '-p',
+          'tcp',
+          '--dport',
+          '9',
+          '-j',
+          'RETURN',
+        ]);
+        expect(skeinIn(ns, ['redirect', 'remove'])).toContain('removed');
+        const rules = natRules(ns);
+        expect(rules).not.toContain('SKEIN_');
+        expect(rules).toContain('--dport 9 -j RETURN'); // someone else's rule stays
+      }
+      const before = accessLines(logA).length;
+      const { stdout } = await run('ip', [
+        'netns',
+        'exec',
+        NS_A,
+        'curl',
+        '-sS',
+        '-m',
+        '5',
+        `http://${B_IP}:8080/direct`,
+      ]);
+      expect(JSON.parse(stdout)).toEqual({ path: '/direct', host: `${B_IP}:8080`, source: null });
+      expect(accessLines(logA).length).toBe(before);
+    });
+  },
+);
