@@ -41,7 +41,7 @@ extern napi_status napi_set_named_property(napi_env, napi_value object, const ch
 extern napi_status napi_throw_type_error(napi_env, const char *code, const char *msg);
 
 // originalDst(fd) → "10.96.0.10:80" | "[fd00::1]:80" (the key proxy/original-dst.ts looks up) or, when the
-// socket has none (not redirected: ENOENT; not a socket; closed), the errno as a negative number.
+// socket has none (not redirected: ENOENT; not a socket: ENOTSOCK; …), the errno as a negative number.
 static napi_value original_dst(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -52,43 +52,29 @@ static napi_value original_dst(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "originalDst(fd): fd must be a non-negative integer");
     return NULL;
   }
-  struct sockaddr_storage local;
-  socklen_t local_len = sizeof local;
-  if (getsockname(fd, (struct sockaddr *)&local, &local_len) != 0) {
-    napi_create_int32(env, -errno, &result);
-    return result;
-  }
-  char text[INET6_ADDRSTRLEN + 8];
+  char text[INET6_ADDRSTRLEN];
   char out[INET6_ADDRSTRLEN + 16];
-  int n = -1;
-  if (local.ss_family == AF_INET6) {
-    struct sockaddr_in6 dst6;
-    socklen_t len = sizeof dst6;
-    memset(&dst6, 0, sizeof dst6);
-    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst6, &len) == 0) {
-      if (IN6_IS_ADDR_V4MAPPED(&dst6.sin6_addr)) {
-        inet_ntop(AF_INET, &dst6.sin6_addr.s6_addr[12], text, sizeof text);
-        n = snprintf(out, sizeof out, "%s:%u", text, (unsigned)ntohs(dst6.sin6_port));
-      } else {
-        inet_ntop(AF_INET6, &dst6.sin6_addr, text, sizeof text);
-        n = snprintf(out, sizeof out, "[%s]:%u", text, (unsigned)ntohs(dst6.sin6_port));
-      }
-    } else if (!IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&local)->sin6_addr)) {
-      napi_create_int32(env, -errno, &result);
-      return result;
-    }
-    // An IPv4 client on a dual-stack socket: its NAT entry is an IPv4 one.
-  }
-  if (n < 0) {
-    struct sockaddr_in dst;
-    socklen_t len = sizeof dst;
-    memset(&dst, 0, sizeof dst);
-    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &len) != 0) {
-      napi_create_int32(env, -errno, &result);
-      return result;
-    }
+  int n;
+  // IPv4 first: one syscall for the usual case (an AF_INET socket, or an IPv4 client on a dual-stack one, whose
+  // NAT entry is an IPv4 one). No getsockname to learn the family first: it would be a second syscall each time.
+  struct sockaddr_in dst;
+  socklen_t len = sizeof dst;
+  memset(&dst, 0, sizeof dst);
+  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &len) == 0 && dst.sin_family == AF_INET) {
     inet_ntop(AF_INET, &dst.sin_addr, text, sizeof text);
     n = snprintf(out, sizeof out, "%s:%u", text, (unsigned)ntohs(dst.sin_port));
+  } else {
+    int err4 = errno;
+    struct sockaddr_in6 dst6;
+    socklen_t len6 = sizeof dst6;
+    memset(&dst6, 0, sizeof dst6);
+    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst6, &len6) != 0 || dst6.sin6_family != AF_INET6) {
+      // Not redirected (ENOENT), or not a TCP socket at all: the IPv4 answer says which.
+      napi_create_int32(env, -(err4 != 0 ? err4 : ENOENT), &result);
+      return result;
+    }
+    inet_ntop(AF_INET6, &dst6.sin6_addr, text, sizeof text);
+    n = snprintf(out, sizeof out, "[%s]:%u", text, (unsigned)ntohs(dst6.sin6_port));
   }
   napi_create_string_latin1(env, out, (size_t)n, &result);
   return result;
