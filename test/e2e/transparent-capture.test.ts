@@ -106,6 +106,14 @@ http.createServer((req, res) => {
   res.end(body);
 }).listen(8080, '${B_IP}', () => console.log('http ready'));
 net.createServer((s) => s.on('data', (d) => s.write('echo:' + d))).listen(9000, '${B_IP}', () => console.log('tcp ready'));
+net.createServer((s) => s.end('220 server speaks first\\r\\n')).listen(2525, '${B_IP}', () => console.log('smtp ready'));
+`;
+
+/** A client of a server-first protocol (SMTP's greeting): it sends nothing until it has read the server's line. */
+const SMTP_CLIENT = `
+const s = require('node:net').connect(2525, '${B_IP}');
+s.setTimeout(5000, () => { console.log('timeout'); process.exit(1); });
+s.on('data', (d) => { console.log(JSON.stringify(d.toString())); process.exit(0); });
 `;
 
 /** A client that speaks first with bytes that are not HTTP (a database handshake, say). */
@@ -147,7 +155,7 @@ describe.skipIf(!IS_ROOT)(
       sh(['ip', '-n', NS_A, 'route', 'add', 'default', 'dev', VETH_A]);
 
       const server = spawnIn(NS_B, [process.execPath, '-e', SERVER]);
-      await waitFor(() => server.out().includes('http ready') && server.out().includes('tcp ready'), 10_000);
+      await waitFor(() => ['http', 'tcp', 'smtp'].every((p) => server.out().includes(`${p} ready`)), 10_000);
 
       const configA = {
         service: 'client-app',
@@ -160,6 +168,7 @@ describe.skipIf(!IS_ROOT)(
             direction: 'outbound',
             originalDst: true,
             cluster: 'passthrough',
+            protocolDetectionTimeoutMs: 300,
           },
         ],
         clusters: [
@@ -182,6 +191,7 @@ describe.skipIf(!IS_ROOT)(
             direction: 'inbound',
             originalDst: true,
             cluster: 'local-app',
+            protocolDetectionTimeoutMs: 300,
           },
         ],
         clusters: [{ name: 'local-app', discovery: { type: 'original-dst' } }],
@@ -276,6 +286,14 @@ describe.skipIf(!IS_ROOT)(
     it('a client that does not speak HTTP is passed through as TCP to where it was going', async () => {
       const { stdout } = await run('ip', ['netns', 'exec', NS_A, process.execPath, '-e', TCP_CLIENT]);
       expect(JSON.parse(stdout.trim())).toBe('echo:\u0000\u0001binary hello');
+    });
+
+    it('a server-first protocol is passed through as TCP once the client stays silent past the detection timeout', async () => {
+      const t0 = performance.now();
+      const { stdout } = await run('ip', ['netns', 'exec', NS_A, process.execPath, '-e', SMTP_CLIENT]);
+      expect(JSON.parse(stdout.trim())).toBe('220 server speaks first\r\n');
+      // Both proxies waited for the client's first bytes (300 ms each) before passing it through.
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(600);
     });
 
     it('the proxy reaches what it dials directly: its own uid is not redirected (no loop)', () => {
