@@ -7,7 +7,11 @@
 # /ebpf/probe/status say what is missing (exit 1, HTTP 503); `skein bench` says to run it from a clone (exit 1).
 # test/e2e/image-layout.test.ts replays the build stage's tsc and prune and this stage's COPY lines, and runs
 # `skein probe`, `skein control` and `skein bench` from that layout.
+# Transparent capture: the build stage compiles the SO_ORIGINAL_DST addon (native/original-dst.c, Node-API: no Node
+# headers needed) with gcc, and the runtime stage carries it and iptables, for the init container's
+# `skein redirect install --proxy-uid 1337 --outbound-port 15001 --inbound-port 15006` (as root, NET_ADMIN + NET_RAW).
 FROM node:24-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/skein
 COPY package.json package-lock.json ./
 # --ignore-scripts: the image's own Node 24 compiles; the `node` devDependency's binary is not needed here.
@@ -20,6 +24,9 @@ COPY certs ./certs
 COPY examples ./examples
 COPY probes ./probes
 COPY bench ./bench
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/
+RUN node scripts/build-native.mjs --required
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # The bench image (`docker build --target bench -t skein-bench:0.1.0 .`): what `skein bench` and `skein bench
@@ -45,10 +52,12 @@ ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/skein.js"]
 CMD ["bench", "--help"]
 
 FROM node:24-bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /opt/skein
 COPY --from=build /opt/skein/node_modules ./node_modules
 COPY --from=build /opt/skein/dist ./dist
+COPY --from=build /opt/skein/native/original-dst.node ./native/
 COPY package.json ./
 COPY bin ./bin
 COPY examples ./examples
