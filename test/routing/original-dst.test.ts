@@ -2,7 +2,7 @@
 // it, and the route stage's choice between a matching route, a cluster's service address and the fallback.
 import { describe, expect, it } from 'vitest';
 import { compileSnapshot } from '../../src/config/compile.ts';
-import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import { originalDstKey } from '../../src/discovery/address.ts';
 import { routeByOriginalDst } from '../../src/routing/original-dst.ts';
 
@@ -87,6 +87,14 @@ describe('original-destination routing', () => {
       ],
     });
     expect(cfg.listeners[0]).toMatchObject({ originalDst: true, protocolDetectionTimeoutMs: 1000, routes: [] });
+  });
+
+  it('examples/capture.yaml (a sidecar with transparent capture) is valid', () => {
+    const cfg = loadConfigFile(new URL('../../examples/capture.yaml', import.meta.url).pathname);
+    expect(cfg.listeners.map((l) => [l.name, l.address, l.originalDst])).toEqual([
+      ['outbound-capture', '0.0.0.0:15001', true],
+      ['inbound-capture', '0.0.0.0:15006', true],
+    ]);
   });
 
   it('refuses a captured listener without a fallback cluster, a bad service address and one claimed twice', () => {
