@@ -104,30 +104,47 @@ export const Timeouts = z.strictObject({
   idleMs: Millis.default(4_000),
 });
 
-export const Cluster = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
-  /** The destination service's name, sent as x-target-service; defaults to the cluster name. */
-  service: z.string().optional(),
-  /** auto: HTTP/1.1 downstream → HTTP/1.1; gRPC → h2c; other HTTP/2 → h2c unless the endpoint refuses it,
-   *  then HTTP/1.1 (learned per endpoint, re-probed after 5 minutes). */
-  protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
-  discovery: Discovery,
-  lb: LoadBalancing.default({ policy: 'round-robin', panicThresholdPercent: 50 }),
-  timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 4_000 }),
-  /** Idle keep-alive HTTP/1.1 connections kept per endpoint. */
-  maxIdlePerEndpoint: z.number().int().min(0).max(10_000).default(128),
-  /** Active health checks of every endpoint (health-schema.ts); none when absent. */
-  healthChecks: HealthChecks.optional(),
-  /** Passive outlier detection (health-schema.ts); none when absent (the quick form turns it on). */
-  outlierDetection: OutlierDetection.optional(),
-  /** Envoy's thresholds (its defaults when absent) and the optional per-endpoint breaker (breaker-schema.ts). */
-  circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
-  /** How many retries the cluster's requests may add (retry-schema.ts); always on, Linkerd's defaults. */
-  retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
-  /** Addresses clients dial for this cluster (a Service's cluster IP and port): a listener with `originalDst:
-   *  true` sends captured requests for them here (src/routing/original-dst.ts). */
-  serviceAddresses: z.array(IpPort).min(1).optional(),
-});
+export const Cluster = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+    /** The destination service's name, sent as x-target-service; defaults to the cluster name. */
+    service: z.string().optional(),
+    /** auto: HTTP/1.1 downstream → HTTP/1.1; gRPC → h2c; other HTTP/2 → h2c unless the endpoint refuses it,
+     *  then HTTP/1.1 (learned per endpoint, re-probed after 5 minutes). */
+    protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
+    discovery: Discovery,
+    lb: LoadBalancing.default({ policy: 'round-robin', panicThresholdPercent: 50 }),
+    timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 4_000 }),
+    /** Idle keep-alive HTTP/1.1 connections kept per endpoint. */
+    maxIdlePerEndpoint: z.number().int().min(0).max(10_000).default(128),
+    /** Active health checks of every endpoint (health-schema.ts); none when absent. */
+    healthChecks: HealthChecks.optional(),
+    /** Passive outlier detection (health-schema.ts); none when absent (the quick form turns it on). */
+    outlierDetection: OutlierDetection.optional(),
+    /** Envoy's thresholds (its defaults when absent) and the optional per-endpoint breaker (breaker-schema.ts). */
+    circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
+    /** How many retries the cluster's requests may add (retry-schema.ts); always on, Linkerd's defaults. */
+    retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
+    /** Addresses clients dial for this cluster (a Service's cluster IP and port): a listener with `originalDst:
+     *  true` sends captured requests for them here (src/routing/original-dst.ts). */
+    serviceAddresses: z.array(IpPort).min(1).optional(),
+  })
+  .superRefine((c, ctx) => {
+    // One endpoint per destination, made at the pick: there is no set to check, eject from or balance over.
+    if (c.discovery.type !== 'original-dst') return;
+    const perEndpoint: [keyof typeof c, boolean][] = [
+      ['healthChecks', c.healthChecks !== undefined],
+      ['outlierDetection', c.outlierDetection !== undefined],
+      ['circuitBreakers', c.circuitBreakers.endpoint !== undefined],
+    ];
+    for (const [field, set] of perEndpoint)
+      if (set)
+        ctx.addIssue({
+          code: 'custom',
+          message: `an original-dst cluster has one endpoint per destination: no ${field === 'circuitBreakers' ? 'endpoint breaker' : field}`,
+          path: field === 'circuitBreakers' ? [field, 'endpoint'] : [field],
+        });
+  });
 
 export const RouteMatch = z
   .strictObject({

@@ -89,6 +89,22 @@ describe('original-destination routing', () => {
     expect(cfg.listeners[0]).toMatchObject({ originalDst: true, protocolDetectionTimeoutMs: 1000, routes: [] });
   });
 
+  it('refuses per-endpoint policies on an original-dst cluster (one endpoint per destination, none to balance over)', () => {
+    const listeners = [{ name: 'out', address: '0.0.0.0:15001', originalDst: true, cluster: 'passthrough' }];
+    const clusters = [
+      {
+        name: 'passthrough',
+        discovery: { type: 'original-dst' },
+        outlierDetection: {},
+        circuitBreakers: { endpoint: {} },
+      },
+    ];
+    expect(problemsOf({ listeners, clusters })).toEqual([
+      'clusters[0].outlierDetection: an original-dst cluster has one endpoint per destination: no outlierDetection',
+      'clusters[0].circuitBreakers.endpoint: an original-dst cluster has one endpoint per destination: no endpoint breaker',
+    ]);
+  });
+
   it('examples/capture.yaml (a sidecar with transparent capture) is valid', () => {
     const cfg = loadConfigFile(new URL('../../examples/capture.yaml', import.meta.url).pathname);
     expect(cfg.listeners.map((l) => [l.name, l.address, l.originalDst])).toEqual([
