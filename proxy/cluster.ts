@@ -321,8 +321,10 @@ export class Cluster {
   private pickOriginalDst(req: HashKeySource): Endpoint | undefined {
     const dst = req.originalDst;
     if (dst === undefined || dst === null) return undefined;
-    const host = this.originalDst!.host ?? dst.host;
-    const id = endpointId(host, dst.port);
+    const override = this.originalDst!.host;
+    const host = override ?? dst.host;
+    // The key is already "ip:port" / "[v6]:port", endpointId's form: no string built per request.
+    const id = override === undefined ? dst.key : endpointId(host, dst.port);
     let ep = this.byId.get(id);
     if (ep === undefined) {
       ep = new Endpoint({ host, port: dst.port, weight: 1, labels: {} }, this.poolOptions, this.learning);

@@ -74,6 +74,8 @@ export class ListenerRuntime implements ScopeSource {
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
+  /** The port the server is bound to (known once listening): readOriginalDst's loop check. */
+  private boundPort = -1;
 
   constructor(scope: ListenerScope) {
     this.scope = scope;
@@ -118,7 +120,7 @@ export class ListenerRuntime implements ScopeSource {
       // allowHalfOpen: a client's FIN must not end the reply direction (tcp.ts passes it on upstream).
       server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
         this.track(socket);
-        if (captured) setOriginalDst(socket, readOriginalDst(socket));
+        if (captured) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
         onTcpConnection(this.scope, socket);
       });
     } else if (cfg.tls !== undefined) {
@@ -128,7 +130,7 @@ export class ListenerRuntime implements ScopeSource {
         { cert: material.cert, key: material.key, ALPNProtocols: ['h2', 'http/1.1'] },
         (socket) => {
           this.track(socket);
-          if (captured) setOriginalDst(socket, readOriginalDst(socket));
+          if (captured) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
           if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
           else this.h1.accept(socket, null);
         },
@@ -136,7 +138,7 @@ export class ListenerRuntime implements ScopeSource {
     } else {
       server = net.createServer({ noDelay: true }, (socket) => {
         this.track(socket);
-        if (captured) setOriginalDst(socket, readOriginalDst(socket));
+        if (captured) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
         this.detect(socket);
       });
     }
@@ -146,6 +148,7 @@ export class ListenerRuntime implements ScopeSource {
       server.once('error', reject);
       server.listen({ host, port, backlog: 4096 }, () => {
         server.off('error', reject);
+        this.boundPort = (server.address() as net.AddressInfo).port;
         resolve();
       });
     });

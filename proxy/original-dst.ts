@@ -52,15 +52,18 @@ export function parseOriginalDstKey(key: string): OriginalDst {
 /**
  * The connection's original destination; null when it was not redirected (a client that dialed the listener
  * itself: the NAT entry, if any, names the listener's own address, and passing that on would loop), when the
- * addon is missing, or when the socket has no fd (not a TCP socket of this process).
+ * addon is missing, or when the socket has no fd (not a TCP socket of this process). `listenPort` is the
+ * listener's bound port: only a destination on that port can be the listener itself, so only then is the socket's
+ * own address asked for (a getsockname; a redirected connection's port is the app's, and skips it).
  */
-export function readOriginalDst(socket: Socket): OriginalDst | null {
+export function readOriginalDst(socket: Socket, listenPort: number): OriginalDst | null {
   const addon = ORIGINAL_DST_ADDON.addon;
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (addon === null || typeof fd !== 'number' || fd < 0) return null;
   const key = addon.originalDst(fd);
   if (typeof key !== 'string') return null;
   const dst = parseOriginalDstKey(key);
+  if (dst.port !== listenPort) return dst;
   const local = socket.localAddress ?? '';
   if (dst.port === socket.localPort && (dst.host === local || `::ffff:${dst.host}` === local)) return null;
   return dst;

@@ -44,9 +44,9 @@ function time(label: string, fn: () => unknown): void {
 
 const server = net.createServer();
 await new Promise<void>((done) => server.listen(listenPort, '0.0.0.0', done));
+const boundPort = (server.address() as net.AddressInfo).port;
 const accepted = new Promise<net.Socket>((done) => server.once('connection', done));
-const [host, port] =
-  connectArg === undefined ? ['127.0.0.1', (server.address() as net.AddressInfo).port] : connectArg.split(':');
+const [host, port] = connectArg === undefined ? ['127.0.0.1', boundPort] : connectArg.split(':');
 const client = net.connect(Number(port), host);
 const socket = await accepted;
 const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
@@ -56,7 +56,9 @@ console.log(
 );
 
 time('addon.originalDst(fd): the getsockopt', () => addon.originalDst(fd));
-time('readOriginalDst(socket): + fd lookup, key parse, loop check', () => readOriginalDst(socket));
+time('readOriginalDst(socket, port): + fd lookup, key parse, loop check', () =>
+  readOriginalDst(socket, (server.address() as net.AddressInfo).port),
+);
 
 const clusters = Array.from(
   { length: 1000 },

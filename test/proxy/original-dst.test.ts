@@ -19,7 +19,7 @@ describe('original destination', () => {
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     const socket = await accepted;
     try {
-      expect(readOriginalDst(socket)).toBeNull();
+      expect(readOriginalDst(socket, (server.address() as net.AddressInfo).port)).toBeNull();
       const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
       expect(ORIGINAL_DST_ADDON.addon!.originalDst(fd)).toBeLessThan(0);
       expect(() => ORIGINAL_DST_ADDON.addon!.originalDst(-1)).toThrow(TypeError);
