@@ -144,6 +144,9 @@ export const ServiceEndpoint = z.strictObject({
     .regex(/^[A-Za-z0-9_.-]+$/)
     .optional(),
   weight: z.number().int().min(1).max(10_000).default(1),
+  /** A Skein proxy answers at this address (its inbound listener): callers' proxies use mTLS to it when they
+   *  have an identity (the cluster's `mtls: auto`; the endpoint is labelled `mesh: "true"`). */
+  mesh: z.boolean().optional(),
 });
 
 export const Service = z.strictObject({
@@ -252,7 +255,9 @@ export function serviceClusters(s: Service): Record<string, unknown>[] {
       endpoints: endpoints.map((e) => ({
         address: e.address,
         weight: e.weight,
-        ...(e.version !== undefined && { labels: { version: e.version } }),
+        ...((e.version !== undefined || e.mesh === true) && {
+          labels: { ...(e.version !== undefined && { version: e.version }), ...(e.mesh === true && { mesh: 'true' }) },
+        }),
       })),
     },
   });

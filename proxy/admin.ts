@@ -20,6 +20,7 @@ export interface AdminView {
   };
   readonly stats: { readonly contentType: string; render(): Promise<string> };
   describeListeners(): object[];
+  describeIdentity(): object;
 }
 
 /** What /clusters shows of this process's clusters (and what a worker gives the primary to merge). */
@@ -70,6 +71,8 @@ export function createAdminServer(proxy: AdminView): http.Server {
         return json(200, describeClusters(proxy));
       case '/listeners':
         return json(200, proxy.describeListeners());
+      case '/certs':
+        return json(200, proxy.describeIdentity());
       case '/metrics':
         if (acrossWorkers) return void fromPrimary('metrics', proxy.stats.contentType);
         proxy.stats.render().then(
@@ -81,7 +84,9 @@ export function createAdminServer(proxy: AdminView): http.Server {
         );
         return;
       case '/':
-        return json(200, { endpoints: ['/live', '/ready', '/config', '/clusters', '/listeners', '/metrics'] });
+        return json(200, {
+          endpoints: ['/live', '/ready', '/config', '/clusters', '/listeners', '/certs', '/metrics'],
+        });
       default:
         return json(404, { error: `no admin endpoint ${path}` });
     }

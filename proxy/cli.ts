@@ -16,6 +16,9 @@ import { parseIntegerFlag } from './cli-number.ts';
 import { ConfigWatcher } from './config-watch.ts';
 import { ControlClient, loadKeptSnapshot } from './control-client.ts';
 import { ProxyServer } from './server.ts';
+import { identityFiles } from './mtls/files.ts';
+import { policyOf } from './mtls/identity.ts';
+import { CertificateIssuer } from './mtls/issuer.ts';
 import { answerPrimaryGathers, SKEIN_WORKER_ENV, servePrimaryGathers } from './workers-gather.ts';
 
 export const PROXY_HELP = `Usage: skein proxy [options]
@@ -34,7 +37,7 @@ Config (one of):
   --tcp                    Quick form: make the listener raw TCP passthrough instead of HTTP.
 
 Options:
-  --admin HOST:PORT        Admin listener (/ready /live /config /clusters /listeners /metrics).
+  --admin HOST:PORT        Admin listener (/ready /live /config /clusters /listeners /certs /metrics).
   --service NAME           The local service's name (x-source-service on outbound requests).
   --control URL            Take traffic rules from \`skein control\` at URL (http://HOST:PORT): its snapshots go in
                            front of this config's outbound routes; a snapshot that does not apply is refused
@@ -44,6 +47,15 @@ Options:
                            still serves it (default .skein/proxy).
   --stats-interval-ms MS   With --control: how often the per-version request counts that judge canaries are
                            reported to control (default 5000).
+  --bootstrap-token-file F With --control and an \`mtls\` config: get this proxy's certificate from control,
+                           authenticated by the token in F. The key is made here and never leaves the
+                           process; the certificate is renewed at half its life.
+  --spiffe-id ID           The identity to ask control for (default
+                           spiffe://TRUST-DOMAIN/ns/default/sa/SERVICE).
+  --mtls MODE              Quick form: the listener's mTLS, strict | permissive | disabled (default disabled).
+  --upstream-mtls MODE     Quick form: calls to the upstreams, auto | always | never (default auto: mTLS to
+                           endpoints labelled mesh=true). Either mTLS flag adds the mesh identity (\`mtls\`).
+  --trust-domain TD        Quick form: the mesh's trust domain (default cluster.local).
   --direction DIR          Quick form: outbound (default) or inbound.
   --workers N              Worker processes sharing the listen ports (default 1).
   --drain-timeout-ms MS    On SIGTERM, how long requests in flight may take (default 10000).
@@ -61,6 +73,9 @@ interface ProxyArgs {
   /** --control: control's URL, or undefined. */
   control: string | undefined;
   nodeId: string | undefined;
+  /** --bootstrap-token-file: get the mesh certificate from control with this token. */
+  bootstrapTokenFile: string | undefined;
+  spiffeId: string | undefined;
   stateDir: string;
   statsIntervalMs: number;
   config: Config;
@@ -83,6 +98,11 @@ export const PROXY_OPTIONS = {
   'node-id': { type: 'string' },
   'state-dir': { type: 'string', default: '.skein/proxy' },
   'stats-interval-ms': { type: 'string', default: '5000' },
+  'bootstrap-token-file': { type: 'string' },
+  'spiffe-id': { type: 'string' },
+  mtls: { type: 'string' },
+  'upstream-mtls': { type: 'string' },
+  'trust-domain': { type: 'string' },
   direction: { type: 'string', default: 'outbound' },
   workers: { type: 'string', default: '1' },
   'drain-timeout-ms': { type: 'string' },
@@ -143,6 +163,14 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
       throw new Error(`--control: only http:// is supported (mTLS comes later), got '${url.protocol}'`);
     control = url.origin;
   }
+  if (values['bootstrap-token-file'] !== undefined && control === undefined)
+    throw new Error('--bootstrap-token-file needs --control (the token is for getting a certificate from control)');
+  if (values['bootstrap-token-file'] !== undefined && config.mtls === undefined)
+    throw new Error(
+      '--bootstrap-token-file needs an mtls config (the top-level mtls block, or --mtls / --upstream-mtls)',
+    );
+  if (values['spiffe-id'] !== undefined && values['bootstrap-token-file'] === undefined)
+    throw new Error('--spiffe-id needs --bootstrap-token-file (it names the certificate asked of control)');
   return {
     configFile,
     config,
@@ -152,6 +180,9 @@ export function parseProxyArgs(argv: string[]): ProxyArgs | 'help' {
     check: values.check,
     control,
     nodeId: values['node-id'],
+    bootstrapTokenFile:
+      values['bootstrap-token-file'] === undefined ? undefined : resolve(values['bootstrap-token-file']),
+    spiffeId: values['spiffe-id'],
     stateDir: resolve(values['state-dir']),
     statsIntervalMs: parseIntegerFlag(values['stats-interval-ms'], {
       flag: '--stats-interval-ms',
@@ -166,7 +197,23 @@ function withOverrides(loaded: Config, overrides: ConfigOverrides, source: strin
   return parseConfig({ ...loaded, ...overrides }, source);
 }
 
-function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; direction?: string }): ConfigInput {
+function quickConfig(v: {
+  listen?: string;
+  upstream?: string[];
+  tcp?: boolean;
+  direction?: string;
+  mtls?: string;
+  'upstream-mtls'?: string;
+  'trust-domain'?: string;
+}): ConfigInput {
+  const meshed = v.mtls !== undefined || v['upstream-mtls'] !== undefined;
+  if (v.mtls !== undefined && !['strict', 'permissive', 'disabled'].includes(v.mtls))
+    throw new Error(`--mtls must be strict, permissive or disabled, got '${v.mtls}'`);
+  if (v['upstream-mtls'] !== undefined && !['auto', 'always', 'never'].includes(v['upstream-mtls']))
+    throw new Error(`--upstream-mtls must be auto, always or never, got '${v['upstream-mtls']}'`);
+  if (v['trust-domain'] !== undefined && !meshed) throw new Error('--trust-domain needs --mtls or --upstream-mtls');
+  const listenerMtls = (v.mtls ?? 'disabled') as 'strict' | 'permissive' | 'disabled';
+  const clusterMtls = { mode: (v['upstream-mtls'] ?? 'auto') as 'auto' | 'always' | 'never' };
   const cluster = {
     name: 'upstream',
     discovery: { type: 'static' as const, endpoints: (v.upstream ?? []).map((address) => ({ address })) },
@@ -175,6 +222,7 @@ function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; d
     // Retries in flight as many as requests (Istio sets no limit there; Envoy's 3 would fail the 4th request
     // that meets a dead endpoint at once): the retry budget keeps retries from multiplying an outage instead.
     circuitBreakers: { maxRetries: 1024 },
+    mtls: clusterMtls,
   };
   const listener = v.tcp
     ? {
@@ -183,14 +231,20 @@ function quickConfig(v: { listen?: string; upstream?: string[]; tcp?: boolean; d
         protocol: 'tcp' as const,
         cluster: 'upstream',
         direction: v.direction as 'outbound' | 'inbound',
+        mtls: listenerMtls,
       }
     : {
         name: 'main',
         address: v.listen!,
         direction: v.direction as 'outbound' | 'inbound',
         routes: [{ name: 'default', cluster: 'upstream' }],
+        mtls: listenerMtls,
       };
-  return { listeners: [listener], clusters: [cluster] };
+  return {
+    listeners: [listener],
+    clusters: [cluster],
+    ...(meshed ? { mtls: { trustDomain: v['trust-domain'] ?? 'cluster.local' } } : {}),
+  };
 }
 
 /**
@@ -251,6 +305,20 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
       overlay === null ? null : kept,
     );
   }
+  let issuer: CertificateIssuer | null = null;
+  if (args.bootstrapTokenFile !== undefined && args.config.mtls !== undefined) {
+    // The identity comes first: listeners that require mTLS have nothing to present without it.
+    const identity = proxy.ensureIdentity();
+    identity.update({ policy: policyOf(args.config.mtls) });
+    issuer = new CertificateIssuer({
+      control: args.control!,
+      tokenFile: args.bootstrapTokenFile,
+      spiffeId: args.spiffeId ?? `spiffe://${args.config.mtls.trustDomain}/ns/default/sa/${base.service}`,
+      identity,
+      log,
+    });
+    await issuer.start();
+  }
   if (overlay === null) await proxy.apply(args.config);
   client?.start();
 
@@ -259,6 +327,7 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
   const watched = (config: Config) => [
     configFile!,
     ...config.listeners.flatMap((l) => (l.tls === undefined ? [] : [l.tls.certFile, l.tls.keyFile])),
+    ...identityFiles(config.mtls),
   ];
   const watcher = configFile === undefined ? null : new ConfigWatcher((files) => void reload('file changed', files));
   watcher?.setFiles(watched(args.config));
@@ -285,6 +354,7 @@ export async function runProxy(args: ProxyArgs, hooks: { onStop?: () => Promise<
     stopping = true;
     log.info('draining', { signal });
     client?.close();
+    issuer?.close();
     await Promise.all([proxy.drain(), hooks.onStop?.()]);
     process.exit(0);
   };

@@ -1,6 +1,8 @@
 // A cluster at run time: its discovery source, the current endpoints with their connection pools, and the
 // load balancer that picks among them. Endpoint changes rebuild the balancer's tables, keep the pools of
 // endpoints that stay, and let requests in flight to removed endpoints finish.
+import { idMatcher, type MeshIdentity } from './mtls/identity.ts';
+import type { UpstreamMtls } from './mtls/upstream.ts';
 import type { EndpointBreakerConfig } from '../src/config/breaker-schema.ts';
 import type { ClusterConfig, HashPolicyConfig } from '../src/config/schema.ts';
 import { createDiscoverySource } from '../src/discovery/registry.ts';
@@ -64,6 +66,11 @@ export class Endpoint implements LbEndpoint, Http2Refusal {
     this.labels = d.labels;
     this.poolOptions = { ...poolOptions, host: d.host, port: d.port };
     this.learning = learning;
+  }
+
+  /** mTLS to this endpoint (the cluster's `mtls` and its labels decide), or null: plaintext. */
+  get mtls(): UpstreamMtls | null {
+    return this.poolOptions.mtls ?? null;
   }
 
   pool(protocol: UpstreamProtocol): EndpointPool {
@@ -175,6 +182,9 @@ export class Cluster {
   private readonly hashKey: ((req: HashKeySource) => string | undefined) | null;
   private readonly pickCtx: PickContext = { hashKey: undefined };
   private readonly poolOptions: Omit<PoolOptions, 'host' | 'port'>;
+  /** mTLS for the endpoints that get it (null: the proxy has no identity, or the cluster says never). */
+  private readonly upstreamMtls: UpstreamMtls | null;
+  private readonly mtlsAlways: boolean;
   private readonly learning: { readonly onDowngrade?: () => void } | null;
   lastDiscoveryError: string | null = null;
   /** The discovery source has answered once (endpoints or an error): until then the proxy is not ready. */
@@ -208,6 +218,8 @@ export class Cluster {
       onHealthEvent?: (cluster: Cluster, event: HealthEvent) => void;
       /** A request refused by one of the cluster's circuit-breaking thresholds (skein_upstream_overflow_total). */
       onOverflow?: (cluster: string, threshold: Threshold) => void;
+      /** The proxy's mesh identity, when it has one: the cluster's `mtls` decides which endpoints get it. */
+      mtls?: { identity: MeshIdentity; report: (cluster: string, result: string, detail: string) => void } | null;
     },
   ) {
     this.config = config;
@@ -231,6 +243,18 @@ export class Cluster {
       onConnection: opts.onUpstreamConnection && ((delta) => opts.onUpstreamConnection!(config.name, delta)),
       onKeepAliveRetry: opts.onUpstreamEvent && (() => opts.onUpstreamEvent!(config.name, 'keepalive-retry')),
     };
+    const m = opts.mtls ?? null;
+    const mode = config.mtls.mode;
+    const serverIds = config.mtls.serverIds;
+    this.upstreamMtls =
+      m === null || mode === 'never'
+        ? null
+        : {
+            identity: m.identity,
+            expected: serverIds === undefined ? null : idMatcher(serverIds),
+            report: (result, detail) => m.report(config.name, result, detail),
+          };
+    this.mtlsAlways = mode === 'always';
     this.learning =
       config.protocol !== 'auto'
         ? null
@@ -254,7 +278,9 @@ export class Cluster {
       seen.add(id);
       let ep = this.byId.get(id);
       if (ep === undefined) {
-        ep = new Endpoint(d, this.poolOptions, this.learning);
+        // mTLS: always, or (auto) to the endpoints in the mesh, which control labels `mesh: "true"`.
+        const mtls = this.mtlsAlways || d.labels.mesh === 'true' ? this.upstreamMtls : null;
+        ep = new Endpoint(d, mtls === null ? this.poolOptions : { ...this.poolOptions, mtls }, this.learning);
         if (this.endpointBreaker !== null)
           ep.breaker = new EndpointBreaker(this.endpointBreaker, () => this.countBreakers());
         this.byId.set(id, ep);
@@ -327,7 +353,10 @@ export class Cluster {
     const id = override === undefined ? dst.key : endpointId(host, dst.port);
     let ep = this.byId.get(id);
     if (ep === undefined) {
-      ep = new Endpoint({ host, port: dst.port, weight: 1, labels: {} }, this.poolOptions, this.learning);
+      // mTLS only with `mtls: always`: a destination nobody claimed is not known to be in the mesh (auto's test).
+      const mtls = this.mtlsAlways ? this.upstreamMtls : null;
+      const options = mtls === null ? this.poolOptions : { ...this.poolOptions, mtls };
+      ep = new Endpoint({ host, port: dst.port, weight: 1, labels: {} }, options, this.learning);
       this.byId.set(id, ep);
     }
     return ep;

@@ -15,8 +15,16 @@ import type { ListenerScope, ScopeSource } from './scope.ts';
 import type { ProxyStats } from './stats.ts';
 import { onTcpConnection } from './tcp.ts';
 import { ORIGINAL_DST_ADDON, readOriginalDst, setOriginalDst } from './original-dst.ts';
+import type { MeshIdentity } from './mtls/identity.ts';
+import { setPeer } from './peer.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+/** The first byte of a TLS record carrying a handshake (a ClientHello): how permissive mTLS tells TLS from
+ *  plaintext on one port. No HTTP method and no h2c preface starts with it. */
+const TLS_HANDSHAKE = 0x16;
+const HTTP_ALPN = ['h2', 'http/1.1'];
+/** A refused handshake is logged at most this often per reason (a flood must not flood the log). */
+const REFUSAL_LOG_INTERVAL_MS = 1_000;
 
 /**
  * A captured connection's first bytes look like HTTP/1.x: a method token (A-Z, as every registered method is
@@ -76,6 +84,10 @@ export class ListenerRuntime implements ScopeSource {
   private draining = false;
   /** The port the server is bound to (known once listening): readOriginalDst's loop check. */
   private boundPort = -1;
+  /** Handshakes of mTLS connections (never bound: sockets are handed to it); built when a mode needs it. */
+  private mtlsServer: tls.Server | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private readonly refusalLoggedAt = new Map<string, number>();
 
   constructor(scope: ListenerScope) {
     this.scope = scope;
@@ -121,7 +133,8 @@ export class ListenerRuntime implements ScopeSource {
       server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
         this.track(socket);
         if (captured) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
-        onTcpConnection(this.scope, socket);
+        if (this.scope.compiled.config.mtls === 'disabled') onTcpConnection(this.scope, socket);
+        else this.detect(socket);
       });
     } else if (cfg.tls !== undefined) {
       const material = readTlsMaterial(cfg.tls);
@@ -189,7 +202,8 @@ export class ListenerRuntime implements ScopeSource {
     const timeoutMs = passthrough !== null ? cfg.protocolDetectionTimeoutMs : cfg.headersTimeoutMs;
     if (timeoutMs > 0)
       socket.setTimeout(timeoutMs, () => {
-        if (passthrough === null) return void socket.destroy();
+        // A strict mTLS listener passes nothing through in the clear: a mesh peer speaks first (its ClientHello).
+        if (passthrough === null || cfg.mtls === 'strict') return void socket.destroy();
         socket.setTimeout(0);
         socket.removeAllListeners('readable');
         this.passThrough(passthrough, socket, null);
@@ -198,6 +212,20 @@ export class ListenerRuntime implements ScopeSource {
       const first: Buffer | null = socket.read();
       if (first === null) return; // closed before sending anything
       if (timeoutMs > 0) socket.setTimeout(0);
+      const mode = this.scope.compiled.config.mtls;
+      if (mode !== 'disabled') {
+        if (first[0] === TLS_HANDSHAKE) return this.acceptMtls(socket, first);
+        if (mode === 'strict') {
+          this.refused('plaintext', 'a plaintext connection on a strict mTLS listener', socket.remoteAddress);
+          socket.destroy();
+          return;
+        }
+      }
+      if (this.scope.compiled.config.protocol === 'tcp') {
+        socket.unshift(first);
+        onTcpConnection(this.scope, socket);
+        return;
+      }
       const n = Math.min(first.length, H2_PREFACE.length);
       if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
         socket.unshift(first);
@@ -213,6 +241,81 @@ export class ListenerRuntime implements ScopeSource {
     socket.allowHalfOpen = true;
     if (first !== null) socket.unshift(first);
     onTcpConnection(scope, socket);
+  }
+
+  /**
+   * A TLS ClientHello on an mTLS listener: the handshake runs on this listener's TLS server (never bound; the
+   * socket is handed to it, the bytes read so far put back), with the identity's current certificate. The
+   * client's certificate is checked after (identity.verify), then the connection goes to HTTP/2 or HTTP/1.1 by
+   * ALPN, or to TCP passthrough, with its peer on the socket for every request (peer.ts).
+   */
+  private acceptMtls(socket: net.Socket, first: Buffer): void {
+    const identity = this.scope.identity;
+    if (identity === null || !identity.ready) {
+      this.refused('no-identity', 'this proxy has no certificate yet', socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
+    socket.unshift(first);
+    this.ensureMtlsServer(identity).emit('connection', socket);
+  }
+
+  private ensureMtlsServer(identity: MeshIdentity): tls.Server {
+    if (this.mtlsServer !== null) return this.mtlsServer;
+    const tcp = this.scope.compiled.config.protocol === 'tcp';
+    const server = tls.createServer({
+      ...identity.contextOptions,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: tcp ? [] : HTTP_ALPN,
+      handshakeTimeout: this.scope.compiled.config.headersTimeoutMs || 10_000,
+    });
+    server.on('secureConnection', (socket: tls.TLSSocket) => this.onMtlsConnection(socket));
+    server.on('tlsClientError', (err, socket) => {
+      this.stats.mtlsHandshake('inbound', 'handshake-error');
+      this.logRefusal('handshake-error', err.message, socket.remoteAddress);
+    });
+    // A rotated certificate, a new bundle or CRL: handshakes from now on use them; open connections keep theirs.
+    this.unsubscribe = identity.subscribe((id) => {
+      const options = id.contextOptions;
+      if (options !== null) server.setSecureContext(options);
+    });
+    this.mtlsServer = server;
+    return server;
+  }
+
+  private onMtlsConnection(socket: tls.TLSSocket): void {
+    const identity = this.scope.identity!;
+    const check = identity.verify(socket, null);
+    if (!check.ok) {
+      this.refused(check.reason, check.detail, socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
+    this.stats.mtlsHandshake('inbound', 'ok');
+    setPeer(socket, { spiffeId: check.spiffeId, certSha256: check.certSha256 });
+    socket.on('error', () => {}); // reported through the request or session that owns it
+    // Captured: the TLS socket is a new object over the same fd; its original destination is read again.
+    if (this.scope.compiled.config.originalDst) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
+    const passthrough = this.scope.tcpPassthrough;
+    if (this.scope.compiled.config.protocol === 'tcp') onTcpConnection(this.scope, socket);
+    else if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+    // A peer's proxy offers no ALPN for raw TCP: on a captured http listener that is TCP passthrough.
+    else if (passthrough !== null && socket.alpnProtocol !== 'http/1.1') this.passThrough(passthrough, socket, null);
+    else this.h1.accept(socket, null);
+  }
+
+  /** A connection refused by mTLS: counted by reason, and logged (at most once a second per reason). */
+  private refused(reason: string, detail: string, remote: string | undefined): void {
+    this.stats.mtlsHandshake('inbound', reason);
+    this.logRefusal(reason, detail, remote);
+  }
+
+  private logRefusal(reason: string, detail: string, remote: string | undefined): void {
+    const now = performance.now();
+    if (now - (this.refusalLoggedAt.get(reason) ?? -Infinity) < REFUSAL_LOG_INTERVAL_MS) return;
+    this.refusalLoggedAt.set(reason, now);
+    this.log.warn('mtls: connection refused', { listener: this.name, reason, detail, remote });
   }
 
   private track(socket: net.Socket): void {
@@ -237,6 +340,7 @@ export class ListenerRuntime implements ScopeSource {
 
   /** Cut whatever is left. */
   destroy(): void {
+    this.unsubscribe?.();
     this.server?.close();
     this.h1.closeAll();
     for (const s of this.sessions) s.destroy();

@@ -91,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
         // The sidecar takes its traffic rules from the embedded control, as a meshed proxy would.
         control: control?.url,
         nodeId: undefined,
+        bootstrapTokenFile: undefined,
+        spiffeId: undefined,
         stateDir: join(resolve(values['data-dir']), 'proxy'),
         statsIntervalMs: 5_000,
       },

@@ -4,6 +4,7 @@
 import type { CompiledListener } from '../src/config/compile.ts';
 import type { Logger } from '../src/log.ts';
 import type { Cluster } from './cluster.ts';
+import type { MeshIdentity } from './mtls/identity.ts';
 import type { StageChain } from './pipeline.ts';
 import type { ProxyStats } from './stats.ts';
 import type { ProxyTelemetry } from './telemetry.ts';
@@ -22,6 +23,8 @@ export interface ListenerScope {
   /** A captured (`originalDst`) http listener's connections that are not HTTP: the same listener with the tcp
    *  chain (proxy/tcp.ts), routed by original destination; null elsewhere. */
   readonly tcpPassthrough: ListenerScope | null;
+  /** The proxy's mesh identity (mtls/identity.ts), or null when the config has no `mtls`. */
+  readonly identity: MeshIdentity | null;
 }
 
 /** Whatever hands out the current scope to new requests (a listener; a test). */
@@ -33,7 +36,7 @@ export function listenerScope(
   compiled: CompiledListener<Cluster>,
   chain: StageChain,
   serviceName: string,
-  deps: { stats: ProxyStats; telemetry: ProxyTelemetry; log: Logger },
+  deps: { stats: ProxyStats; telemetry: ProxyTelemetry; log: Logger; identity?: MeshIdentity | null },
   tcpChain: StageChain | null = null,
 ): ListenerScope {
   const direction = compiled.config.direction;
@@ -47,6 +50,7 @@ export function listenerScope(
     stats: deps.stats,
     telemetry: deps.telemetry,
     log: deps.log,
+    identity: deps.identity ?? null,
     tcpPassthrough: tcpChain === null ? null : listenerScope(compiled, tcpChain, serviceName, deps),
   });
 }

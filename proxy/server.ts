@@ -2,6 +2,7 @@
 // listeners, keeps clusters (and their pools) alive across reloads when their config did not change, runs
 // the admin listener, and drains on shutdown. A config that fails to compile or bind leaves the last good
 // Snapshot serving.
+import type { X509Certificate } from 'node:crypto';
 import type http from 'node:http';
 import { clusterConfigKey, compileSnapshot, type Snapshot } from '../src/config/compile.ts';
 import { resolveConfigPaths } from '../src/config/paths.ts';
@@ -16,6 +17,10 @@ import { StateStore } from './stages/state.ts';
 import type { Logger } from '../src/log.ts';
 import { ProxyStats } from './stats.ts';
 import { ProxyTelemetry } from './telemetry.ts';
+import { ConfigError } from '../src/config/load.ts';
+import { ExpiryWatch } from './mtls/expiry.ts';
+import { readIdentityFiles } from './mtls/files.ts';
+import { MeshIdentity, policyOf } from './mtls/identity.ts';
 
 export interface ProxyServerOptions {
   log: Logger;
@@ -35,6 +40,11 @@ export class ProxyServer {
   private readonly listeners = new Map<string, ListenerRuntime>();
   /** Stage state that outlives a reload (stages/state.ts). */
   private readonly stageState = new StateStore();
+  /** The mesh identity (mtls/identity.ts): made with the first config that has `mtls`, kept across reloads
+   *  (control's certificate and trust go into it, and the files' parts on each apply). */
+  identity: MeshIdentity | null = null;
+  private unwatchIdentity: (() => void) | null = null;
+  private readonly refusalLoggedAt = new Map<string, number>();
   private admin: http.Server | null = null;
   private adminAddress = '';
   private started = false;
@@ -69,6 +79,25 @@ export class ProxyServer {
     const config = resolveConfigPaths(given, this.baseDir);
     await this.telemetry.prepare(config.telemetry);
     const prev = this.current;
+    // The identity's parts are checked now and swapped in with the Snapshot (commitIdentity below).
+    const commitIdentity = this.prepareIdentity(config);
+    const identity = config.mtls === undefined ? null : this.identity;
+    const mtls =
+      identity === null
+        ? null
+        : {
+            identity,
+            report: (cluster: string, result: string, detail: string) => {
+              this.stats.mtlsHandshake('outbound', result);
+              if (result === 'ok') return;
+              // At most once a second per cluster and reason: an endpoint refused on every connect must not flood.
+              const key = `${cluster}|${result}`;
+              const now = performance.now();
+              if (now - (this.refusalLoggedAt.get(key) ?? -Infinity) < 1_000) return;
+              this.refusalLoggedAt.set(key, now);
+              this.log.warn('mtls: upstream refused', { cluster, reason: result, detail });
+            },
+          };
     const created: Cluster[] = [];
     let next: Snapshot<Cluster>;
     const stateBefore = this.stageState.keys();
@@ -76,7 +105,8 @@ export class ProxyServer {
     const scopes = new Map<string, ListenerScope>();
     try {
       next = compileSnapshot(config, (prev?.version ?? 0) + 1, (cfg) => {
-        const key = clusterConfigKey(cfg);
+        // A cluster made without the identity is not the same cluster with it.
+        const key = clusterConfigKey(cfg) + (identity === null ? '' : '|mtls');
         const old = prev?.clusters.get(cfg.name);
         if (old !== undefined && old.key === key) return old;
         const c = new Cluster(cfg, key, {
@@ -86,11 +116,12 @@ export class ProxyServer {
           onUpstreamEvent: (cluster, event) => this.stats.upstreamEvent(cluster, event),
           onHealthEvent: (cluster, event) => this.stats.onClusterHealthEvent(cluster, event),
           onOverflow: (cluster, threshold) => this.stats.upstreamOverflow(cluster, threshold),
+          mtls,
         });
         created.push(c);
         return c;
       });
-      const deps = { stats: this.stats, telemetry: this.telemetry, log: this.log };
+      const deps = { stats: this.stats, telemetry: this.telemetry, log: this.log, identity };
       for (const [name, compiled] of next.listeners) {
         const chain = buildChain(compiled, this.stageState);
         const captured = compiled.originalDst !== undefined && compiled.config.protocol === 'http';
@@ -139,6 +170,7 @@ export class ProxyServer {
     }
 
     // Swap, then stop what only the old Snapshot needed.
+    commitIdentity();
     this.telemetry.apply(config.telemetry, config.service);
     this.stats.metricsEnabled = config.telemetry.metrics.enabled;
     for (const name of next.listeners.keys()) {
@@ -201,6 +233,55 @@ export class ProxyServer {
     return next;
   }
 
+  /**
+   * The config's `mtls` parts (policy, and the files it names) checked against the identity without changing
+   * it; throws with the field and reason. Parts the files do not give must already be there (from control).
+   */
+  private prepareIdentity(config: Config): () => void {
+    if (config.mtls === undefined) return () => {};
+    const identity = (this.identity ??= this.makeIdentity());
+    const files = readIdentityFiles(config.mtls);
+    let commit: () => void;
+    try {
+      commit = identity.prepare({ policy: policyOf(config.mtls), ...files });
+    } catch (err) {
+      throw new ConfigError('config', [`mtls: ${(err as Error).message}`]);
+    }
+    if (files.material === undefined && identity.id === '')
+      throw new ConfigError('config', [
+        'mtls.certFile: no certificate: give certFile and keyFile, or run with --control to get one from control',
+      ]);
+    if (files.trust === undefined && identity.roots.length === 0)
+      throw new ConfigError('config', [
+        'mtls.trustBundleFile: no trust bundle: give trustBundleFile, or run with --control to get it from control',
+      ]);
+    return commit;
+  }
+
+  /** The identity, made now if the proxy has none yet (the control issuer fills it before the first apply). */
+  ensureIdentity(): MeshIdentity {
+    return (this.identity ??= this.makeIdentity());
+  }
+
+  private makeIdentity(): MeshIdentity {
+    const identity = new MeshIdentity(this.log);
+    let shown = '';
+    const expiry = new ExpiryWatch(identity, this.log);
+    this.unwatchIdentity = identity.subscribe((id) => {
+      if (shown !== '' && shown !== id.id) this.stats.removeCertificate(shown);
+      shown = id.id;
+      if (id.id !== '') this.stats.setCertificateExpiry(id.id, id.notAfterMs);
+      expiry.check();
+    });
+    expiry.start();
+    const stop = this.unwatchIdentity;
+    this.unwatchIdentity = () => {
+      stop();
+      expiry.stop();
+    };
+    return identity;
+  }
+
   /** A listener removed or re-bound by a reload: stop accepting now, cut what is left after the drain time. */
   private retire(l: ListenerRuntime): void {
     l.startDrain();
@@ -237,10 +318,34 @@ export class ProxyServer {
       direction: l.scope.direction,
       protocol: l.scope.compiled.config.protocol,
       tls: l.scope.compiled.config.tls !== undefined,
+      mtls: l.scope.compiled.config.mtls,
       routes: l.scope.compiled.routes.routes.map((r) => ({ name: r.name, clusters: r.clusters.map((c) => c.name) })),
       stages: l.scope.chain.names,
       openConnections: l.openConnections,
     }));
+  }
+
+  /** For the admin /certs: the mesh identity's certificates (never the key), the roots and the CRL's size. */
+  describeIdentity(): object {
+    const id = this.identity;
+    if (id === null) return { mtls: false };
+    const cert = (c: X509Certificate) => ({
+      subject: c.subject,
+      issuer: c.issuer,
+      serial: c.serialNumber.toLowerCase(),
+      notBefore: new Date(c.validFrom).toISOString(),
+      notAfter: new Date(c.validTo).toISOString(),
+      subjectAltName: c.subjectAltName,
+      sha256: c.fingerprint256,
+    });
+    return {
+      mtls: true,
+      id: id.id,
+      trustDomain: id.policy.trustDomain,
+      chain: id.chain.map(cert),
+      roots: id.roots.map(cert),
+      revokedSerials: id.revokedCount,
+    };
   }
 
   /**
@@ -255,6 +360,7 @@ export class ProxyServer {
     const cutRequests = this.stats.inFlight;
     for (const l of this.listeners.values()) l.destroy();
     if (this.current !== null) for (const c of this.current.clusters.values()) c.close();
+    this.unwatchIdentity?.();
     this.stageState.disposeAll(); // stage state's timers and connections (a global rate limit's Redis)
     const admin = this.admin;
     if (admin !== null) {

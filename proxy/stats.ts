@@ -67,6 +67,9 @@ export class ProxyStats {
   private configPushesRegistered = false;
   private rateLimitRedis: Record<'allowed' | 'limited' | 'error', { observe(v: number): void }> | null = null;
   private readonly processMetrics: boolean;
+  /** mTLS handshakes by `direction|result` (result: ok, or why the peer was refused). */
+  private readonly mtlsHandshakes = new Map<string, number>();
+  private mtlsRegistered = false;
   private readonly upstreamEvents = new Map<string, { keepaliveRetries: number; protocolDowngrades: number }>();
   /** Per cluster name (survives the cluster being rebuilt by a reload, so the counters never go back). */
   private readonly healthCounts = new Map<string, { success: number; failure: number; ejections: number }>();
@@ -276,6 +279,32 @@ export class ProxyStats {
   /** A cluster removed by a reload: its breaker state stops being exported. */
   forgetCluster(name: string): void {
     this.state.forgetCluster(name);
+  }
+
+  /**
+   * One mTLS handshake's outcome: `ok`, or why the peer was refused (no-certificate, untrusted-chain, expired,
+   * not-yet-valid, revoked, no-spiffe-id, wrong-trust-domain, unexpected-identity, plaintext on a strict
+   * listener, handshake-error). The family appears with the first.
+   */
+  mtlsHandshake(direction: 'inbound' | 'outbound', result: string): void {
+    if (!this.mtlsRegistered) {
+      this.mtlsRegistered = true;
+      const counts = this.mtlsHandshakes;
+      collectedCounter(
+        this.registry,
+        'skein_mtls_handshakes_total',
+        'mTLS handshakes by direction (inbound: as server, outbound: to an upstream) and result: ok, or why the peer was refused.',
+        ['direction', 'result'],
+        (add) => {
+          for (const [key, n] of counts) {
+            const bar = key.indexOf('|');
+            add({ direction: key.slice(0, bar), result: key.slice(bar + 1) }, n);
+          }
+        },
+      );
+    }
+    const key = `${direction}|${result}`;
+    this.mtlsHandshakes.set(key, (this.mtlsHandshakes.get(key) ?? 0) + 1);
   }
 
   /** The workload certificate (after each rotation): expiry days are computed at every scrape. */

@@ -1,9 +1,10 @@
 // TCP passthrough for listeners declared `protocol: tcp`: each downstream connection is one request through
 // the listener's chain (its request stages pick the cluster and endpoint; its finish stages see how the
 // connection ended), paired with one upstream connection, and bytes are piped both ways.
+import { connectUpstream } from './mtls/upstream.ts';
 import { peerOf } from './peer.ts';
 import { originalDstOf } from './original-dst.ts';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
 import { FLAG, type RequestFlag, type ResponseFlag, type UpstreamError } from './flags.ts';
@@ -55,6 +56,9 @@ class TcpContext extends RequestContext {
   }
 }
 
+/** Raw TCP under mTLS offers no application protocol. */
+const NO_ALPN: string[] = [];
+
 export function onTcpConnection(listener: ListenerScope, downstream: net.Socket): void {
   // A passthrough connection counts as one request in flight (the context does it): a drain waits for it (up
   // to the deadline), as Envoy's does, since the proxy cannot tell an idle connection from a busy one.
@@ -68,7 +72,10 @@ function connect(request: RequestContext): void {
   ctx.upstreamStartMs = performance.now();
   // Half-open on both sides: a peer's end of stream is passed on as a FIN (by pipe) while the other
   // direction keeps flowing, as for protocols that delimit a request by closing the sending side.
-  const upstream = net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
+  const upstream = connectUpstream(
+    { host: ep.host, port: ep.port, mtls: ep.mtls, alpn: NO_ALPN, allowHalfOpen: true },
+    () => onConnect(),
+  );
   const connectMs = ctx.cluster!.config.timeouts.connectMs;
   upstream.setTimeout(connectMs, () => upstream.destroy(new Error(`connect timeout after ${connectMs} ms`)));
   let connected = false;
@@ -85,12 +92,12 @@ function connect(request: RequestContext): void {
     if (socket.readableEnded && socket.writableFinished && !other.destroyed) return;
     close('');
   };
-  upstream.once('connect', () => {
+  function onConnect(): void {
     connected = true;
     upstream.setTimeout(0);
     upstream.pipe(downstream);
     downstream.pipe(upstream);
-  });
+  }
   upstream.on('error', () => close(connected ? FLAG.UpstreamConnectionTermination : FLAG.UpstreamConnectFailure));
   downstream.on('error', () => close(FLAG.DownstreamDisconnect));
   upstream.once('close', onClose(upstream, downstream));

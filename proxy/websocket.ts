@@ -2,7 +2,7 @@
 // then the upgrade request is written to a fresh upstream connection and bytes flow both ways untouched, so
 // frames, pings and close handshakes pass through as the peers sent them. The finish phase runs when the
 // tunnel closes. A local reply before the tunnel opens is written on the upgrade socket (Http1Context).
-import net from 'node:net';
+import { connectUpstream } from './mtls/upstream.ts';
 import type { Duplex } from 'node:stream';
 import type { RequestContext } from './context.ts';
 import { FLAG, localReply, type ReplyFlag } from './flags.ts';
@@ -14,6 +14,9 @@ import { runTunnel } from './pipeline.ts';
  * `curl --http2`, …) is served as a plain HTTP/1.1 request with Upgrade dropped as hop-by-hop: tunnelling it
  * would hand the client a raw pipe to the upstream past every stage of the pipeline (h2c smuggling).
  */
+/** ALPN under mTLS: an Upgrade is HTTP/1.1. */
+const HTTP1_ALPN = ['http/1.1'];
+
 export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
   return upgrade?.trim().toLowerCase() === 'websocket';
 }
@@ -43,7 +46,9 @@ function openTunnel(request: RequestContext): void {
   const cluster = ctx.cluster!;
   // From here the tunnel is the upstream's time (skein_proxy_overhead_seconds counts only the setup).
   ctx.upstreamStartMs = performance.now();
-  const upstream = net.connect({ host: ep.host, port: ep.port, noDelay: true });
+  const upstream = connectUpstream({ host: ep.host, port: ep.port, mtls: ep.mtls, alpn: HTTP1_ALPN }, () =>
+    onConnect(),
+  );
   const connectMs = cluster.config.timeouts.connectMs;
   upstream.setTimeout(connectMs);
   let connected = false;
@@ -67,7 +72,7 @@ function openTunnel(request: RequestContext): void {
     upstream.destroy();
     ctx.finish(499, FLAG.DownstreamDisconnect);
   });
-  upstream.once('connect', () => {
+  const onConnect = () => {
     connected = true;
     upstream.setTimeout(0);
     upstream.write(upgradeHead(ctx), 'latin1');
@@ -81,5 +86,5 @@ function openTunnel(request: RequestContext): void {
     };
     upstream.once('close', done);
     socket.once('close', done);
-  });
+  };
 }

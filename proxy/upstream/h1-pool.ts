@@ -6,11 +6,12 @@
 // The keep-alive close race (an upstream closes an idle connection just as a request goes out on it) is
 // handled here, below the sink: such a request is sent once more on a fresh connection (see retryable()),
 // its body taken again from the request's kept body when it has one, else from a copy the pool keeps.
-import net from 'node:net';
+import type net from 'node:net';
 import type { ClusterLimits, SlotWaiter } from '../../src/resilience/cluster-limits.ts';
 import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
 import { stripHopByHop } from '../headers.ts';
 import { HTTPParser, type LlhttpParser, ParserFeed } from '../llhttp.ts';
+import { connectUpstream } from '../mtls/upstream.ts';
 import { pendingOverflow, SlotWait, type WaitQueue } from './slot-wait.ts';
 import {
   type EndpointPool,
@@ -23,6 +24,8 @@ import {
 } from './types.ts';
 
 const CRLF = '\r\n';
+/** ALPN under mTLS: this pool speaks HTTP/1.1. */
+const HTTP1_ALPN = ['http/1.1'];
 /** The one reason the response is not read: the sink (downstream) is behind. */
 const PAUSE_SINK = 1;
 const CHUNK_END = Buffer.from('0\r\n\r\n');
@@ -77,18 +80,20 @@ class H1Connection implements Exchange {
     this.parser[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
     this.parser[HTTPParser.kOnBody] = this.onBody;
     this.parser[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
-    const socket = net.connect({ host: opts.host, port: opts.port, noDelay: true });
+    const socket = connectUpstream(
+      { host: opts.host, port: opts.port, mtls: opts.mtls ?? null, alpn: HTTP1_ALPN },
+      () => {
+        this.connected = true;
+        // Reads no longer pass through net.Socket, so they do not refresh this timer: an idle connection
+        // expires idleTimeoutMs after its last request was written.
+        socket.setTimeout(opts.idleTimeoutMs);
+        opts.onConnection?.(1);
+        this.feed.attach(this.parser, this.afterExecute, null);
+      },
+    );
     this.socket = socket;
     this.feed = new ParserFeed(socket);
     socket.setTimeout(opts.connectTimeoutMs);
-    socket.on('connect', () => {
-      this.connected = true;
-      // Reads no longer pass through net.Socket, so they do not refresh this timer: an idle connection
-      // expires idleTimeoutMs after its last request was written.
-      socket.setTimeout(opts.idleTimeoutMs);
-      opts.onConnection?.(1);
-      this.feed.attach(this.parser, this.afterExecute, null);
-    });
     socket.on('end', () => {
       // A response delimited by connection close ends here.
       if (this.sink !== null) this.parser.finish();

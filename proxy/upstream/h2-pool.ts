@@ -7,7 +7,11 @@
 import http2 from 'node:http2';
 import type { ClusterLimits, SlotWaiter } from '../../src/resilience/cluster-limits.ts';
 import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
+import { connectUpstream } from '../mtls/upstream.ts';
 import { pendingOverflow, SlotWait, type WaitQueue } from './slot-wait.ts';
+
+/** ALPN under mTLS. */
+const H2_ALPN = ['h2'];
 import {
   type EndpointPool,
   type Exchange,
@@ -199,6 +203,8 @@ export class H2Pool implements EndpointPool, SlotWaiter, WaitQueue {
   /** Requests waiting for a session slot (the cluster at maxConnections), oldest first. */
   private readonly waiters: SlotWait[] = [];
   private readonly authority: string;
+  /** The same endpoint as an https: origin, for sessions over mTLS. */
+  private readonly secureAuthority: string;
   private readonly refusal: Http2Refusal | null;
   private session: http2.ClientHttp2Session | null = null;
   /** The current session has received the peer's SETTINGS: it speaks HTTP/2, requests open streams at once. */
@@ -213,6 +219,7 @@ export class H2Pool implements EndpointPool, SlotWaiter, WaitQueue {
     this.limits = opts.limits ?? null;
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
     this.authority = `http://${host}:${opts.port}`;
+    this.secureAuthority = `https://${host}:${opts.port}`;
   }
 
   get connectionCount(): number {
@@ -226,7 +233,17 @@ export class H2Pool implements EndpointPool, SlotWaiter, WaitQueue {
 
   /** A new session; its connection slot is already counted (and given back when it closes). */
   private connect(): http2.ClientHttp2Session {
-    const session = http2.connect(this.authority, { peerMaxConcurrentStreams: 1000 });
+    const mtls = this.opts.mtls ?? null;
+    const session =
+      mtls === null
+        ? http2.connect(this.authority, { peerMaxConcurrentStreams: 1000 })
+        : http2.connect(this.secureAuthority, {
+            peerMaxConcurrentStreams: 1000,
+            // The session starts once the server is verified (mtls/upstream.ts): a refused one gets no preface.
+            // (http2 itself starts the session on 'secureConnect', after the check's listener has run.)
+            createConnection: () =>
+              connectUpstream({ host: this.opts.host, port: this.opts.port, mtls, alpn: H2_ALPN }, () => {}),
+          });
     const pending: PendingRequest[] = [];
     let connected = false;
     let ready = false;

@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { ClusterLimits } from '../../src/resilience/cluster-limits.ts';
 import type { UpstreamError } from '../flags.ts';
+import type { UpstreamMtls } from '../mtls/upstream.ts';
 
 /** Header fields as a flat list: [name, value, name, value, ...]. Never pseudo-headers, never hop-by-hop. */
 export type FlatHeaders = string[];
@@ -84,6 +85,8 @@ export interface PoolOptions {
   /** The cluster's thresholds: connections (HTTP/2: sessions) counted cluster-wide, and the bounded wait for
    *  one at maxConnections (maxPendingRequests). Absent: no limit (tests of a pool alone). */
   readonly limits?: ClusterLimits;
+  /** mTLS with the mesh identity to this endpoint (mtls/upstream.ts); absent or null: plaintext. */
+  readonly mtls?: UpstreamMtls | null;
 }
 
 /** The exchange of a request a pool failed at once (overflow): nothing to abort or resume. */

@@ -10,6 +10,7 @@ const STREAMS = new Set(['stdout', 'stderr']);
 /** A copy of `config` whose every file path is absolute (`baseDir` joined to the relative ones). */
 export function resolveConfigPaths(config: Config, baseDir: string): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const optAbs = (p: string | undefined) => (p === undefined ? undefined : abs(p));
   const accessLog = config.telemetry.accessLog;
   return {
     ...config,
@@ -20,6 +21,16 @@ export function resolveConfigPaths(config: Config, baseDir: string): Config {
     listeners: config.listeners.map((l) =>
       l.tls === undefined ? l : { ...l, tls: { certFile: abs(l.tls.certFile), keyFile: abs(l.tls.keyFile) } },
     ),
+    mtls:
+      config.mtls === undefined
+        ? undefined
+        : {
+            ...config.mtls,
+            certFile: optAbs(config.mtls.certFile),
+            keyFile: optAbs(config.mtls.keyFile),
+            trustBundleFile: optAbs(config.mtls.trustBundleFile),
+            crlFile: optAbs(config.mtls.crlFile),
+          },
     clusters: config.clusters.map((c) =>
       c.discovery.type === 'file' ? { ...c, discovery: { ...c.discovery, path: abs(c.discovery.path) } } : c,
     ),

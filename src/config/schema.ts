@@ -13,6 +13,7 @@ import { RETRY_BUDGET_DEFAULTS, RetryBudget, RetryPolicy } from './retry-schema.
 import { CookieMatch, HeaderMatch, QueryParamMatch, Regex } from './match-schema.ts';
 import { MirrorPolicy } from './mirror-schema.ts';
 import { originalDstKey } from '../discovery/address.ts';
+import { ClusterMtls, ListenerMtls, MeshTls } from './mtls-schema.ts';
 
 export { HeaderMatch } from './match-schema.ts';
 
@@ -128,6 +129,8 @@ export const Cluster = z
     /** Addresses clients dial for this cluster (a Service's cluster IP and port): a listener with `originalDst:
      *  true` sends captured requests for them here (src/routing/original-dst.ts). */
     serviceAddresses: z.array(IpPort).min(1).optional(),
+    /** mTLS on calls to the cluster's endpoints (mtls-schema.ts); auto when absent. */
+    mtls: ClusterMtls.default({ mode: 'auto' }),
   })
   .superRefine((c, ctx) => {
     // One endpoint per destination, made at the pick: there is no set to check, eject from or balance over.
@@ -251,6 +254,8 @@ export const Listener = z
     /** http: HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN under tls) detected per connection. */
     protocol: z.enum(['http', 'tcp']).default('http'),
     tls: Tls.optional(),
+    /** Mutual TLS with the mesh's identities (mtls-schema.ts); needs the top-level `mtls`. Not with `tls`. */
+    mtls: ListenerMtls.default('disabled'),
     routes: z.array(Route).default([]),
     /** protocol tcp: every connection goes to this cluster. With `originalDst`: where requests go that no route
      *  matched and whose original destination is no cluster's `serviceAddresses` (any protocol). */
@@ -284,6 +289,10 @@ export const Listener = z
     message:
       'an originalDst listener needs cluster: where unclaimed destinations go (e.g. a cluster with discovery: { type: original-dst })',
     path: ['cluster'],
+  })
+  .refine((l) => l.tls === undefined || l.mtls === 'disabled', {
+    message: 'a listener takes either tls (its own certificate) or mtls (the mesh identity), not both',
+    path: ['mtls'],
   })
   .refine((l) => l.protocol !== 'http' || l.originalDst || l.routes.length > 0, {
     message: 'an http listener needs at least one route',
@@ -343,6 +352,8 @@ export const Config = z
     telemetry: Telemetry.prefault({}),
     listeners: z.array(Listener).min(1),
     clusters: z.array(Cluster).default([]),
+    /** This proxy's mesh identity and what mTLS handshakes accept (mtls-schema.ts); no mTLS when absent. */
+    mtls: MeshTls.optional(),
     /** On SIGTERM, how long requests in flight may take before connections are cut. */
     drainTimeoutMs: Millis.default(10_000),
   })
@@ -402,6 +413,24 @@ export const Config = z
         });
       });
     });
+    if (cfg.mtls === undefined)
+      cfg.clusters.forEach((c, ci) => {
+        if (c.mtls.mode === 'always')
+          ctx.addIssue({
+            code: 'custom',
+            message: 'mode always needs the top-level mtls block (the mesh identity)',
+            path: ['clusters', ci, 'mtls', 'mode'],
+          });
+      });
+    if (cfg.mtls === undefined)
+      cfg.listeners.forEach((l, li) => {
+        if (l.mtls !== 'disabled')
+          ctx.addIssue({
+            code: 'custom',
+            message: `mtls ${l.mtls} needs the top-level mtls block (the mesh identity)`,
+            path: ['listeners', li, 'mtls'],
+          });
+      });
     const addresses: ConfigAddress[] = cfg.listeners.map((l, li) => ({
       path: ['listeners', li, 'address'],
       owner: `listeners[${li}] ('${l.name}')`,
@@ -423,4 +452,5 @@ export type ClusterConfig = z.infer<typeof Cluster>;
 export type DiscoveryConfig = z.infer<typeof Discovery>;
 export type LoadBalancingConfig = z.infer<typeof LoadBalancing>;
 export type HashPolicyConfig = z.infer<typeof HashPolicy>;
+export type MtlsConfig = z.infer<typeof MeshTls>;
 export type StaticEndpointConfig = z.infer<typeof StaticEndpoint>;

@@ -43,6 +43,7 @@ function scope(stages: Stage[], logs: string[] = []): ListenerScope & { ended: R
   return {
     name: 'main',
     compiled: undefined as never,
+    identity: null,
     chain: chainOf(stages),
     direction: 'outbound',
     outbound: true,
