@@ -2,11 +2,21 @@
 // "client pod" A at 10.200.0.1, the "server pod" B at 10.200.0.2), each with a Skein proxy running as uid 1337
 // and `skein redirect install` applied. An unchanged curl in A calls the server's address (and a Service's
 // cluster IP that only proxy A knows); the call goes app → A's outbound capture listener (routed by the original
-// destination) → B's inbound capture listener → the server, visible in both proxies' access logs. A non-HTTP
+// destination) → B's inbound capture listener → the server, visible in both proxies' access logs; the Service's
+// hop is mTLS with identities from `skein ca` (B's listener is permissive: the passthrough's hop is plaintext). A non-HTTP
 // client takes the same path as TCP passthrough. `skein redirect remove` then leaves no SKEIN_* chain behind,
 // and the namespaces (with their veth pair) are deleted, also when a test fails. Needs root (namespaces, iptables).
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,8 +167,38 @@ describe.skipIf(!IS_ROOT)(
       const server = spawnIn(NS_B, [process.execPath, '-e', SERVER]);
       await waitFor(() => ['http', 'tcp', 'smtp'].every((p) => server.out().includes(`${p} ready`)), 10_000);
 
+      // The mesh's identities (skein ca): A calls the Service over mTLS, B's inbound capture listener terminates it.
+      const caDir = join(dir, 'ca');
+      sh([process.execPath, SKEIN, 'ca', 'init', '--dir', caDir]);
+      sh([process.execPath, SKEIN, 'ca', 'crl', '--dir', caDir, '--out', join(dir, 'crl.pem')]);
+      const mtls = (sa: string) => {
+        const prefix = join(dir, sa);
+        sh([
+          process.execPath,
+          SKEIN,
+          'ca',
+          'issue',
+          '--dir',
+          caDir,
+          '--id',
+          `spiffe://cluster.local/ns/default/sa/${sa}`,
+          '--out',
+          prefix,
+        ]);
+        for (const f of ['crt', 'key']) chownSync(`${prefix}.${f}`, PROXY_UID, PROXY_UID); // keys are 0600
+        const bundle = join(dir, 'bundle.pem'); // the CA directory itself is root's alone
+        copyFileSync(join(caDir, 'bundle.pem'), bundle);
+        return {
+          certFile: `${prefix}.crt`,
+          keyFile: `${prefix}.key`,
+          trustBundleFile: bundle,
+          crlFile: join(dir, 'crl.pem'),
+        };
+      };
+
       const configA = {
         service: 'client-app',
+        mtls: mtls('client-app'),
         admin: { address: '127.0.0.1:15000' },
         telemetry: { accessLog: { enabled: true, path: logA } },
         listeners: [
@@ -177,11 +217,13 @@ describe.skipIf(!IS_ROOT)(
             name: 'server',
             serviceAddresses: [`${SERVICE_IP}:80`],
             discovery: { type: 'static', endpoints: [{ address: `${B_IP}:8080` }] },
+            mtls: { mode: 'always' }, // a meshed service: the passthrough cluster's calls stay plaintext
           },
         ],
       };
       const configB = {
         service: 'server-app',
+        mtls: mtls('server-app'),
         admin: { address: '127.0.0.1:15000' },
         telemetry: { accessLog: { enabled: true, path: logB } },
         listeners: [
@@ -192,6 +234,7 @@ describe.skipIf(!IS_ROOT)(
             originalDst: true,
             cluster: 'local-app',
             protocolDetectionTimeoutMs: 300,
+            mtls: 'permissive', // mTLS from a peer's proxy, plaintext from the passthrough
           },
         ],
         clusters: [{ name: 'local-app', discovery: { type: 'original-dst' } }],
@@ -281,6 +324,10 @@ describe.skipIf(!IS_ROOT)(
         upstream_host: `${B_IP}:8080`,
       });
       await waitFor(() => accessLines(logB).find((l) => l.path === '/svc'), 5_000);
+      // That hop was mTLS: B's inbound capture listener terminated it (a verified peer), then routed it by the
+      // original destination; the /hello call above came in plaintext (permissive) through A's passthrough.
+      const metrics = sh(['ip', 'netns', 'exec', NS_B, 'curl', '-sS', '-m', '3', 'http://127.0.0.1:15000/metrics']);
+      expect(metrics).toMatch(/skein_mtls_handshakes_total\{direction="inbound",result="ok"\} [1-9]/);
     });
 
     it('a client that does not speak HTTP is passed through as TCP to where it was going', async () => {
