@@ -27,19 +27,27 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** The cases run interleaved (A B C, A B C, …) so that a busy machine slows them alike; median per case. */
+const cases: { label: string; fn: () => unknown; perCall: number[] }[] = [];
 function time(label: string, fn: () => unknown): void {
-  for (let i = 0; i < CALLS / 10; i++) fn(); // warm-up
-  const perCall: number[] = [];
+  cases.push({ label, fn, perCall: [] });
+}
+
+function runAll(): void {
   let sink = 0;
+  for (const c of cases) for (let i = 0; i < CALLS / 10; i++) c.fn(); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < CALLS; i++) if (fn() !== undefined) sink++;
-    perCall.push(Number(process.hrtime.bigint() - t0) / CALLS);
+    for (const c of cases) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < CALLS; i++) if (c.fn() !== undefined) sink++;
+      c.perCall.push(Number(process.hrtime.bigint() - t0) / CALLS);
+    }
   }
   if (sink < 0) console.log(sink);
-  console.log(
-    `${label.padEnd(58)} ${median(perCall).toFixed(0).padStart(6)} ns/op  (min ${Math.min(...perCall).toFixed(0)})`,
-  );
+  for (const c of cases)
+    console.log(
+      `${c.label.padEnd(66)} ${median(c.perCall).toFixed(0).padStart(6)} ns/op  (min ${Math.min(...c.perCall).toFixed(0)})`,
+    );
 }
 
 const server = net.createServer();
@@ -70,6 +78,7 @@ const keys = Array.from({ length: 1024 }, (_, i) => `10.96.${(i % 1000) >> 8}.${
 let k = 0;
 time('routeByOriginalDst (1,000 service addresses, Map get)', () => routeByOriginalDst(table, keys[k++ & 1023]));
 
+runAll();
 client.destroy();
 socket.destroy();
 server.close();
