@@ -348,6 +348,14 @@ describe.skipIf(!IS_ROOT)(
       // themselves. Their admin listeners (excluded inbound port 15000) still answer.
       const ready = sh(['ip', 'netns', 'exec', NS_B, 'curl', '-sS', '-m', '3', 'http://127.0.0.1:15000/ready']);
       expect(ready).toMatch(/ready/i);
+      const listeners = JSON.parse(
+        sh(['ip', 'netns', 'exec', NS_A, 'curl', '-sS', '-m', '3', 'http://127.0.0.1:15000/listeners']),
+      ) as { name: string; originalDst: unknown }[];
+      expect(listeners.find((l) => l.name === 'outbound-capture')?.originalDst).toEqual({
+        serviceAddresses: { [`${SERVICE_IP}:80`]: 'server' },
+        fallback: 'passthrough',
+        addon: 'loaded',
+      });
       expect(proxyA.proc.exitCode).toBeNull();
       expect(proxyB.proc.exitCode).toBeNull();
     });
