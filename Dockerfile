@@ -5,11 +5,13 @@
 # run time (the bpftrace scripts of `skein probe` and control's probe API). Runs as a non-root user. bpftrace is
 # not installed: probes need root and the host's kernel anyway, so in this image `skein probe` and
 # /ebpf/probe/status say what is missing (exit 1, HTTP 503); `skein bench` says to run it from a clone (exit 1).
+# The runtime stage also has iptables: the same image is the sidecar's init container (`skein redirect install`,
+# manifests/overlays/sidecar), as root with NET_ADMIN and NET_RAW in the pod's network namespace only; one image
+# to build, pull and pin rather than a second one for iptables (about 3 MB with its libraries).
 # test/e2e/image-layout.test.ts replays the build stage's tsc and prune and this stage's COPY lines, and runs
 # `skein probe`, `skein control` and `skein bench` from that layout.
 # Transparent capture: the build stage compiles the SO_ORIGINAL_DST addon (native/original-dst.c, Node-API: no Node
-# headers needed) with gcc, and the runtime stage carries it and iptables, for the init container's
-# `skein redirect install --proxy-uid 1337 --outbound-port 15001 --inbound-port 15006` (as root, NET_ADMIN + NET_RAW).
+# headers needed) with gcc; the runtime stage carries the built addon (dist/proxy/original-dst.js loads it).
 FROM node:24-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/skein
@@ -30,7 +32,7 @@ RUN node scripts/build-native.mjs --required
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # The bench image (`docker build --target bench -t skein-bench:0.1.0 .`): what `skein bench` and `skein bench
-# origin` need, for manifests/bench-job.yaml — the whole build (bench/ included) and every dependency (the load
+# origin` need, for manifests/bench/ — the whole build (bench/ included) and every dependency (the load
 # generator's ws and hdr-histogram-js are dev dependencies). Not the default target: the last stage below is.
 FROM node:24-bookworm-slim AS bench
 ENV NODE_ENV=production
@@ -52,7 +54,10 @@ ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/skein.js"]
 CMD ["bench", "--help"]
 
 FROM node:24-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
+# iptables for `skein redirect install` (the sidecar's init container); nothing else from apt.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends iptables \
+  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /opt/skein
 COPY --from=build /opt/skein/node_modules ./node_modules

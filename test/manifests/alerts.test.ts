@@ -29,13 +29,13 @@ interface RuleFile {
 
 const rulesPath = manifestPath('prometheus/rules.yaml');
 const plain = parse(readFileSync(rulesPath, 'utf8')) as RuleFile;
-const operator = parse(readFileSync(manifestPath('alerts.yaml'), 'utf8'));
+const operator = parse(readFileSync(manifestPath('base/monitoring/alerts.yaml'), 'utf8'));
 const rules = plain.groups.flatMap((g) => g.rules);
 const pendingPath = manifestPath('pending/rules.yaml');
 const pendingRules = (parse(readFileSync(pendingPath, 'utf8')) as RuleFile).groups.flatMap((g) => g.rules);
 
-// The mesh design's alerts, on what the proxy exports today: error rate > 10% / 5m, p95 > 1 s / 5m, a circuit
-// breaker open for 1m; and the health issue's: a cluster with no healthy endpoint.
+// The mesh design's alerts, on what the proxy and control export today: error rate > 10% / 5m, p95 > 1 s / 5m,
+// a circuit breaker open for 1m; the health issue's: a cluster with no healthy endpoint; and the canary issue's.
 const REQUIRED: Record<string, { for?: string; metric: string }> = {
   ServiceMeshHighErrorRate: { for: '5m', metric: 'service_mesh_requests_total' },
   ServiceMeshHighLatency: { for: '5m', metric: 'service_mesh_request_duration_seconds_bucket' },
@@ -46,17 +46,17 @@ const REQUIRED: Record<string, { for?: string; metric: string }> = {
   ServiceMeshHighRateLimiting: { for: '5m', metric: 'service_mesh_rate_limited_requests_total' },
   // Over 10% of a destination's calls needing a retry for 5 minutes (the budget caps retries near 20%).
   ServiceMeshHighRetryRate: { for: '5m', metric: 'service_mesh_retries_total' },
-};
-// Waiting for their feeders: certificate expiring (< 7 days; `for` lets a rotation under way
-// finish) and expired; canary failed, rolled back, stuck > 1 h, error rate > 5% / 2m, p95 > 1000 ms / 2m.
-const PENDING: Record<string, { for?: string; metric: string }> = {
-  ServiceMeshCertificateExpiringSoon: { for: '15m', metric: 'service_mesh_certificate_expiry_days' },
-  ServiceMeshCertificateExpired: { metric: 'service_mesh_certificate_expiry_days' },
+  // Control's canary controller: failed, rolled back, stuck > 1 h, error rate > 5% / 2m, p95 > 1000 ms / 2m.
   CanaryDeploymentFailed: { metric: 'canary_deployment_status' },
   CanaryDeploymentRolledBack: { metric: 'canary_deployment_status' },
   CanaryDeploymentStuck: { metric: 'canary_deployment_last_progress_timestamp_seconds' },
   CanaryHighErrorRate: { for: '2m', metric: 'canary_deployment_error_rate' },
   CanaryHighLatency: { for: '2m', metric: 'canary_deployment_response_time_p95' },
+};
+// Waiting for their feeder: certificate expiring (< 7 days; `for` lets a rotation under way finish) and expired.
+const PENDING: Record<string, { for?: string; metric: string }> = {
+  ServiceMeshCertificateExpiringSoon: { for: '15m', metric: 'service_mesh_certificate_expiry_days' },
+  ServiceMeshCertificateExpired: { metric: 'service_mesh_certificate_expiry_days' },
 };
 // Labels whose values are bounded by the number of services / identities, never by callers or pods.
 // A cluster's name comes from the proxy config, like a listener's.
@@ -161,7 +161,7 @@ describe('manifests/pending/rules.yaml (not shipped: their metrics have no feede
   });
 });
 
-describe('manifests/alerts.yaml', () => {
+describe('manifests/base/monitoring/alerts.yaml', () => {
   it('is a PrometheusRule whose spec is exactly manifests/prometheus/rules.yaml', () => {
     expect(operator.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(operator.kind).toBe('PrometheusRule');

@@ -36,7 +36,7 @@ const queries = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.t
 
 describe('manifests/dashboards/skein.json', () => {
   it('is embedded unchanged in the grafana_dashboard ConfigMap', () => {
-    const cm = parse(readFileSync(manifestPath('dashboards/configmap.yaml'), 'utf8'));
+    const cm = parse(readFileSync(manifestPath('base/monitoring/dashboard.yaml'), 'utf8'));
     expect(cm.kind).toBe('ConfigMap');
     expect(cm.metadata.labels.grafana_dashboard).toBe('1');
     expect(JSON.parse(cm.data['skein.json'])).toEqual(dashboard);
@@ -126,8 +126,8 @@ describe('manifests/pending/dashboard-panels.json (not shipped: their metrics ha
     (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })),
   );
 
-  it('holds the certificate and canary panels, each reading a family waiting for a feeder', () => {
-    expect(pending.panels.map((p) => p.title)).toEqual(expect.arrayContaining(['Certificate expiry', 'Canary status']));
+  it('holds the certificate panels, each reading a family waiting for a feeder', () => {
+    expect(pending.panels.map((p) => p.title)).toEqual(expect.arrayContaining(['Certificate expiry']));
     const waiting = contractSeries(readPendingFamilies());
     const exported = contractSeries(readContract());
     expect(pendingQueries.length).toBeGreaterThan(0);

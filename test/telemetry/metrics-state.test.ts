@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { CanaryMetrics, type CanaryReport } from '../../src/telemetry/metrics-canary.ts';
 import { MeshStateMetrics } from '../../src/telemetry/metrics-state.ts';
-import { readPendingFamilies } from '../manifests/metrics-contract.ts';
+import { readContract } from '../manifests/metrics-contract.ts';
 
 /** name → [labels, value] of every sample, from the registry's JSON view. */
 async function samples(registry: Registry): Promise<Map<string, [Record<string, string | number>, number][]>> {
@@ -112,7 +112,7 @@ describe('canary metrics (control)', () => {
     expect(all.get('canary_deployment_last_progress_timestamp_seconds')).toEqual([
       [{ service: 'reviews' }, (started + 60_000) / 1000],
     ]);
-    const contract = readPendingFamilies().filter((m) => m.name.startsWith('canary_'));
+    const contract = readContract().filter((m) => m.name.startsWith('canary_'));
     expect(contract.length).toBeGreaterThan(0);
     for (const m of contract) {
       expect(all.has(m.name), m.name).toBe(true);

@@ -199,7 +199,7 @@ describe('request metrics', () => {
     stats.registerRetries();
     const text = await stats.render();
     const samples = parseExposition(text);
-    const proxyRows = readContract();
+    const proxyRows = readContract().filter((m) => m.from === 'proxy');
     expect(proxyRows.map((m) => m.name)).toContain('service_mesh_requests_total');
     for (const m of proxyRows) {
       expect(text, m.name).toContain(`# TYPE ${m.name} ${m.type}\n`);
@@ -260,7 +260,7 @@ describe('request metrics', () => {
   it('exports no family waiting for a feeder (manifests/README.md) until its feeder registers, then as documented', async () => {
     const stats = newStats();
     stats.onRequestEnd('main', { ...ok, status: 429, flag: 'RL' });
-    const waiting = readPendingFamilies().filter((m) => !m.name.startsWith('canary_')); // canaries: control's
+    const waiting = readPendingFamilies().filter((m) => m.from === 'proxy');
     expect(waiting.map((m) => m.name)).toContain('service_mesh_certificate_expiry_days');
     const before = await stats.render();
     for (const m of waiting) expect(before, m.name).not.toContain(m.name);
