@@ -40,6 +40,9 @@ const VETH_A = `skcapa${tag}`.slice(0, 15);
 const VETH_B = `skcapb${tag}`.slice(0, 15);
 const A_IP = '10.200.0.1';
 const B_IP = '10.200.0.2';
+/** IPv6 too (ip6tables, IP6T_SO_ORIGINAL_DST); the proxies listen dual-stack, so IPv4 comes to them v4-mapped. */
+const A_IP6 = 'fd00:200::1';
+const B_IP6 = 'fd00:200::2';
 /** A Service's cluster IP: no host has it; only proxy A's config maps it to the server. */
 const SERVICE_IP = '10.96.0.10';
 
@@ -110,11 +113,13 @@ function accessLines(path: string): LogLine[] {
 
 const SERVER = `
 const http = require('node:http'), net = require('node:net');
-http.createServer((req, res) => {
+const answer = (req, res) => {
   const body = JSON.stringify({ path: req.url, host: req.headers.host, source: req.headers['x-source-service'] ?? null });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
-}).listen(8080, '${B_IP}', () => console.log('http ready'));
+};
+http.createServer(answer).listen(8080, '${B_IP}', () => console.log('http ready'));
+http.createServer(answer).listen(8080, '${B_IP6}', () => console.log('http6 ready'));
 net.createServer((s) => s.on('data', (d) => s.write('echo:' + d))).listen(9000, '${B_IP}', () => console.log('tcp ready'));
 net.createServer((s) => s.end('220 server speaks first\\r\\n')).listen(2525, '${B_IP}', () => console.log('smtp ready'));
 `;
@@ -153,19 +158,20 @@ describe.skipIf(!IS_ROOT)(
       sh(['ip', 'netns', 'add', NS_A]);
       sh(['ip', 'netns', 'add', NS_B]);
       sh(['ip', 'link', 'add', VETH_A, 'netns', NS_A, 'type', 'veth', 'peer', 'name', VETH_B, 'netns', NS_B]);
-      for (const [ns, dev, ip] of [
-        [NS_A, VETH_A, A_IP],
-        [NS_B, VETH_B, B_IP],
+      for (const [ns, dev, ip, ip6] of [
+        [NS_A, VETH_A, A_IP, A_IP6],
+        [NS_B, VETH_B, B_IP, B_IP6],
       ]) {
         sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
         sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', dev]);
+        sh(['ip', '-n', ns, 'addr', 'add', `${ip6}/64`, 'dev', dev, 'nodad']);
         sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
       }
       // Cluster IPs route out of the pod like everything else (the redirect happens after the routing decision).
       sh(['ip', '-n', NS_A, 'route', 'add', 'default', 'dev', VETH_A]);
 
       const server = spawnIn(NS_B, [process.execPath, '-e', SERVER]);
-      await waitFor(() => ['http', 'tcp', 'smtp'].every((p) => server.out().includes(`${p} ready`)), 10_000);
+      await waitFor(() => ['http', 'http6', 'tcp', 'smtp'].every((p) => server.out().includes(`${p} ready`)), 10_000);
 
       // The mesh's identities (skein ca): A calls the Service over mTLS, B's inbound capture listener terminates it.
       const caDir = join(dir, 'ca');
@@ -204,7 +210,7 @@ describe.skipIf(!IS_ROOT)(
         listeners: [
           {
             name: 'outbound-capture',
-            address: '0.0.0.0:15001',
+            address: '[::]:15001',
             direction: 'outbound',
             originalDst: true,
             cluster: 'passthrough',
@@ -229,7 +235,7 @@ describe.skipIf(!IS_ROOT)(
         listeners: [
           {
             name: 'inbound-capture',
-            address: '0.0.0.0:15006',
+            address: '[::]:15006',
             direction: 'inbound',
             originalDst: true,
             cluster: 'local-app',
@@ -259,6 +265,7 @@ describe.skipIf(!IS_ROOT)(
           '15001',
           '--inbound-port',
           '15006',
+          '--ipv6',
         ]);
     }, 60_000);
 
@@ -330,6 +337,16 @@ describe.skipIf(!IS_ROOT)(
       expect(metrics).toMatch(/skein_mtls_handshakes_total\{direction="inbound",result="ok"\} [1-9]/);
     });
 
+    it('IPv6 too: ip6tables redirects, and the original destination is read with IP6T_SO_ORIGINAL_DST', async () => {
+      const url = `http://[${B_IP6}]:8080/v6`;
+      const { stdout } = await run('ip', ['netns', 'exec', NS_A, 'curl', '-sS', '-g', '-m', '5', url]);
+      expect(JSON.parse(stdout)).toEqual({ path: '/v6', host: `[${B_IP6}]:8080`, source: 'client-app' });
+      const a = await waitFor(() => accessLines(logA).find((l) => l.path === '/v6'), 5_000);
+      expect(a).toMatchObject({ route_name: 'original-dst:passthrough', upstream_host: `[${B_IP6}]:8080` });
+      const b = await waitFor(() => accessLines(logB).find((l) => l.path === '/v6'), 5_000);
+      expect(b).toMatchObject({ route_name: 'original-dst:local-app', upstream_host: `[${B_IP6}]:8080` });
+    });
+
     it('a client that does not speak HTTP is passed through as TCP to where it was going', async () => {
       const { stdout } = await run('ip', ['netns', 'exec', NS_A, process.execPath, '-e', TCP_CLIENT]);
       expect(JSON.parse(stdout.trim())).toBe('echo:\u0000\u0001binary hello');
@@ -379,9 +396,10 @@ describe.skipIf(!IS_ROOT)(
           '-j',
           'RETURN',
         ]);
-        expect(skeinIn(ns, ['redirect', 'remove'])).toContain('removed');
+        expect(skeinIn(ns, ['redirect', 'remove', '--ipv6'])).toContain('IPv6: removed');
         const rules = natRules(ns);
         expect(rules).not.toContain('SKEIN_');
+        expect(sh(['ip', 'netns', 'exec', ns, 'ip6tables-save', '-t', 'nat'])).not.toContain('SKEIN_');
         expect(rules).toContain('--dport 9 -j RETURN'); // someone else's rule stays
       }
       const before = accessLines(logA).length;
