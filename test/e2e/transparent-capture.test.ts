@@ -4,8 +4,9 @@
 // cluster IP that only proxy A knows); the call goes app → A's outbound capture listener (routed by the original
 // destination) → B's inbound capture listener → the server, visible in both proxies' access logs; the Service's
 // hop is mTLS with identities from `skein ca` (B's listener is permissive: the passthrough's hop is plaintext).
-// The same over IPv6 (ip6tables, dual-stack listeners). A non-HTTP client takes the same path as TCP passthrough. `skein redirect remove` then leaves no SKEIN_* chain behind,
-// and the namespaces (with their veth pair) are deleted, also when a test fails. Needs root (namespaces, iptables).
+// The same over IPv6 (ip6tables, dual-stack listeners). A non-HTTP client takes the same path as TCP passthrough.
+// `skein redirect remove` then leaves no SKEIN_* chain behind, and the namespaces (with their veth pair) are
+// deleted, also when a test fails. Needs root (namespaces, iptables).
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
