@@ -199,14 +199,15 @@ export class ListenerRuntime implements ScopeSource {
     // A captured port carries whatever the app speaks: silence past the detection timeout (a server-first
     // protocol) or bytes that are not HTTP go through as TCP, to the same destination.
     const passthrough = this.scope.tcpPassthrough;
-    const timeoutMs = passthrough !== null ? cfg.protocolDetectionTimeoutMs : cfg.headersTimeoutMs;
+    const detectMs = passthrough !== null ? cfg.protocolDetectionTimeoutMs : 0;
+    const timeoutMs = detectMs > 0 ? detectMs : cfg.headersTimeoutMs;
     if (timeoutMs > 0)
       socket.setTimeout(timeoutMs, () => {
         // A strict mTLS listener passes nothing through in the clear: a mesh peer speaks first (its ClientHello).
-        if (passthrough === null || cfg.mtls === 'strict') return void socket.destroy();
+        if (detectMs === 0 || cfg.mtls === 'strict') return void socket.destroy();
         socket.setTimeout(0);
         socket.removeAllListeners('readable');
-        this.passThrough(passthrough, socket, null);
+        this.passThrough(passthrough!, socket, null);
       });
     socket.once('readable', () => {
       const first: Buffer | null = socket.read();

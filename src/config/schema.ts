@@ -265,7 +265,8 @@ export const Listener = z
      *  start with HTTP/1.1 or HTTP/2 are passed through as TCP the same way. */
     originalDst: z.boolean().default(false),
     /** originalDst with protocol http: a client that sends nothing within this is passed through as TCP (a
-     *  server-first protocol: MySQL, SMTP); one that is only slow loses HTTP routing, not its destination. */
+     *  server-first protocol: MySQL, SMTP); one that is only slow loses HTTP routing, not its destination.
+     *  0: no passthrough on silence (a silent client is closed after headersTimeoutMs, as elsewhere). */
     protocolDetectionTimeoutMs: Millis.default(1_000),
     /** Config of the pipeline stages that take one, by stage name (src/config/stages.ts). */
     stages: ListenerStages.optional(),
