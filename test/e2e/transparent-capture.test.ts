@@ -338,6 +338,15 @@ describe.skipIf(!IS_ROOT)(
       expect(metrics).toMatch(/skein_mtls_handshakes_total\{direction="inbound",result="ok"\} [1-9]/);
     });
 
+    it('h2c (prior knowledge) on the captured port is HTTP/2 to the proxy and routed by original destination', async () => {
+      const url = `http://${SERVICE_IP}/h2c`;
+      const args = ['netns', 'exec', NS_A, 'curl', '-sS', '-m', '5', '--http2-prior-knowledge', url];
+      const { stdout } = await run('ip', args);
+      expect(JSON.parse(stdout)).toMatchObject({ path: '/h2c', source: 'client-app' });
+      const a = await waitFor(() => accessLines(logA).find((l) => l.path === '/h2c'), 5_000);
+      expect(a).toMatchObject({ protocol: 'HTTP/2', route_name: 'original-dst:server' });
+    });
+
     it('IPv6 too: ip6tables redirects, and the original destination is read with IP6T_SO_ORIGINAL_DST', async () => {
       const url = `http://[${B_IP6}]:8080/v6`;
       const { stdout } = await run('ip', ['netns', 'exec', NS_A, 'curl', '-sS', '-g', '-m', '5', url]);
