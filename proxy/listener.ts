@@ -14,7 +14,7 @@ import type { Logger } from '../src/log.ts';
 import type { ListenerScope, ScopeSource } from './scope.ts';
 import type { ProxyStats } from './stats.ts';
 import { onTcpConnection } from './tcp.ts';
-import { ORIGINAL_DST_ADDON, readOriginalDst, setOriginalDst } from './original-dst.ts';
+import { originalDstAddon, readOriginalDst, setOriginalDst } from './original-dst.ts';
 import type { MeshIdentity } from './mtls/identity.ts';
 import { setPeer } from './peer.ts';
 
@@ -121,11 +121,11 @@ export class ListenerRuntime implements ScopeSource {
     const { host, port } = parseHostPort(cfg.address);
     // Transparent capture: one getsockopt per accepted connection, on these listeners only (original-dst.ts).
     const captured = cfg.originalDst;
-    if (captured && ORIGINAL_DST_ADDON.addon === null)
+    if (captured && originalDstAddon().addon === null)
       this.log.error('original-destination routing unavailable: every connection goes to the listener cluster', {
         listener: this.name,
         cluster: cfg.cluster,
-        why: ORIGINAL_DST_ADDON.why,
+        why: originalDstAddon().why,
       });
     let server: net.Server;
     if (cfg.protocol === 'tcp') {

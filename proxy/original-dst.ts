@@ -21,10 +21,20 @@ interface Addon {
   originalDst(fd: number): string | number;
 }
 
-/** The addon as loaded at startup, or why it is not there (said by every listener that needs it). */
-export const ORIGINAL_DST_ADDON: { readonly addon: Addon | null; readonly why: string } = loadAddon();
+export interface AddonState {
+  readonly addon: Addon | null;
+  /** Why it is not there ('' when loaded): said by every listener that needs it. */
+  readonly why: string;
+}
 
-function loadAddon(): { addon: Addon | null; why: string } {
+let loaded: AddonState | null = null;
+
+/** The addon, loaded on first use: a proxy without a capture listener never opens it (no dlopen, no memory). */
+export function originalDstAddon(): AddonState {
+  return (loaded ??= loadAddon());
+}
+
+function loadAddon(): AddonState {
   if (process.platform !== 'linux') return { addon: null, why: `SO_ORIGINAL_DST is Linux-only (${process.platform})` };
   // proxy/original-dst.ts in a checkout, dist/proxy/original-dst.js when built: the addon is native/ at the root.
   const candidates = ['../native/original-dst.node', '../../native/original-dst.node'].map(
@@ -57,7 +67,7 @@ export function parseOriginalDstKey(key: string): OriginalDst {
  * own address asked for (a getsockname; a redirected connection's port is the app's, and skips it).
  */
 export function readOriginalDst(socket: Socket, listenPort: number): OriginalDst | null {
-  const addon = ORIGINAL_DST_ADDON.addon;
+  const addon = (loaded ??= loadAddon()).addon;
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (addon === null || typeof fd !== 'number' || fd < 0) return null;
   const key = addon.originalDst(fd);

@@ -14,7 +14,7 @@ import { ListenerRuntime, sameBinding, type TlsMaterial } from './listener.ts';
 import { type ListenerScope, listenerScope } from './scope.ts';
 import { buildChain } from './stages/chain.ts';
 import type { OriginalDstTable } from '../src/routing/original-dst.ts';
-import { ORIGINAL_DST_ADDON } from './original-dst.ts';
+import { originalDstAddon } from './original-dst.ts';
 import { StateStore } from './stages/state.ts';
 import type { Logger } from '../src/log.ts';
 import { ProxyStats } from './stats.ts';
@@ -396,6 +396,6 @@ function describeOriginalDst(table: OriginalDstTable<Cluster> | undefined): obje
       [...table.byAddress].map(([address, route]) => [address, route.clusters[0].name]),
     ),
     fallback: table.fallback.clusters[0].name,
-    addon: ORIGINAL_DST_ADDON.addon === null ? `unavailable: ${ORIGINAL_DST_ADDON.why}` : 'loaded',
+    addon: originalDstAddon().addon === null ? `unavailable: ${originalDstAddon().why}` : 'loaded',
   };
 }

@@ -7,7 +7,7 @@
 //        in a namespace where `skein redirect install --outbound-port 15001 …` redirects it to this listener,
 //        for the redirected case (the process runs as root there, so exempt it with another --proxy-uid).
 import net from 'node:net';
-import { ORIGINAL_DST_ADDON, readOriginalDst } from '../../proxy/original-dst.ts';
+import { originalDstAddon, readOriginalDst } from '../../proxy/original-dst.ts';
 import { compileOriginalDstTable, routeByOriginalDst } from '../../src/routing/original-dst.ts';
 import type { ClusterConfig } from '../../src/config/schema.ts';
 
@@ -16,9 +16,9 @@ const ROUNDS = 5;
 const connectArg = process.argv.find((a) => a.startsWith('--connect='))?.split('=')[1];
 const listenPort = Number(process.argv.find((a) => a.startsWith('--listen-port='))?.split('=')[1] ?? 15001);
 
-const addon = ORIGINAL_DST_ADDON.addon;
+const addon = originalDstAddon().addon;
 if (addon === null) {
-  console.error(`original-dst micro-benchmark: the addon is unavailable: ${ORIGINAL_DST_ADDON.why}`);
+  console.error(`original-dst micro-benchmark: the addon is unavailable: ${originalDstAddon().why}`);
   process.exit(1);
 }
 
@@ -64,9 +64,7 @@ console.log(
 );
 
 time('addon.originalDst(fd): the getsockopt', () => addon.originalDst(fd));
-time('readOriginalDst(socket, port): + fd lookup, key parse, loop check', () =>
-  readOriginalDst(socket, (server.address() as net.AddressInfo).port),
-);
+time('readOriginalDst(socket, port): + fd lookup, key parse, loop check', () => readOriginalDst(socket, boundPort));
 
 const clusters = Array.from(
   { length: 1000 },

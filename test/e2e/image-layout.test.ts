@@ -315,7 +315,7 @@ describe('the Docker image runtime layout (replayed from the Dockerfile, no Dock
     });
 
     it('carries the SO_ORIGINAL_DST addon where dist/ finds it, and skein redirect (the init container command)', async () => {
-      const probe = `import(${JSON.stringify(join(root, 'dist/proxy/original-dst.js'))}).then((m) => console.log(JSON.stringify(m.ORIGINAL_DST_ADDON.why)))`;
+      const probe = `import(${JSON.stringify(join(root, 'dist/proxy/original-dst.js'))}).then((m) => console.log(JSON.stringify(m.originalDstAddon().why)))`;
       const why = execFileSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8' });
       expect(JSON.parse(why)).toBe('');
       const args = [

@@ -4,12 +4,12 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { looksLikeHttp1 } from '../../proxy/listener.ts';
-import { ORIGINAL_DST_ADDON, parseOriginalDstKey, readOriginalDst } from '../../proxy/original-dst.ts';
+import { originalDstAddon, parseOriginalDstKey, readOriginalDst } from '../../proxy/original-dst.ts';
 
 describe('original destination', () => {
   it('is built and loads on Linux (npm run build compiles native/original-dst.c)', () => {
-    expect(ORIGINAL_DST_ADDON.why).toBe('');
-    expect(ORIGINAL_DST_ADDON.addon).not.toBeNull();
+    expect(originalDstAddon().why).toBe('');
+    expect(originalDstAddon().addon).not.toBeNull();
   });
 
   it('is null for a connection that was not redirected, and the addon says ENOENT / ENOTSOCK', async () => {
@@ -21,8 +21,8 @@ describe('original destination', () => {
     try {
       expect(readOriginalDst(socket, (server.address() as net.AddressInfo).port)).toBeNull();
       const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
-      expect(ORIGINAL_DST_ADDON.addon!.originalDst(fd)).toBeLessThan(0);
-      expect(() => ORIGINAL_DST_ADDON.addon!.originalDst(-1)).toThrow(TypeError);
+      expect(originalDstAddon().addon!.originalDst(fd)).toBeLessThan(0);
+      expect(() => originalDstAddon().addon!.originalDst(-1)).toThrow(TypeError);
     } finally {
       client.destroy();
       socket.destroy();
