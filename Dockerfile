@@ -10,7 +10,10 @@
 # to build, pull and pin rather than a second one for iptables (about 3 MB with its libraries).
 # test/e2e/image-layout.test.ts replays the build stage's tsc and prune and this stage's COPY lines, and runs
 # `skein probe`, `skein control` and `skein bench` from that layout.
+# Transparent capture: the build stage compiles the SO_ORIGINAL_DST addon (native/original-dst.c, Node-API: no Node
+# headers needed) with gcc; the runtime stage carries the built addon (dist/proxy/original-dst.js loads it).
 FROM node:24-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/skein
 COPY package.json package-lock.json ./
 # --ignore-scripts: the image's own Node 24 compiles; the `node` devDependency's binary is not needed here.
@@ -23,6 +26,9 @@ COPY certs ./certs
 COPY examples ./examples
 COPY probes ./probes
 COPY bench ./bench
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/
+RUN node scripts/build-native.mjs --required
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # The bench image (`docker build --target bench -t skein-bench:0.1.0 .`): what `skein bench` and `skein bench
@@ -56,6 +62,7 @@ ENV NODE_ENV=production
 WORKDIR /opt/skein
 COPY --from=build /opt/skein/node_modules ./node_modules
 COPY --from=build /opt/skein/dist ./dist
+COPY --from=build /opt/skein/native/original-dst.node ./native/
 COPY package.json ./
 COPY bin ./bin
 COPY examples ./examples

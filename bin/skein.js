@@ -15,6 +15,10 @@ const COMMANDS = {
   canary: ['../dist/control/canary-cli.js', 'Start, watch, promote or roll back canary rollouts through control.'],
   config: ['../dist/src/config/cli.js', 'Validate a config file, or print the config JSON Schema.'],
   ca: ['../dist/certs/cli.js', 'Run the mesh CA: init, issue certificates, inspect, revoke, CRLs, root rotation.'],
+  redirect: [
+    '../dist/proxy/redirect-cli.js',
+    "Send the pod's TCP through the proxy (iptables; transparent capture): install or remove.",
+  ],
   probe: ['../dist/probes/cli.js', 'Measure what processes cost in the kernel (eBPF: TCP, socket I/O, CPU).'],
   bench: ['../dist/bench/cli.js', 'Benchmark proxies side by side (skein, nginx, HAProxy, Node peers, meshes).'],
 };

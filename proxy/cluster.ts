@@ -18,6 +18,7 @@ import { RetryBudget } from '../src/resilience/retry.ts';
 import { H1Pool } from './upstream/h1-pool.ts';
 import { H2Pool, type Http2Refusal } from './upstream/h2-pool.ts';
 import type { EndpointPool, Exchange, OutboundRequest, PoolOptions, ResponseSink } from './upstream/types.ts';
+import type { OriginalDst } from './original-dst.ts';
 
 export type UpstreamProtocol = 'http1' | 'http2';
 
@@ -133,7 +134,12 @@ export interface HashKeySource {
   breakerProbe?: number;
   /** Endpoints this request's earlier attempts went to: the pick prefers any other (null: first attempt). */
   readonly triedEndpoints?: readonly Endpoint[] | null;
+  /** Where the client was going before `skein redirect` sent it to the proxy: an original-dst cluster's endpoint. */
+  readonly originalDst?: OriginalDst | null;
 }
+
+/** How often an original-dst cluster forgets the destinations that have no request and no connection left. */
+export const ORIGINAL_DST_SWEEP_MS = 30_000;
 
 function compileHashKey(policy: HashPolicyConfig | undefined): ((req: HashKeySource) => string | undefined) | null {
   if (policy === undefined) return null;
@@ -197,6 +203,9 @@ export class Cluster {
   private readonly endpointBreaker: EndpointBreakerConfig | null;
   /** Endpoints whose breaker is open or half-open: when 0 (the usual case) the pick checks none. */
   breakersNotClosed = 0;
+  /** `discovery: { type: original-dst }`: endpoints are the requests' original destinations (the host replaced
+   *  by `host` when set), made at the pick and swept once idle; null for every other cluster. */
+  private readonly originalDst: { readonly host: string | undefined; sweeper: NodeJS.Timeout | null } | null;
 
   constructor(
     config: ClusterConfig,
@@ -253,6 +262,7 @@ export class Cluster {
     // Building the source opens nothing (registry.ts): discovery begins in start(), so compiling does no I/O.
     this.discovery = createDiscoverySource(config.discovery, { baseDir: opts.baseDir });
     this.log = opts.log;
+    this.originalDst = config.discovery.type === 'original-dst' ? { host: config.discovery.host, sweeper: null } : null;
   }
 
   get requestTimeoutMs(): number {
@@ -320,11 +330,46 @@ export class Cluster {
    * a probe slot, whose token goes to `req.breakerProbe`.
    */
   pick(req: HashKeySource): Endpoint | undefined {
+    if (this.originalDst !== null) return this.pickOriginalDst(req);
     const ctx = this.pickCtx;
     ctx.hashKey = this.hashKey === null ? undefined : this.hashKey(req);
     const ep = this.lb.pick(ctx) as Endpoint | undefined;
     if (ep === undefined || (this.breakersNotClosed === 0 && (req.triedEndpoints ?? null) === null)) return ep;
     return this.pickAdmitted(ep, req);
+  }
+
+  /**
+   * Envoy's ORIGINAL_DST cluster: the endpoint is where the client was going (its pools kept per destination, so
+   * keep-alive works as for any endpoint); no balancer, health checks or endpoint breakers (there is one endpoint
+   * per destination); the cluster's thresholds and timeouts apply. A request without one (a listener without
+   * `originalDst`, or a connection that was not redirected) has no endpoint: UH.
+   */
+  private pickOriginalDst(req: HashKeySource): Endpoint | undefined {
+    const dst = req.originalDst;
+    if (dst === undefined || dst === null) return undefined;
+    const override = this.originalDst!.host;
+    const host = override ?? dst.host;
+    // The key is already "ip:port" / "[v6]:port", endpointId's form: no string built per request.
+    const id = override === undefined ? dst.key : endpointId(host, dst.port);
+    let ep = this.byId.get(id);
+    if (ep === undefined) {
+      // mTLS only with `mtls: always`: a destination nobody claimed is not known to be in the mesh (auto's test).
+      const mtls = this.mtlsAlways ? this.upstreamMtls : null;
+      const options = mtls === null ? this.poolOptions : { ...this.poolOptions, mtls };
+      ep = new Endpoint({ host, port: dst.port, weight: 1, labels: {} }, options, this.learning);
+      this.byId.set(id, ep);
+    }
+    return ep;
+  }
+
+  /** Forget original destinations with nothing in flight and no connection (their pools hold none). */
+  private sweepOriginalDst(): void {
+    for (const [id, ep] of this.byId) {
+      if (ep.active === 0 && ep.connectionCount === 0) {
+        this.byId.delete(id);
+        ep.close();
+      }
+    }
   }
 
   private pickAdmitted(first: Endpoint, req: HashKeySource): Endpoint | undefined {
@@ -385,7 +430,7 @@ export class Cluster {
       panic: this.health.panic,
       circuitBreakers: this.describeLimits(),
       retryBudget: this.retryBudget.describe(now),
-      endpoints: this.endpoints.map((e) => ({
+      endpoints: (this.originalDst === null ? this.endpoints : [...this.byId.values()]).map((e) => ({
         address: e.id,
         weight: e.weight,
         labels: e.labels,
@@ -441,6 +486,10 @@ export class Cluster {
       },
     });
     this.health.start();
+    if (this.originalDst !== null) {
+      this.originalDst.sweeper = setInterval(() => this.sweepOriginalDst(), ORIGINAL_DST_SWEEP_MS);
+      this.originalDst.sweeper.unref();
+    }
   }
 
   close(): void {
@@ -450,5 +499,10 @@ export class Cluster {
     this.health.close();
     this.discovery.close();
     for (const ep of this.endpoints) ep.close();
+    if (this.originalDst !== null) {
+      if (this.originalDst.sweeper !== null) clearInterval(this.originalDst.sweeper);
+      for (const ep of this.byId.values()) ep.close();
+      this.byId.clear();
+    }
   }
 }

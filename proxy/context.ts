@@ -11,6 +11,7 @@ import { errorMessage, localReply, type RequestFlag, type UpstreamError } from '
 import type { ListenerScope } from './scope.ts';
 import { nextRequestId } from './request-id.ts';
 import type { PeerIdentity } from './peer.ts';
+import type { OriginalDst } from './original-dst.ts';
 import type { Exchange, FlatHeaders, OutboundRequest, ResponseSink } from './upstream/types.ts';
 
 export abstract class RequestContext implements RoutableRequest, HashKeySource, RequestRecord {
@@ -33,6 +34,9 @@ export abstract class RequestContext implements RoutableRequest, HashKeySource, 
   remoteAddress = '';
   /** The downstream connection's verified mTLS peer (peer.ts); null on a plaintext or one-way TLS connection. */
   peer: PeerIdentity | null = null;
+  /** Where the client was going before `skein redirect` sent it here (original-dst.ts); null unless the listener
+   *  has `originalDst: true` and the connection was redirected. */
+  originalDst: OriginalDst | null = null;
   requestId = '';
   route: CompiledRoute<Cluster> | undefined = undefined;
   cluster: Cluster | undefined = undefined;

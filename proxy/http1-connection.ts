@@ -4,6 +4,7 @@
 // takes too long 408 (http1-connections.ts sweeps the timers), and a WebSocket upgrade hands the socket to
 // websocket.ts once the requests before it are answered.
 import { peerOf, type PeerIdentity } from './peer.ts';
+import { originalDstOf, type OriginalDst } from './original-dst.ts';
 import type net from 'node:net';
 import { type LocalReply, localReply, REASON } from './flags.ts';
 import { type Http1Downstream, Http1Context } from './http1.ts';
@@ -40,6 +41,8 @@ export class Http1Connection implements Http1Downstream {
   readonly remoteAddress: string;
   /** The verified mTLS peer of this connection (peer.ts), or null. */
   readonly peer: PeerIdentity | null;
+  /** Where a redirected client was going (original-dst.ts), or null. */
+  readonly originalDst: OriginalDst | null;
   readonly encrypted: boolean;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -76,6 +79,7 @@ export class Http1Connection implements Http1Downstream {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     this.peer = peerOf(socket);
+    this.originalDst = originalDstOf(socket);
     const limits = owner.limits;
     this.headersTimeoutMs = limits.headersTimeoutMs;
     this.idleTimeoutMs = limits.idleTimeoutMs;

@@ -3,6 +3,7 @@
 // context, and writes the upstream's response back itself: the head is serialised into one string and sent
 // together with the first body bytes, so a small response is one socket write. Framing is ours to choose:
 // the upstream's Content-Length when it gave one, chunked otherwise (or close-delimited for HTTP/1.0).
+import type { OriginalDst } from './original-dst.ts';
 import type { PeerIdentity } from './peer.ts';
 import type { Duplex, Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
@@ -57,6 +58,8 @@ export interface Http1Downstream extends BodySource {
   readonly encrypted: boolean;
   /** The connection's verified mTLS peer (peer.ts), or null. */
   readonly peer: PeerIdentity | null;
+  /** Where a redirected client was going (original-dst.ts), or null. */
+  readonly originalDst: OriginalDst | null;
   readonly closed: boolean;
   /** The response is written: the next request on the connection may start. */
   responseDone(ctx: Http1Context): void;
@@ -111,6 +114,7 @@ export class Http1Context extends RequestContext {
     this.keepAlive = head.keepAlive;
     this.remoteAddress = conn.remoteAddress;
     this.peer = conn.peer;
+    this.originalDst = conn.originalDst;
     if (conn.encrypted) this.scheme = 'https';
     // The fields every request needs, read off the raw list; the length check skips the lowercase for most
     // names. llhttp has already rejected conflicting Content-Length and Transfer-Encoding fields.

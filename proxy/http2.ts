@@ -2,6 +2,7 @@
 // pass through, grpc-timeout becomes the request deadline, and a reset on either side cancels the other:
 // the client's RST_STREAM cancels the upstream stream, an upstream reset resets the client's stream.
 import { peerOf } from './peer.ts';
+import { originalDstOf } from './original-dst.ts';
 import http2 from 'node:http2';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { parseGrpcTimeoutMs, RequestContext } from './context.ts';
@@ -99,7 +100,10 @@ export class Http2Context extends RequestContext {
     this.authority = headers[':authority'] ?? headers.host ?? '';
     const socket = stream.session?.socket;
     this.remoteAddress = socket?.remoteAddress ?? '';
-    if (socket !== undefined) this.peer = peerOf(socket);
+    if (socket !== undefined) {
+      this.peer = peerOf(socket);
+      this.originalDst = originalDstOf(socket);
+    }
     if (stream.session?.encrypted === true) this.scheme = 'https';
     const ct = headers['content-type'];
     this.isGrpc = ct !== undefined && ct.startsWith('application/grpc');

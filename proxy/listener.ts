@@ -14,6 +14,7 @@ import type { Logger } from '../src/log.ts';
 import type { ListenerScope, ScopeSource } from './scope.ts';
 import type { ProxyStats } from './stats.ts';
 import { onTcpConnection } from './tcp.ts';
+import { originalDstAddon, readOriginalDst, setOriginalDst } from './original-dst.ts';
 import type { MeshIdentity } from './mtls/identity.ts';
 import { setPeer } from './peer.ts';
 
@@ -26,11 +27,31 @@ const HTTP_ALPN = ['h2', 'http/1.1'];
 const REFUSAL_LOG_INTERVAL_MS = 1_000;
 
 /**
+ * A captured connection's first bytes look like HTTP/1.x: a method token (A-Z, as every registered method is
+ * spelled) then a space. A read that ends inside the token still counts (a request line split across writes); a
+ * token longer than any method, or any other byte, does not: TLS, a database protocol, … go through as TCP.
+ */
+export function looksLikeHttp1(first: Buffer): boolean {
+  const n = Math.min(first.length, 18);
+  for (let i = 0; i < n; i++) {
+    const b = first[i];
+    if (b === 0x20) return i >= 3;
+    if (b < 0x41 || b > 0x5a) return false;
+  }
+  return first.length < 18;
+}
+
+/**
  * Same socket and protocol: a reload can keep the bound socket. TLS on both sides counts as the same binding
  * whatever the files: a new certificate is swapped into the running server (prepareTls/applyTls).
  */
 export function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
-  return a.address === b.address && a.protocol === b.protocol && (a.tls === undefined) === (b.tls === undefined);
+  return (
+    a.address === b.address &&
+    a.protocol === b.protocol &&
+    a.originalDst === b.originalDst && // read at accept by the bound server's callbacks
+    (a.tls === undefined) === (b.tls === undefined)
+  );
 }
 
 /** A listener's certificate and key as read from its files; `digest` tells a changed pair from the same one. */
@@ -61,6 +82,8 @@ export class ListenerRuntime implements ScopeSource {
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
+  /** The port the server is bound to (known once listening): readOriginalDst's loop check. */
+  private boundPort = -1;
   /** Handshakes of mTLS connections (never bound: sockets are handed to it); built when a mode needs it. */
   private mtlsServer: tls.Server | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -96,11 +119,20 @@ export class ListenerRuntime implements ScopeSource {
   listen(): Promise<void> {
     const cfg = this.scope.compiled.config;
     const { host, port } = parseHostPort(cfg.address);
+    // Transparent capture: one getsockopt per accepted connection, on these listeners only (original-dst.ts).
+    const captured = cfg.originalDst;
+    if (captured && originalDstAddon().addon === null)
+      this.log.error('original-destination routing unavailable: every connection goes to the listener cluster', {
+        listener: this.name,
+        cluster: cfg.cluster,
+        why: originalDstAddon().why,
+      });
     let server: net.Server;
     if (cfg.protocol === 'tcp') {
       // allowHalfOpen: a client's FIN must not end the reply direction (tcp.ts passes it on upstream).
       server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
         this.track(socket);
+        if (captured) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
         if (this.scope.compiled.config.mtls === 'disabled') onTcpConnection(this.scope, socket);
         else this.detect(socket);
       });
@@ -111,6 +143,7 @@ export class ListenerRuntime implements ScopeSource {
         { cert: material.cert, key: material.key, ALPNProtocols: ['h2', 'http/1.1'] },
         (socket) => {
           this.track(socket);
+          if (captured) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
           if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
           else this.h1.accept(socket, null);
         },
@@ -118,6 +151,7 @@ export class ListenerRuntime implements ScopeSource {
     } else {
       server = net.createServer({ noDelay: true }, (socket) => {
         this.track(socket);
+        if (captured) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
         this.detect(socket);
       });
     }
@@ -127,6 +161,7 @@ export class ListenerRuntime implements ScopeSource {
       server.once('error', reject);
       server.listen({ host, port, backlog: 4096 }, () => {
         server.off('error', reject);
+        this.boundPort = (server.address() as net.AddressInfo).port;
         resolve();
       });
     });
@@ -160,8 +195,20 @@ export class ListenerRuntime implements ScopeSource {
    * buffered bytes to nghttp2). Both then consume the socket natively.
    */
   private detect(socket: net.Socket): void {
-    const timeoutMs = this.scope.compiled.config.headersTimeoutMs;
-    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => socket.destroy());
+    const cfg = this.scope.compiled.config;
+    // A captured port carries whatever the app speaks: silence past the detection timeout (a server-first
+    // protocol) or bytes that are not HTTP go through as TCP, to the same destination.
+    const passthrough = this.scope.tcpPassthrough;
+    const detectMs = passthrough !== null ? cfg.protocolDetectionTimeoutMs : 0;
+    const timeoutMs = detectMs > 0 ? detectMs : cfg.headersTimeoutMs;
+    if (timeoutMs > 0)
+      socket.setTimeout(timeoutMs, () => {
+        // A strict mTLS listener passes nothing through in the clear: a mesh peer speaks first (its ClientHello).
+        if (detectMs === 0 || cfg.mtls === 'strict') return void socket.destroy();
+        socket.setTimeout(0);
+        socket.removeAllListeners('readable');
+        this.passThrough(passthrough!, socket, null);
+      });
     socket.once('readable', () => {
       const first: Buffer | null = socket.read();
       if (first === null) return; // closed before sending anything
@@ -184,8 +231,17 @@ export class ListenerRuntime implements ScopeSource {
       if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
         socket.unshift(first);
         this.h2.emit('connection', socket);
-      } else this.h1.accept(socket, first);
+      } else if (passthrough === null || looksLikeHttp1(first)) this.h1.accept(socket, first);
+      else this.passThrough(passthrough, socket, first);
     });
+  }
+
+  /** A captured connection that is not HTTP: TCP passthrough (tcp.ts) by its original destination. */
+  private passThrough(scope: ListenerScope, socket: net.Socket, first: Buffer | null): void {
+    // As a tcp listener's sockets are: a client's FIN is passed on, the reply direction stays open.
+    socket.allowHalfOpen = true;
+    if (first !== null) socket.unshift(first);
+    onTcpConnection(scope, socket);
   }
 
   /**
@@ -240,8 +296,13 @@ export class ListenerRuntime implements ScopeSource {
     this.stats.mtlsHandshake('inbound', 'ok');
     setPeer(socket, { spiffeId: check.spiffeId, certSha256: check.certSha256 });
     socket.on('error', () => {}); // reported through the request or session that owns it
+    // Captured: the TLS socket is a new object over the same fd; its original destination is read again.
+    if (this.scope.compiled.config.originalDst) setOriginalDst(socket, readOriginalDst(socket, this.boundPort));
+    const passthrough = this.scope.tcpPassthrough;
     if (this.scope.compiled.config.protocol === 'tcp') onTcpConnection(this.scope, socket);
     else if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+    // A peer's proxy offers no ALPN for raw TCP: on a captured http listener that is TCP passthrough.
+    else if (passthrough !== null && socket.alpnProtocol !== 'http/1.1') this.passThrough(passthrough, socket, null);
     else this.h1.accept(socket, null);
   }
 

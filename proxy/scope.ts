@@ -20,6 +20,9 @@ export interface ListenerScope {
   readonly stats: ProxyStats;
   readonly telemetry: ProxyTelemetry;
   readonly log: Logger;
+  /** A captured (`originalDst`) http listener's connections that are not HTTP: the same listener with the tcp
+   *  chain (proxy/tcp.ts), routed by original destination; null elsewhere. */
+  readonly tcpPassthrough: ListenerScope | null;
   /** The proxy's mesh identity (mtls/identity.ts), or null when the config has no `mtls`. */
   readonly identity: MeshIdentity | null;
 }
@@ -34,6 +37,7 @@ export function listenerScope(
   chain: StageChain,
   serviceName: string,
   deps: { stats: ProxyStats; telemetry: ProxyTelemetry; log: Logger; identity?: MeshIdentity | null },
+  tcpChain: StageChain | null = null,
 ): ListenerScope {
   const direction = compiled.config.direction;
   return Object.freeze({
@@ -47,5 +51,6 @@ export function listenerScope(
     telemetry: deps.telemetry,
     log: deps.log,
     identity: deps.identity ?? null,
+    tcpPassthrough: tcpChain === null ? null : listenerScope(compiled, tcpChain, serviceName, deps),
   });
 }

@@ -13,6 +13,8 @@ import { Cluster } from './cluster.ts';
 import { ListenerRuntime, sameBinding, type TlsMaterial } from './listener.ts';
 import { type ListenerScope, listenerScope } from './scope.ts';
 import { buildChain } from './stages/chain.ts';
+import type { OriginalDstTable } from '../src/routing/original-dst.ts';
+import { originalDstAddon } from './original-dst.ts';
 import { StateStore } from './stages/state.ts';
 import type { Logger } from '../src/log.ts';
 import { ProxyStats } from './stats.ts';
@@ -122,8 +124,12 @@ export class ProxyServer {
         return c;
       });
       const deps = { stats: this.stats, telemetry: this.telemetry, log: this.log, identity };
-      for (const [name, compiled] of next.listeners)
-        scopes.set(name, listenerScope(compiled, buildChain(compiled, this.stageState), config.service, deps));
+      for (const [name, compiled] of next.listeners) {
+        const chain = buildChain(compiled, this.stageState);
+        const captured = compiled.originalDst !== undefined && compiled.config.protocol === 'http';
+        const tcpChain = captured ? buildChain(compiled, this.stageState, undefined, 'tcp') : null;
+        scopes.set(name, listenerScope(compiled, chain, config.service, deps, tcpChain));
+      }
     } catch (err) {
       this.stageState.abort(stateBefore);
       for (const c of created) c.close();
@@ -316,6 +322,8 @@ export class ProxyServer {
       tls: l.scope.compiled.config.tls !== undefined,
       mtls: l.scope.compiled.config.mtls,
       routes: l.scope.compiled.routes.routes.map((r) => ({ name: r.name, clusters: r.clusters.map((c) => c.name) })),
+      // Transparent capture: the service addresses it routes by, and where the rest goes; null when not captured.
+      originalDst: describeOriginalDst(l.scope.compiled.originalDst),
       stages: l.scope.chain.names,
       openConnections: l.openConnections,
     }));
@@ -379,4 +387,15 @@ function closeAdmin(server: http.Server): void {
 function formatAddress(a: { address: string; port: number } | null): string {
   if (a === null) return '(not bound)';
   return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+function describeOriginalDst(table: OriginalDstTable<Cluster> | undefined): object | null {
+  if (table === undefined) return null;
+  return {
+    serviceAddresses: Object.fromEntries(
+      [...table.byAddress].map(([address, route]) => [address, route.clusters[0].name]),
+    ),
+    fallback: table.fallback.clusters[0].name,
+    addon: originalDstAddon().addon === null ? `unavailable: ${originalDstAddon().why}` : 'loaded',
+  };
 }

@@ -3,6 +3,7 @@
 // connection ended), paired with one upstream connection, and bytes are piped both ways.
 import { connectUpstream } from './mtls/upstream.ts';
 import { peerOf } from './peer.ts';
+import { originalDstOf } from './original-dst.ts';
 import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import { RequestContext } from './context.ts';
@@ -21,6 +22,7 @@ class TcpContext extends RequestContext {
     this.downstream = downstream;
     this.remoteAddress = downstream.remoteAddress ?? '';
     this.peer = peerOf(downstream);
+    this.originalDst = originalDstOf(downstream);
   }
 
   header(): string | undefined {

@@ -7,6 +7,7 @@ import { CANARY_HELP } from '../control/canary-cli.ts';
 import { CONTROL_HELP } from '../control/cli.ts';
 import { PROXY_HELP } from '../proxy/cli.ts';
 import { MESH_HELP } from '../proxy/mesh.ts';
+import { REDIRECT_HELP } from '../proxy/redirect-cli.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
@@ -29,6 +30,10 @@ describe('README.md', () => {
 
   it('shows `skein ca --help` exactly as the CLI prints it', () => {
     expect(readme).toContain(CA_HELP);
+  });
+
+  it('shows `skein redirect --help` exactly as the CLI prints it', () => {
+    expect(readme).toContain(REDIRECT_HELP);
   });
 
   it('documents every `skein mesh` option', () => {

@@ -14,14 +14,16 @@ export interface ChainSources {
 
 const REGISTERED: ChainSources = { definitions: registeredStages, order: STAGE_ORDER };
 
+/** `protocol`: the listener's own, or 'tcp' for the passthrough chain of a captured http listener's non-HTTP
+ *  connections (ListenerScope.tcpPassthrough). */
 export function buildChain(
   listener: CompiledListener<Cluster>,
   store: StateStore,
   sources: ChainSources = REGISTERED,
+  protocol: StageProtocol = listener.config.protocol,
 ): StageChain {
   const cfg = listener.config;
   const direction: Direction = cfg.direction;
-  const protocol: StageProtocol = cfg.protocol;
   const blocks = (cfg.stages ?? {}) as Record<string, unknown>;
   for (const name of Object.keys(blocks)) {
     const def = sources.definitions.get(name);

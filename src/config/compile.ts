@@ -5,6 +5,7 @@
 // it is rebuilt from its `config` alone (plain JSON), and its `hash` names that config's content.
 import { createHash } from 'node:crypto';
 import { compileRoutes, type RouteTable } from '../routing/match.ts';
+import { compileOriginalDstTable, type OriginalDstTable } from '../routing/original-dst.ts';
 import type { ClusterConfig, Config, ListenerConfig } from './schema.ts';
 
 export interface CompiledListener<C> {
@@ -12,6 +13,8 @@ export interface CompiledListener<C> {
   readonly routes: RouteTable<C>;
   /** protocol tcp: the one cluster. */
   readonly tcpCluster: C | undefined;
+  /** `originalDst: true`: the routes by original destination, taken when no route matches (HTTP) or always (TCP). */
+  readonly originalDst: OriginalDstTable<C> | undefined;
 }
 
 export interface Snapshot<C> {
@@ -48,6 +51,7 @@ export function compileSnapshot<C>(config: Config, version: number, makeCluster:
         config: l,
         routes: compileRoutes(l.routes, resolve),
         tcpCluster: l.cluster !== undefined ? resolve(l.cluster) : undefined,
+        originalDst: l.originalDst ? compileOriginalDstTable(config.clusters, l.cluster!, resolve) : undefined,
       }),
     );
   }

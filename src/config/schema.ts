@@ -13,6 +13,7 @@ import { RateLimitPolicy } from './rate-limit-schema.ts';
 import { RETRY_BUDGET_DEFAULTS, RetryBudget, RetryPolicy } from './retry-schema.ts';
 import { CookieMatch, HeaderMatch, QueryParamMatch, Regex } from './match-schema.ts';
 import { MirrorPolicy } from './mirror-schema.ts';
+import { originalDstKey } from '../discovery/address.ts';
 import { ClusterMtls, ListenerMtls, MeshTls } from './mtls-schema.ts';
 
 export { HeaderMatch } from './match-schema.ts';
@@ -26,6 +27,12 @@ export const HostPort = z
   .refine((s) => Number(HOST_PORT.exec(s)?.[2]) <= 65535, 'port must be 0..65535');
 
 const Millis = z.number().int().nonnegative();
+
+/** An IP literal and port ("10.96.0.10:80", "[fd00::1]:80"): an address a client dials, as the kernel reports it. */
+export const IpPort = HostPort.refine((s) => {
+  const host = HOST_PORT.exec(s)![1];
+  return host.startsWith('[') ? z.ipv6().safeParse(host.slice(1, -1)).success : z.ipv4().safeParse(host).success;
+}, 'expected an IP address and port, e.g. 10.96.0.10:80 or [fd00::10]:80');
 
 export const StaticEndpoint = z.strictObject({
   address: HostPort,
@@ -53,6 +60,15 @@ export const Discovery = z.discriminatedUnion('type', [
     maxRefreshMs: Millis.default(60_000),
     /** DNS servers to ask ("ip:port"); the system's resolvers when absent. */
     servers: z.array(z.string()).optional(),
+  }),
+  z.strictObject({
+    /** Envoy's ORIGINAL_DST: each request goes to the address its client dialed before `skein redirect` sent it to
+     *  the proxy (proxy/original-dst.ts); endpoints are made per destination and dropped once idle. Only
+     *  requests from a listener with `originalDst: true` have one (others get UH). */
+    type: z.literal('original-dst'),
+    /** Connect to this address instead of the original one, keeping its port: an inbound listener's local app
+     *  at 127.0.0.1 (an app listening on the pod IP needs no host). */
+    host: z.union([z.ipv4(), z.ipv6()]).optional(),
   }),
 ]);
 
@@ -90,29 +106,49 @@ export const Timeouts = z.strictObject({
   idleMs: Millis.default(4_000),
 });
 
-export const Cluster = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
-  /** The destination service's name, sent as x-target-service; defaults to the cluster name. */
-  service: z.string().optional(),
-  /** auto: HTTP/1.1 downstream → HTTP/1.1; gRPC → h2c; other HTTP/2 → h2c unless the endpoint refuses it,
-   *  then HTTP/1.1 (learned per endpoint, re-probed after 5 minutes). */
-  protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
-  discovery: Discovery,
-  lb: LoadBalancing.default({ policy: 'round-robin', panicThresholdPercent: 50 }),
-  timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 4_000 }),
-  /** Idle keep-alive HTTP/1.1 connections kept per endpoint. */
-  maxIdlePerEndpoint: z.number().int().min(0).max(10_000).default(128),
-  /** Active health checks of every endpoint (health-schema.ts); none when absent. */
-  healthChecks: HealthChecks.optional(),
-  /** Passive outlier detection (health-schema.ts); none when absent (the quick form turns it on). */
-  outlierDetection: OutlierDetection.optional(),
-  /** Envoy's thresholds (its defaults when absent) and the optional per-endpoint breaker (breaker-schema.ts). */
-  circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
-  /** How many retries the cluster's requests may add (retry-schema.ts); always on, Linkerd's defaults. */
-  retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
-  /** mTLS on calls to the cluster's endpoints (mtls-schema.ts); auto when absent. */
-  mtls: ClusterMtls.default({ mode: 'auto' }),
-});
+export const Cluster = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+    /** The destination service's name, sent as x-target-service; defaults to the cluster name. */
+    service: z.string().optional(),
+    /** auto: HTTP/1.1 downstream → HTTP/1.1; gRPC → h2c; other HTTP/2 → h2c unless the endpoint refuses it,
+     *  then HTTP/1.1 (learned per endpoint, re-probed after 5 minutes). */
+    protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
+    discovery: Discovery,
+    lb: LoadBalancing.default({ policy: 'round-robin', panicThresholdPercent: 50 }),
+    timeouts: Timeouts.default({ connectMs: 1_000, requestMs: 15_000, idleMs: 4_000 }),
+    /** Idle keep-alive HTTP/1.1 connections kept per endpoint. */
+    maxIdlePerEndpoint: z.number().int().min(0).max(10_000).default(128),
+    /** Active health checks of every endpoint (health-schema.ts); none when absent. */
+    healthChecks: HealthChecks.optional(),
+    /** Passive outlier detection (health-schema.ts); none when absent (the quick form turns it on). */
+    outlierDetection: OutlierDetection.optional(),
+    /** Envoy's thresholds (its defaults when absent) and the optional per-endpoint breaker (breaker-schema.ts). */
+    circuitBreakers: CircuitBreakers.default(CIRCUIT_BREAKER_DEFAULTS),
+    /** How many retries the cluster's requests may add (retry-schema.ts); always on, Linkerd's defaults. */
+    retryBudget: RetryBudget.default(RETRY_BUDGET_DEFAULTS),
+    /** Addresses clients dial for this cluster (a Service's cluster IP and port): a listener with `originalDst:
+     *  true` sends captured requests for them here (src/routing/original-dst.ts). */
+    serviceAddresses: z.array(IpPort).min(1).optional(),
+    /** mTLS on calls to the cluster's endpoints (mtls-schema.ts); auto when absent. */
+    mtls: ClusterMtls.default({ mode: 'auto' }),
+  })
+  .superRefine((c, ctx) => {
+    // One endpoint per destination, made at the pick: there is no set to check, eject from or balance over.
+    if (c.discovery.type !== 'original-dst') return;
+    const perEndpoint: [keyof typeof c, boolean][] = [
+      ['healthChecks', c.healthChecks !== undefined],
+      ['outlierDetection', c.outlierDetection !== undefined],
+      ['circuitBreakers', c.circuitBreakers.endpoint !== undefined],
+    ];
+    for (const [field, set] of perEndpoint)
+      if (set)
+        ctx.addIssue({
+          code: 'custom',
+          message: `an original-dst cluster has one endpoint per destination: no ${field === 'circuitBreakers' ? 'endpoint breaker' : field}`,
+          path: field === 'circuitBreakers' ? [field, 'endpoint'] : [field],
+        });
+  });
 
 export const RouteMatch = z
   .strictObject({
@@ -222,8 +258,17 @@ export const Listener = z
     /** Mutual TLS with the mesh's identities (mtls-schema.ts); needs the top-level `mtls`. Not with `tls`. */
     mtls: ListenerMtls.default('disabled'),
     routes: z.array(Route).default([]),
-    /** protocol tcp: every connection goes to this cluster. */
+    /** protocol tcp: every connection goes to this cluster. With `originalDst`: where requests go that no route
+     *  matched and whose original destination is no cluster's `serviceAddresses` (any protocol). */
     cluster: z.string().optional(),
+    /** Transparent capture (`skein redirect`): read each connection's original destination and route by it when
+     *  no route matches: a cluster's `serviceAddresses`, else `cluster`. protocol http: connections that do not
+     *  start with HTTP/1.1 or HTTP/2 are passed through as TCP the same way. */
+    originalDst: z.boolean().default(false),
+    /** originalDst with protocol http: a client that sends nothing within this is passed through as TCP (a
+     *  server-first protocol: MySQL, SMTP); one that is only slow loses HTTP routing, not its destination.
+     *  0: no passthrough on silence (a silent client is closed after headersTimeoutMs, as elsewhere). */
+    protocolDetectionTimeoutMs: Millis.default(1_000),
     /** Config of the pipeline stages that take one, by stage name (src/config/stages.ts). */
     stages: ListenerStages.optional(),
     /** Largest request head accepted (bytes); larger gets 431. */
@@ -242,11 +287,16 @@ export const Listener = z
     message: 'a tcp listener needs cluster',
     path: ['cluster'],
   })
+  .refine((l) => !l.originalDst || l.cluster !== undefined, {
+    message:
+      'an originalDst listener needs cluster: where unclaimed destinations go (e.g. a cluster with discovery: { type: original-dst })',
+    path: ['cluster'],
+  })
   .refine((l) => l.tls === undefined || l.mtls === 'disabled', {
     message: 'a listener takes either tls (its own certificate) or mtls (the mesh identity), not both',
     path: ['mtls'],
   })
-  .refine((l) => l.protocol !== 'http' || l.routes.length > 0, {
+  .refine((l) => l.protocol !== 'http' || l.originalDst || l.routes.length > 0, {
     message: 'an http listener needs at least one route',
     path: ['routes'],
   });
@@ -315,6 +365,21 @@ export const Config = z
       if (clusters.has(c.name))
         ctx.addIssue({ code: 'custom', message: `duplicate cluster name '${c.name}'`, path: ['clusters', i, 'name'] });
       clusters.add(c.name);
+    });
+    // A captured destination must name one cluster: an address claimed twice is an error, not a first-wins.
+    const claimed = new Map<string, string>();
+    cfg.clusters.forEach((c, i) => {
+      c.serviceAddresses?.forEach((a, ai) => {
+        const key = originalDstKey(a);
+        const owner = claimed.get(key);
+        if (owner !== undefined && owner !== c.name)
+          ctx.addIssue({
+            code: 'custom',
+            message: `${a} is already a service address of cluster '${owner}'`,
+            path: ['clusters', i, 'serviceAddresses', ai],
+          });
+        claimed.set(key, c.name);
+      });
     });
     const names = new Set<string>();
     cfg.listeners.forEach((l, li) => {

@@ -44,3 +44,11 @@ export function parseHostPort(address: string): HostAndPort {
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/** A config address ("10.96.0.10:80", "[FD00::1]:80") in the form the kernel's original destination is written in
+ *  (native/original-dst.c, proxy/original-dst.ts): IPv4 as is, IPv6 lowercase and compressed, in brackets. */
+export function originalDstKey(address: string): string {
+  if (!address.startsWith('[')) return address;
+  const close = address.lastIndexOf(']');
+  return `${new URL(`http://${address.slice(0, close + 1)}`).hostname}${address.slice(close + 1)}`;
+}

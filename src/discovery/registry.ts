@@ -3,6 +3,7 @@
 import type { DiscoveryConfig } from '../config/schema.ts';
 import { createDnsSource } from './dns.ts';
 import { createFileSource } from './file.ts';
+import { createOriginalDstSource } from './original-dst.ts';
 import { createStaticSource } from './static.ts';
 import type { DiscoverySource } from './types.ts';
 
@@ -40,3 +41,4 @@ export function createDiscoverySource(config: DiscoveryConfig, options: Discover
 registerDiscoverySource('static', createStaticSource);
 registerDiscoverySource('file', createFileSource);
 registerDiscoverySource('dns', createDnsSource);
+registerDiscoverySource('original-dst', createOriginalDstSource);

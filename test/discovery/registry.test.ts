@@ -27,7 +27,7 @@ describe('discovery registry', () => {
   it('rejects an unknown type, listing the registered ones', () => {
     const config = { type: 'consul', service: 'api' } as unknown as DiscoveryConfig;
     expect(() => createDiscoverySource(config)).toThrow(
-      "unknown discovery type 'consul' (registered: static, file, dns)",
+      "unknown discovery type 'consul' (registered: static, file, dns, original-dst)",
     );
   });
 

@@ -314,6 +314,25 @@ describe('the Docker image runtime layout (replayed from the Dockerfile, no Dock
       expect(lines[0]).not.toMatch(/scripts are missing/);
     });
 
+    it('carries the SO_ORIGINAL_DST addon where dist/ finds it, and skein redirect (the init container command)', async () => {
+      const probe = `import(${JSON.stringify(join(root, 'dist/proxy/original-dst.js'))}).then((m) => console.log(JSON.stringify(m.originalDstAddon().why)))`;
+      const why = execFileSync(process.execPath, ['-e', probe], { cwd: root, encoding: 'utf8' });
+      expect(JSON.parse(why)).toBe('');
+      const args = [
+        'redirect',
+        'install',
+        '--proxy-uid',
+        '1337',
+        '--outbound-port',
+        '15001',
+        '--inbound-port',
+        '15006',
+      ];
+      const { code, out } = await runToExit(root, [...args, '--dry-run']);
+      expect(code).toBe(0);
+      expect(out).toContain('-A SKEIN_REDIRECT -p tcp -j REDIRECT --to-ports 15001');
+    });
+
     it('has the runtime dependencies and not the bench harness’s (ws, hdr-histogram-js)', () => {
       const modules = join(root, 'node_modules');
       for (const dep of ['undici', 'yaml', 'zod', 'pino']) expect(existsSync(join(modules, dep)), dep).toBe(true);

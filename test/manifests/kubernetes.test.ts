@@ -13,14 +13,14 @@ import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { CONTROL_OPTIONS } from '../../control/cli.ts';
 import { PROXY_OPTIONS, parseProxyArgs } from '../../proxy/cli.ts';
+import { REDIRECT_OPTIONS } from '../../proxy/redirect-cli.ts';
 import { type K8sObject, kustomize, manifestDir, readObjects, schemaProblems } from './kubernetes-schema.ts';
 
-// Flags the manifests use that other work adds (Kubernetes discovery in control, mTLS bootstrap in the proxy,
-// the redirect command); each must be either a flag the CLI has today or listed here. Drop each when it lands.
+// Flags the manifests use that other work adds (Kubernetes discovery in control, mTLS bootstrap in the proxy);
+// each must be either a flag the CLI has today or listed here. Drop each when it lands.
 const COMING_FLAGS: Record<string, readonly string[]> = {
   control: ['--kubernetes'],
   proxy: [],
-  'redirect install': ['--proxy-uid', '--outbound-port', '--inbound-port'],
 };
 
 interface Container {
@@ -314,7 +314,11 @@ describe('manifests/overlays/sidecar', () => {
     expect(pod.initContainers).toHaveLength(1);
     const redirect = pod.initContainers![0];
     expect(redirect.args?.slice(0, 2)).toEqual(['redirect', 'install']);
-    for (const f of flagsIn(redirect.args!)) expect(COMING_FLAGS['redirect install'], f).toContain(f);
+    for (const f of flagsIn(redirect.args!))
+      expect(
+        Object.keys(REDIRECT_OPTIONS).map((o) => `--${o}`),
+        f,
+      ).toContain(f);
     expect(redirect.securityContext).toMatchObject({
       runAsUser: 0,
       capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },

@@ -48,6 +48,7 @@ function scope(stages: Stage[], logs: string[] = []): ListenerScope & { ended: R
     direction: 'outbound',
     outbound: true,
     serviceName: 'client',
+    tcpPassthrough: null,
     stats: { inFlight: 0, onRequestEnd: (_: string, ctx: RequestContext) => ended.push(ctx) } as never,
     telemetry: { tracer: null, onRequestEnd() {} } as never,
     log: createLogger('debug', (line) => logs.push(line)),
