@@ -339,11 +339,16 @@ describe('manifests/overlays/sidecar', () => {
       expect(c.securityContext?.runAsUser, c.name).not.toBe(proxy.securityContext?.runAsUser);
   });
 
-  it('runs the app behind it and the proxy with no capability at all, its inbound cluster pointing at the app', () => {
+  it('runs the app behind it and the proxy with no capability at all, both listeners routing by original destination', () => {
     expect(proxy.securityContext?.capabilities).toEqual({ drop: ['ALL'] });
-    const app = pod.containers.find((c) => c.name === 'app')!;
-    const local = cfg.clusters.find((c) => c.name === 'local-app')!.discovery;
-    expect(local.type === 'static' && local.endpoints[0].address).toBe(`127.0.0.1:${app.ports![0].containerPort}`);
+    // Captured connections go where they were dialed: peers' to the app's port (the inbound listener's
+    // original-dst cluster), the app's own to the cluster claiming the address, or through unchanged.
+    for (const l of cfg.listeners) {
+      expect(l.originalDst, l.name).toBe(true);
+      expect(cfg.clusters.find((c) => c.name === l.cluster)?.discovery.type, l.name).toBe('original-dst');
+    }
+    const inbound = cfg.listeners.find((l) => l.direction === 'inbound')!;
+    expect(inbound.mtls).toBe('permissive');
     expect(deployment.spec.template.metadata.labels.version, 'endpoints carry a version for canaries').toBeTruthy();
   });
 });
