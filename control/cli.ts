@@ -11,6 +11,7 @@ import { DEFAULT_LEAF_VALID_HOURS } from '../certs/ca.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
 import { type ControlServer, startControl } from './server.ts';
+import type { KubernetesSourceOptions } from './kubernetes/discovery.ts';
 import { DEFAULT_STORE_PREFIX, describeStore, parseStoreChoice, type StoreChoice } from './store/open.ts';
 
 export const CONTROL_DEFAULTS = {
@@ -45,6 +46,13 @@ Options:
                            The token proxies send to get a certificate (Authorization: Bearer TOKEN), not the
                            API token. Created like it when absent (default DATA-DIR/bootstrap-token).
   --cert-hours H           Validity of the certificates control signs, in hours (default ${DEFAULT_LEAF_VALID_HOURS}).
+  --kubernetes             Discover services from the Kubernetes API in-cluster (the pod's service account):
+                           each Service NAME in NAMESPACE becomes the service NAME.NAMESPACE, its endpoints
+                           the ready pods of its EndpointSlices, versioned by each pod's \`version\` label.
+                           Needs get/list/watch on services, endpointslices and pods. A service written
+                           through the API with the same id wins over the discovered one.
+  --kubeconfig FILE        The same from outside the cluster, with FILE's current context.
+  --kube-namespace NS      Discover in namespace NS only (default: all namespaces).
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
   --log-level LEVEL        debug | info | warn | error (default info).
   -h, --help               Show this help.
@@ -62,6 +70,9 @@ export const CONTROL_OPTIONS = {
   'bootstrap-token-file': { type: 'string' },
   'cert-hours': { type: 'string', default: String(DEFAULT_LEAF_VALID_HOURS) },
   'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
+  kubernetes: { type: 'boolean', default: false },
+  kubeconfig: { type: 'string' },
+  'kube-namespace': { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies ParseArgsOptionsConfig;
@@ -80,6 +91,8 @@ export interface ControlArgs {
   /** Undefined: <dataDir>/bootstrap-token. */
   readonly bootstrapTokenFile: string | undefined;
   readonly certHours: number;
+  /** Kubernetes discovery (--kubernetes, --kubeconfig), or undefined. */
+  readonly kubernetes: KubernetesSourceOptions | undefined;
 }
 
 /** Parses `skein control` arguments; 'help' for -h. Throws an Error naming the bad option. */
@@ -107,6 +120,13 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
     throw new Error(`--cert-hours must be a number > 0, got '${values['cert-hours']}'`);
   if (values['ca-dir'] === undefined && values['bootstrap-token-file'] !== undefined)
     throw new Error('--bootstrap-token-file needs --ca-dir (the token is for getting certificates)');
+  const namespace = values['kube-namespace'];
+  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))
+    throw new Error(`--kube-namespace must be a namespace name (a DNS label), got '${namespace}'`);
+  const discover = values.kubernetes || values.kubeconfig !== undefined;
+  if (!discover && namespace !== undefined) throw new Error('--kube-namespace needs --kubernetes or --kubeconfig');
+  if (values.kubernetes && values.kubeconfig !== undefined)
+    throw new Error('--kubernetes (in-cluster) and --kubeconfig FILE exclude each other');
   return {
     host: address.host,
     port: address.port,
@@ -120,6 +140,12 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
     bootstrapTokenFile:
       values['bootstrap-token-file'] === undefined ? undefined : resolve(values['bootstrap-token-file']),
     certHours,
+    kubernetes: discover
+      ? {
+          ...(values.kubeconfig !== undefined && { kubeconfig: resolve(values.kubeconfig) }),
+          ...(namespace !== undefined && { namespace }),
+        }
+      : undefined,
   };
 }
 
@@ -137,6 +163,7 @@ export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
     caDir: args.caDir,
     bootstrapTokenFile: args.bootstrapTokenFile,
     certHours: args.certHours,
+    kubernetes: args.kubernetes,
     log: (level, message) => logger[level](message),
   });
 }

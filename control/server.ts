@@ -25,6 +25,8 @@ import { PushHub } from './push.ts';
 import { openStore, type StoreChoice } from './store/open.ts';
 import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
 import { TrafficModel } from './traffic.ts';
+import { KubernetesDiscovery, type KubernetesSourceOptions } from './kubernetes/discovery.ts';
+import { discoveryRoutes } from './api/discovery.ts';
 
 export interface ControlOptions {
   readonly host: string;
@@ -49,6 +51,8 @@ export interface ControlOptions {
   readonly bootstrapTokenFile?: string;
   /** Validity of the certificates control signs, in hours (default 24). */
   readonly certHours?: number;
+  /** Discover services from the Kubernetes API (a kubeconfig, or in-cluster). Absent: no discovery. */
+  readonly kubernetes?: KubernetesSourceOptions;
 }
 
 export interface ControlCa {
@@ -71,6 +75,8 @@ export interface ControlServer {
   readonly token: ApiToken;
   /** The CA control signs with, when started with caDir. */
   readonly ca: ControlCa | undefined;
+  /** Discovery from the Kubernetes API, when started with `kubernetes`. */
+  readonly kubernetes: KubernetesDiscovery | undefined;
   close(): Promise<void>;
 }
 
@@ -129,6 +135,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     onNack: () => metrics?.onPushNack(),
   });
   traffic.onChange((_version, at) => push.changed(at));
+  let kubernetes: KubernetesDiscovery | undefined;
   const health: Route = { method: 'GET', path: '/healthz', handle: (): ApiReply => ({ json: { status: 'ok' } }) };
   metrics = new ControlMetrics({
     benchJobs: () => benchJobs.list(),
@@ -149,6 +156,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     health,
     metrics.route(),
     ...trafficRoutes(traffic, push),
+    ...discoveryRoutes(traffic, () => kubernetes),
     {
       method: 'POST',
       path: '/v1/push/stats',
@@ -191,8 +199,10 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   });
   let address;
   try {
+    if (opts.kubernetes !== undefined) kubernetes = startKubernetes(opts.kubernetes, traffic, opts.log);
     address = await listen(server, opts.host, opts.port);
   } catch (err) {
+    await kubernetes?.close();
     await canaries.close();
     push.close();
     await probeRuns.close();
@@ -214,8 +224,10 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     canaries,
     token,
     ca,
+    kubernetes,
     close: () =>
       (closing ??= (async () => {
+        await kubernetes?.close();
         await canaries.close();
         push.close();
         traffic.close();
@@ -228,4 +240,24 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
         await store.close();
       })()),
   };
+}
+
+/** Discovery whose services go to the traffic model as the source `kubernetes`; a newly shadowed id is logged. */
+function startKubernetes(
+  opts: KubernetesSourceOptions,
+  traffic: TrafficModel,
+  log: ControlOptions['log'],
+): KubernetesDiscovery {
+  let shadowed = new Set<string>();
+  return new KubernetesDiscovery(
+    opts,
+    async (services) => {
+      const now = new Set(await traffic.setDiscovered('kubernetes', services));
+      for (const id of now)
+        if (!shadowed.has(id))
+          log('warn', `kubernetes discovery: service '${id}' is also written through the API; the API's one is used`);
+      shadowed = now;
+    },
+    log,
+  );
 }
