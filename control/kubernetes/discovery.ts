@@ -96,7 +96,10 @@ export class KubernetesDiscovery {
           ? core.listPodForAllNamespaces({ labelSelector, ...page(cont) })
           : core.listNamespacedPod({ namespace: ns, labelSelector, ...page(cont) }),
     });
-    log('info', `kubernetes discovery from ${this.#server} (${ns === undefined ? 'all namespaces' : `namespace ${ns}`})`);
+    log(
+      'info',
+      `kubernetes discovery from ${this.#server} (${ns === undefined ? 'all namespaces' : `namespace ${ns}`})`,
+    );
   }
 
   get synced(): boolean {

@@ -118,7 +118,10 @@ export class ListWatch<T extends { readonly metadata?: KubeMeta }> {
       const ended = await this.#watchOnce();
       if (this.#closed) break;
       if (ended === 'gone') {
-        this.#opts.log('info', `kubernetes ${this.#opts.name}: resourceVersion ${this.#resourceVersion} is gone; listing again`);
+        this.#opts.log(
+          'info',
+          `kubernetes ${this.#opts.name}: resourceVersion ${this.#resourceVersion} is gone; listing again`,
+        );
         this.#relists++;
         needList = true;
         continue;
