@@ -61,6 +61,7 @@ export class ListWatch<T extends { readonly metadata?: KubeMeta }> {
   #resumes = 0;
   #lastError: string | null = null;
   #closed = false;
+  #listing = false;
   #abort: AbortController | undefined;
   #wake: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -92,12 +93,13 @@ export class ListWatch<T extends { readonly metadata?: KubeMeta }> {
     };
   }
 
+  /** Stops the watch and any wait. A list in flight cannot be aborted: its answer is dropped, not waited for. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#abort?.abort();
     clearTimeout(this.#timer);
     this.#wake?.();
-    await this.#done;
+    if (!this.#listing) await this.#done;
   }
 
   async #run(): Promise<void> {
@@ -106,15 +108,20 @@ export class ListWatch<T extends { readonly metadata?: KubeMeta }> {
     while (!this.#closed) {
       if (needList) {
         try {
+          this.#listing = true;
           await this.#list();
+          this.#listing = false;
           needList = false;
           failures = 0;
         } catch (err) {
+          this.#listing = false;
+          if (this.#closed) break;
           this.#failed(`list failed: ${message(err)}`);
           await this.#sleep(++failures);
           continue;
         }
       }
+      if (this.#closed) break;
       const ended = await this.#watchOnce();
       if (this.#closed) break;
       if (ended === 'gone') {
@@ -223,6 +230,16 @@ function statusCode(err: unknown): number | undefined {
   return typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
 }
 
+/** One line: the API's Status (code, reason, message) for a client ApiException, else the error's message. */
 function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const e = err as { code?: unknown; body?: unknown };
+  if (typeof e?.code === 'number' && typeof e.body === 'string') {
+    try {
+      const status = JSON.parse(e.body) as Status;
+      return `HTTP ${e.code} ${status.reason ?? ''}: ${status.message ?? ''}`;
+    } catch {
+      return `HTTP ${e.code}`;
+    }
+  }
+  return err instanceof Error ? err.message.split('\n')[0] : String(err);
 }
