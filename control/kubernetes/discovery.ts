@@ -14,6 +14,8 @@ export interface KubernetesSourceOptions {
   readonly kubeconfig?: string;
   /** Only this namespace; absent: all namespaces. */
   readonly namespace?: string;
+  /** In-cluster: where the service account's files are mounted, before /var/run/secrets/... (default ''). */
+  readonly serviceAccountRoot?: string;
   /** First wait after a failed list or a broken watch (default 500 ms, doubling to 30 s). */
   readonly retryBaseMs?: number;
 }
@@ -50,7 +52,13 @@ export class KubernetesDiscovery {
   ) {
     const kc = new KubeConfig();
     if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromCluster();
+    else {
+      if (process.env.KUBERNETES_SERVICE_HOST === undefined || process.env.KUBERNETES_SERVICE_PORT === undefined)
+        throw new Error(
+          'not in a Kubernetes pod (KUBERNETES_SERVICE_HOST and _PORT are not set): use --kubeconfig FILE from outside',
+        );
+      kc.loadFromCluster(opts.serviceAccountRoot);
+    }
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new Error(`${opts.kubeconfig ?? 'in-cluster config'}: no current cluster`);
     this.#server = cluster.server;

@@ -139,6 +139,15 @@ export class FakeKubeApi {
     return file;
   }
 
+  /** The bearer token it accepts, and its certificate (PEM): what a pod's service account files hold. */
+  get token(): string {
+    return TOKEN;
+  }
+
+  get caPem(): string {
+    return this.#caPem;
+  }
+
   get resourceVersion(): number {
     return this.#rv;
   }

@@ -3,7 +3,7 @@
 // the real @kubernetes/client-node reading a kubeconfig that points at it. Covers the initial list, watch
 // events, a dropped watch resuming from the last resourceVersion, a 410 Gone relist, that a broken watch (or
 // failing lists) never hands over an emptied set, and the rule between discovered and API-written services.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -198,6 +198,42 @@ describe('Kubernetes discovery (list and watch)', () => {
     await until(() => endpoints('app.default')?.length === 1);
     expect(handed.every((set) => (set.find((s) => s.id === 'app.default')?.endpoints.length ?? 0) > 0)).toBe(true);
     expect(logs.some((l) => l.startsWith('warn kubernetes endpointslices: list failed'))).toBe(true);
+  });
+
+  it('works in-cluster from the service account files and KUBERNETES_SERVICE_HOST/_PORT', async () => {
+    const root = join(dir, 'pod');
+    const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+    mkdirSync(sa, { recursive: true });
+    writeFileSync(join(sa, 'token'), fake.token);
+    writeFileSync(join(sa, 'ca.crt'), fake.caPem);
+    writeFileSync(join(sa, 'namespace'), 'default');
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    try {
+      delete process.env.KUBERNETES_SERVICE_HOST;
+      expect(
+        () =>
+          new KubernetesDiscovery(
+            {},
+            async () => {},
+            () => {},
+          ),
+      ).toThrow('not in a Kubernetes pod');
+      process.env.KUBERNETES_SERVICE_HOST = '127.0.0.1';
+      process.env.KUBERNETES_SERVICE_PORT = new URL(fake.url).port;
+      discovery = new KubernetesDiscovery(
+        { serviceAccountRoot: root, retryBaseMs: 5 },
+        async (services) => void handed.push(services),
+        (level, message) => void logs.push(`${level} ${message}`),
+      );
+    } finally {
+      for (const [k, v] of [
+        ['KUBERNETES_SERVICE_HOST', saved.host],
+        ['KUBERNETES_SERVICE_PORT', saved.port],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+    await until(() => endpoints('app.default')?.length === 2);
   });
 
   it('watches one namespace with --kube-namespace', async () => {
