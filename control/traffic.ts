@@ -206,6 +206,12 @@ export class TrafficModel {
     const run = this.#tail.then(async () => {
       const next = new Map(services.map((s) => [s.id, Service.parse(s)] as const));
       const held = this.#discovered.get(source) ?? new Map<string, Service>();
+      // A service gone from the source while a rule still sends to it stays, with no endpoints (503s at the
+      // proxies), until no rule names it: dropping it would make every proxy refuse snapshots for a missing cluster.
+      const named = new Set(
+        this.rules().flatMap((r) => [...r.destinations.map((d) => d.service), r.actions.mirror?.service]),
+      );
+      for (const [id, s] of held) if (!next.has(id) && named.has(id)) next.set(id, { ...s, endpoints: [] });
       const same =
         held.size === next.size &&
         [...next].every(([id, s]) => held.has(id) && canonicalJson(held.get(id)) === canonicalJson(s));

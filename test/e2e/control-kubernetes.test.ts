@@ -141,5 +141,25 @@ describe('skein control --kubeconfig', () => {
     );
     expect(await servedBy(proxy, { 'x-to': 'app' })).toBe('v2b');
     expect(await servedBy(proxy, { 'x-to': 'app-v1' })).toBe('v1');
+
+    // The API server is back: v2 is scaled to zero, so its cluster is empty (503, UH), not missing (a NACK).
+    fake.failLists(0);
+    fake.remove('endpointslices', 'default', 'app-v2def');
+    await waitForAsync(
+      async () => ((await servedBy(proxy, { 'x-to': 'app' })) === 'status 503' ? true : undefined),
+      10_000,
+    );
+    const r = await httpGet(`${proxy.url()}/hello`, { headers: { 'x-to': 'app' } });
+    expect(r.headers['x-skein-flags']).toBe('UH');
+    expect(await servedBy(proxy, { 'x-to': 'app-v1' })).toBe('v1');
+    // The Service is deleted while rules still name it: it stays, empty, until they are gone.
+    fake.remove('services', 'default', 'app');
+    await waitForAsync(async () => ((await servedBy(proxy, { 'x-to': 'app-v1' })) === 'status 503' ? true : undefined));
+    type Row = { lastNack: unknown; lastAck: { version: number } | null };
+    const version = (await api<{ version: number }>(control.url, 'GET', '/v1/config')).body.version;
+    await waitForAsync(async () =>
+      (await api<Row[]>(control.url, 'GET', '/proxies')).body[0].lastAck?.version === version ? true : undefined,
+    );
+    expect((await api<Row[]>(control.url, 'GET', '/proxies')).body[0].lastNack).toBeNull();
   });
 });
