@@ -135,6 +135,8 @@ export class ListWatch<T extends { readonly metadata?: KubeMeta }> {
       }
       this.#resumes++;
       if (ended === 'ended') failures = 0;
+      else if (ended === 'empty')
+        await this.#sleep(++failures); // ended at once, nothing said: not a hot loop
       else {
         this.#failed(`watch broke: ${ended.error}; resuming from resourceVersion ${this.#resourceVersion}`);
         await this.#sleep(++failures);
@@ -161,10 +163,16 @@ export class ListWatch<T extends { readonly metadata?: KubeMeta }> {
     this.#opts.onChange();
   }
 
-  /** One watch request, until it ends: 'ended' (the server closed it), 'gone' (410) or the error that broke it. */
-  #watchOnce(): Promise<'ended' | 'gone' | { error: string }> {
+  /**
+   * One watch request, until it ends: 'ended' (the server closed it, or it was quiet past the client's
+   * inactivity timeout of 30 s, as a watch on a quiet cluster is between bookmarks: resumed at once), 'empty'
+   * (the server closed it without a single event: resumed after a backoff), 'gone' (410) or the error that
+   * broke it.
+   */
+  #watchOnce(): Promise<'ended' | 'empty' | 'gone' | { error: string }> {
     return new Promise((resolve) => {
       let gone = false;
+      let events = 0;
       const query = {
         ...this.#opts.watchQuery,
         resourceVersion: this.#resourceVersion,
@@ -175,10 +183,14 @@ export class ListWatch<T extends { readonly metadata?: KubeMeta }> {
         this.#watching = false;
         this.#abort = undefined;
         if (gone || statusCode(err) === 410) resolve('gone');
-        else if (err === null || err === undefined || this.#closed) resolve('ended');
+        else if (this.#closed) resolve('ended');
+        else if ((err as { name?: unknown } | null)?.name === 'TimeoutError')
+          resolve('ended'); // quiet: resume
+        else if (err === null || err === undefined) resolve(events > 0 ? 'ended' : 'empty');
         else resolve({ error: message(err) });
       };
       const event = (type: string, object: unknown) => {
+        events++;
         if (type === 'ERROR') {
           const status = object as Status;
           if (status.code === 410) {
