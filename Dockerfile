@@ -5,6 +5,9 @@
 # run time (the bpftrace scripts of `skein probe` and control's probe API). Runs as a non-root user. bpftrace is
 # not installed: probes need root and the host's kernel anyway, so in this image `skein probe` and
 # /ebpf/probe/status say what is missing (exit 1, HTTP 503); `skein bench` says to run it from a clone (exit 1).
+# The runtime stage also has iptables: the same image is the sidecar's init container (`skein redirect install`,
+# manifests/overlays/sidecar), as root with NET_ADMIN and NET_RAW in the pod's network namespace only; one image
+# to build, pull and pin rather than a second one for iptables (about 3 MB with its libraries).
 # test/e2e/image-layout.test.ts replays the build stage's tsc and prune and this stage's COPY lines, and runs
 # `skein probe`, `skein control` and `skein bench` from that layout.
 FROM node:24-bookworm-slim AS build
@@ -23,7 +26,7 @@ COPY bench ./bench
 RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # The bench image (`docker build --target bench -t skein-bench:0.1.0 .`): what `skein bench` and `skein bench
-# origin` need, for manifests/bench-job.yaml — the whole build (bench/ included) and every dependency (the load
+# origin` need, for manifests/bench/ — the whole build (bench/ included) and every dependency (the load
 # generator's ws and hdr-histogram-js are dev dependencies). Not the default target: the last stage below is.
 FROM node:24-bookworm-slim AS bench
 ENV NODE_ENV=production
@@ -45,6 +48,10 @@ ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/skein.js"]
 CMD ["bench", "--help"]
 
 FROM node:24-bookworm-slim
+# iptables for `skein redirect install` (the sidecar's init container); nothing else from apt.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends iptables \
+  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /opt/skein
 COPY --from=build /opt/skein/node_modules ./node_modules

@@ -3,6 +3,7 @@
 // revocation and CRLs are in crl.ts, root rotation and the trust bundle in rotate.ts.
 import { randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import {
   AuthorityKeyIdentifierExtension,
   BasicConstraintsExtension,
@@ -49,6 +50,8 @@ export interface IssuedCertificate {
 
 export interface IssueOptions {
   readonly dnsNames?: readonly string[];
+  /** IP address SANs (control's own serving certificate, reached by address). */
+  readonly ipAddresses?: readonly string[];
   readonly validHours?: number;
 }
 
@@ -175,6 +178,10 @@ async function signLeaf(
     );
   const names: JsonGeneralName[] = [{ type: 'url', value: spiffe.uri }];
   for (const dns of options.dnsNames ?? []) names.push({ type: 'dns', value: checkDnsName(dns) });
+  for (const ip of options.ipAddresses ?? []) {
+    if (isIP(ip) === 0) throw new Error(`'${ip}' is not an IP address`);
+    names.push({ type: 'ip', value: ip });
+  }
   const serial = randomSerial();
   const usage = KeyUsageFlags.digitalSignature | (leafIsRsa ? KeyUsageFlags.keyEncipherment : 0);
   const leaf = await X509CertificateGenerator.create({
@@ -200,7 +207,8 @@ async function signLeaf(
   if (notAfter.getTime() > last) writeMeta(paths, { ...meta, lastLeafNotAfter: notAfter.toISOString() });
   return {
     chainPem: `${leaf.toString('pem')}\n${signer.certificate.toString('pem')}\n`,
-    serial: serial.replace(/^00/, ''),
+    // Without leading zeros (a first byte under 0x10 prints as 0X): the form revoked.json and the CRL tools use.
+    serial: serial.replace(/^0+(?=.)/, ''),
     spiffeId: spiffe.uri,
     notAfter,
   };

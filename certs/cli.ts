@@ -165,7 +165,9 @@ async function run(
       if (!REVOCATION_REASONS.includes(reason))
         throw new OptionError(`--reason must be one of ${REVOCATION_REASONS.join(', ')}, got '${reason}'`);
       const entry = await about('--cert', () => revoke(dir, readInput('--cert', file), reason));
-      out(`revoked serial ${entry.serial} (${entry.reason}) at ${entry.revokedAt}; run \`skein ca crl\` to publish it`);
+      out(
+        `revoked serial ${entry.serial} (${entry.reason}) at ${entry.revokedAt}; a skein control serving ${dir} pushes the new CRL within seconds, else run \`skein ca crl\` to publish it`,
+      );
       return 0;
     }
     case 'crl': {

@@ -56,10 +56,24 @@ export async function findIssuer(cert: X509Certificate, signers: Map<number, Sig
   return undefined;
 }
 
-/** Records the revocation of the first certificate in certPem; refuses a certificate this CA did not issue. */
-export async function revoke(dir: string, certPem: string, reason = 'unspecified'): Promise<RevokedEntry> {
+function checkReason(reason: string): void {
   if (!REVOCATION_REASONS.includes(reason))
     throw new Error(`unknown revocation reason '${reason}' (one of ${REVOCATION_REASONS.join(', ')})`);
+}
+
+/** Adds an entry to D/revoked.json unless its serial is there already (then answers the existing one). */
+function record(dir: string, entry: RevokedEntry): RevokedEntry {
+  const paths = caPaths(dir);
+  const revoked = readRevoked(paths);
+  const existing = revoked.find((e) => e.serial === entry.serial);
+  if (existing !== undefined) return existing;
+  writeRevoked(paths, [...revoked, entry]);
+  return entry;
+}
+
+/** Records the revocation of the first certificate in certPem; refuses a certificate this CA did not issue. */
+export async function revoke(dir: string, certPem: string, reason = 'unspecified'): Promise<RevokedEntry> {
+  checkReason(reason);
   const block = pemBlocks(certPem)[0];
   if (block === undefined) throw new Error('not a PEM certificate (no BEGIN CERTIFICATE block)');
   const cert = new X509Certificate(block);
@@ -69,12 +83,21 @@ export async function revoke(dir: string, certPem: string, reason = 'unspecified
   if (generation === undefined)
     throw new Error(`the certificate was not issued by this CA's intermediate (issuer ${cert.issuer})`);
   const serial = normalizeSerial(cert.serialNumber);
-  const revoked = readRevoked(paths);
-  const existing = revoked.find((entry) => entry.serial === serial);
-  if (existing !== undefined) return existing;
-  const entry: RevokedEntry = { serial, revokedAt: new Date().toISOString(), reason, generation };
-  writeRevoked(paths, [...revoked, entry]);
-  return entry;
+  return record(dir, { serial, revokedAt: new Date().toISOString(), reason, generation });
+}
+
+/**
+ * Records the revocation of a serial (hex, any case, colons allowed) without the certificate: which intermediate
+ * issued it is unknown, so it goes on the CRL of every live intermediate (generation null). The CA's serials are
+ * 128 random bits, so listing one on an intermediate that never issued it revokes nothing else.
+ */
+export function revokeSerial(dir: string, serial: string, reason = 'unspecified'): RevokedEntry {
+  checkReason(reason);
+  const normal = normalizeSerial(serial.trim());
+  if (!/^[0-9a-f]{1,40}$/.test(normal))
+    throw new Error(`'${serial}' is not a serial number (hexadecimal, up to 20 bytes)`);
+  readMeta(caPaths(dir)); // a CA directory, or a clear error
+  return record(dir, { serial: normal, revokedAt: new Date().toISOString(), reason, generation: null });
 }
 
 /** DER INTEGER of a non-negative number (the CRL number extension's value). */
@@ -107,7 +130,7 @@ export async function createCrl(dir: string, validHours = DEFAULT_CRL_VALID_HOUR
   let revokedCount = 0;
   for (const [generation, signer] of await liveSigners(dir, meta, thisUpdate.getTime())) {
     const entries = revoked
-      .filter((entry) => entry.generation === generation)
+      .filter((entry) => entry.generation === generation || entry.generation === null)
       .map((entry) => ({
         serialNumber: serialHex(entry.serial),
         revocationDate: new Date(entry.revokedAt),

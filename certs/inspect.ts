@@ -60,7 +60,7 @@ export function inspectCertificate(pem: string, dir?: string): Inspection {
     `not before: ${new Date(leaf.validFrom).toISOString()}`,
     `not after:  ${new Date(leaf.validTo).toISOString()}`,
     `issuer:     ${leaf.issuer.replace(/\n/g, ', ')}`,
-    `serial:     ${leaf.serialNumber.toLowerCase()}`,
+    `serial:     ${leaf.serialNumber.toLowerCase().replace(/^0+(?=.)/, '')}`,
   ];
   if (dir === undefined) return { lines, chains: undefined };
   const bundle = caPaths(dir).bundle;

@@ -55,3 +55,17 @@ export function parseSpiffeIdIn(id: string, trustDomain: string): SpiffeId {
     throw new Error(`SPIFFE id '${id}' is in trust domain '${parsed.trustDomain}', not this CA's '${trustDomain}'`);
   return parsed;
 }
+
+/**
+ * Compiles SPIFFE id patterns (`*` matches any run of characters, e.g. `spiffe://td/ns/ops/sa/*`) into one test;
+ * throws when a pattern is not a spiffe:// id pattern.
+ */
+export function spiffeIdMatcher(patterns: readonly string[]): (id: string) => boolean {
+  for (const p of patterns)
+    if (!p.startsWith('spiffe://') || p.length > MAX_ID_LENGTH)
+      throw new Error(`'${p}' is not a SPIFFE id pattern (spiffe://TRUST-DOMAIN/ns/NS/sa/SA, '*' for any part)`);
+  if (patterns.length === 0) return () => false;
+  const escaped = patterns.map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*'));
+  const re = new RegExp(`^(?:${escaped.join('|')})$`);
+  return (id) => re.test(id);
+}

@@ -57,8 +57,11 @@ export interface RevokedEntry {
   readonly serial: string;
   readonly revokedAt: string;
   readonly reason: string;
-  /** The generation of the intermediate that issued the certificate (its CRL lists it). */
-  readonly generation: number;
+  /**
+   * The generation of the intermediate that issued the certificate (its CRL lists it); null when revoked by
+   * serial alone: every live intermediate's CRL lists it.
+   */
+  readonly generation: number | null;
 }
 
 export function writeFileAtomic(path: string, data: string, mode: number): void {

@@ -1,6 +1,7 @@
 // `skein canary`: a thin client of control's canary API (/v1/canaries) for people and scripts. It starts a
 // rollout, shows where each one is (every window's numbers and decisions), and promotes, pauses, resumes or rolls
-// back by hand. Writes send the API token read from --token-file.
+// back by hand. Writes send the API token read from --token-file. Where control is (a port-forward, or its Service
+// address from inside a cluster) and the token may also come from the environment, so scripts and CI set them once.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 
@@ -25,8 +26,9 @@ Commands:
   rollback  --service NAME     All traffic back to the old version at once.
 
 Options:
-  --control URL            Control's API (default ${CANARY_DEFAULTS.control}).
-  --token-file FILE        The API token for writes (default ${CANARY_DEFAULTS.tokenFile}).
+  --control URL            Control's API (default $SKEIN_CONTROL, else ${CANARY_DEFAULTS.control}).
+  --token-file FILE        The API token for writes (default $SKEIN_TOKEN_FILE, else
+                           ${CANARY_DEFAULTS.tokenFile}).
   --stages LIST            WEIGHT:WINDOW_S stages, comma-separated, weights rising; the 100% stage is added
                            when missing (default the seed's 5:300,10:300,20:600,50:600,100).
   --json                   Print the API's JSON answer instead of the summary.
@@ -35,8 +37,8 @@ Options:
 Exit status: 0 when control accepted the request, 1 otherwise (its error and problems are printed).`;
 
 const OPTIONS = {
-  control: { type: 'string', default: CANARY_DEFAULTS.control },
-  'token-file': { type: 'string', default: CANARY_DEFAULTS.tokenFile },
+  control: { type: 'string' },
+  'token-file': { type: 'string' },
   service: { type: 'string' },
   from: { type: 'string' },
   to: { type: 'string' },
@@ -134,6 +136,9 @@ async function call(
   return { status: res.status, json };
 }
 
+/** An environment variable's value, or undefined when unset or empty. */
+const nonEmpty = (value: string | undefined): string | undefined => (value === '' ? undefined : value);
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -155,12 +160,14 @@ export async function main(argv: string[]): Promise<number> {
   if (!COMMANDS.includes(command) || positionals.length > 1) return usage(`unknown command '${positionals.join(' ')}'`);
   const service = values.service;
   if (command !== 'status' && service === undefined) return usage(`${command} needs --service`);
+  const control = values.control ?? nonEmpty(process.env.SKEIN_CONTROL) ?? CANARY_DEFAULTS.control;
+  const tokenFile = values['token-file'] ?? nonEmpty(process.env.SKEIN_TOKEN_FILE) ?? CANARY_DEFAULTS.tokenFile;
   let token: string | undefined;
   if (command !== 'status') {
     try {
-      token = readFileSync(values['token-file'], 'utf8').trim();
+      token = readFileSync(tokenFile, 'utf8').trim();
     } catch (err) {
-      return usage(`cannot read the API token from ${values['token-file']}: ${(err as Error).message}`);
+      return usage(`cannot read the API token from ${tokenFile}: ${(err as Error).message}`);
     }
   }
   let request: { method: 'GET' | 'POST'; path: string; body?: unknown };
@@ -194,9 +201,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   let answer;
   try {
-    answer = await call(values.control, request.method, request.path, token, request.body);
+    answer = await call(control, request.method, request.path, token, request.body);
   } catch (err) {
-    process.stderr.write(`skein canary: cannot reach control at ${values.control}: ${(err as Error).message}\n`);
+    process.stderr.write(`skein canary: cannot reach control at ${control}: ${(err as Error).message}\n`);
     return 1;
   }
   if (answer.status >= 400) {

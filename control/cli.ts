@@ -2,12 +2,15 @@
 // its traffic needs; it serves the bench job API and the eBPF probe API; all from its store (files under
 // --data-dir, or Redis with --store).
 // Canary rollouts are judged on the proxies' metrics read from --prometheus; with --ca-dir control signs the
-// proxies' certificates (their CSRs, sent with the bootstrap token) with the mesh's CA.
+// proxies' certificates (their CSRs, sent with the bootstrap token) with the mesh's CA, pushes the trust bundle and
+// CRLs to the proxies, and (--tls) serves HTTPS, taking writes from --writer-ids client certificates.
 // Stops cleanly on SIGTERM/SIGINT: the running bench job is stopped (queued ones wait for the next
 // start), running probes are stopped with their figures kept.
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { DEFAULT_LEAF_VALID_HOURS } from '../certs/ca.ts';
+import { isIP } from 'node:net';
+import { checkDnsName, DEFAULT_LEAF_VALID_HOURS } from '../certs/ca.ts';
+import { spiffeIdMatcher } from '../certs/spiffe.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
 import { type ControlServer, startControl } from './server.ts';
@@ -26,7 +29,9 @@ Start the control process: its HTTP API for services and traffic rules (/v1/rule
 proxies' config push (/v1/push, /proxies), canary rollouts (/v1/canaries), benchmark jobs (/benchmarks/...)
 and eBPF probe runs (/ebpf/probe/...), kept in its store (files under --data-dir, or Redis shared by several
 control replicas) so they survive restarts, and its own Prometheus metrics (/metrics). With --ca-dir it also
-signs the proxies' certificates (/v1/certificates) and serves the trust bundle and CRL.
+signs the proxies' certificates (/v1/certificates), revokes them (/v1/certificates/revocations), serves the
+trust bundle and CRL and pushes both to the proxies whenever they change (also after \`skein ca revoke\` or
+\`skein ca rotate-root\` on DIR: control looks every 2 s).
 
 Options:
   --listen HOST:PORT       API address (default ${CONTROL_DEFAULTS.listen}). Writes need the API token; reads and
@@ -41,7 +46,9 @@ Options:
                            version's requests, errors and latency there to promote or roll back on its own.
                            Without it, the proxies (skein proxy --control) report those counts to control.
   --ca-dir DIR             The mesh's CA (made with \`skein ca init\`; created here when DIR holds none): sign
-                           proxies' CSRs at POST /v1/certificates, serve GET /v1/trust-bundle and GET /v1/crl.
+                           proxies' CSRs at POST /v1/certificates, revoke at /v1/certificates/revocations,
+                           serve GET /v1/trust-bundle and GET /v1/crl, and push both to the proxies (the CRL
+                           re-signed hourly and on every change).
   --bootstrap-token-file FILE
                            The token proxies send to get a certificate (Authorization: Bearer TOKEN), not the
                            API token. Created like it when absent (default DATA-DIR/bootstrap-token).
@@ -53,6 +60,15 @@ Options:
                            through the API with the same id wins over the discovered one.
   --kubeconfig FILE        The same from outside the cluster, with FILE's current context.
   --kube-namespace NS      Discover in namespace NS only (default: all namespaces).
+  --tls                    Serve HTTPS (needs --ca-dir) with a certificate control issues itself for
+                           spiffe://TD/ns/skein-system/sa/skein-control, re-issued at half its life. Client
+                           certificates are asked for, not required: the API token keeps working.
+  --tls-dns-names LIST     The names (DNS names or IP addresses) in control's certificate, as clients reach it
+                           (comma-separated; default localhost, 127.0.0.1, ::1 and the --listen host).
+  --writer-ids LIST        SPIFFE id patterns (comma-separated, '*' matches any run, e.g.
+                           spiffe://cluster.local/ns/ops/sa/*) whose client certificates may write without the
+                           API token; needs --tls. The certificate must chain to the trust bundle and not be
+                           revoked; 403 for another id. The audit log names the id.
   --retention-days N       Forget finished jobs and probe runs older than N days (default ${CONTROL_DEFAULTS.retentionDays}).
   --log-level LEVEL        debug | info | warn | error (default info).
   -h, --help               Show this help.
@@ -69,6 +85,9 @@ export const CONTROL_OPTIONS = {
   'ca-dir': { type: 'string' },
   'bootstrap-token-file': { type: 'string' },
   'cert-hours': { type: 'string', default: String(DEFAULT_LEAF_VALID_HOURS) },
+  tls: { type: 'boolean', default: false },
+  'tls-dns-names': { type: 'string' },
+  'writer-ids': { type: 'string' },
   'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
   kubernetes: { type: 'boolean', default: false },
   kubeconfig: { type: 'string' },
@@ -93,7 +112,17 @@ export interface ControlArgs {
   readonly certHours: number;
   /** Kubernetes discovery (--kubernetes, --kubeconfig), or undefined. */
   readonly kubernetes: KubernetesSourceOptions | undefined;
+  readonly tls: boolean;
+  /** Undefined: the defaults (defaultTlsNames). */
+  readonly tlsNames: readonly string[] | undefined;
+  readonly writerIds: readonly string[];
 }
+
+const list = (raw: string | undefined): string[] | undefined =>
+  raw
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 
 /** Parses `skein control` arguments; 'help' for -h. Throws an Error naming the bad option. */
 export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' {
@@ -127,6 +156,25 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
   if (!discover && namespace !== undefined) throw new Error('--kube-namespace needs --kubernetes or --kubeconfig');
   if (values.kubernetes && values.kubeconfig !== undefined)
     throw new Error('--kubernetes (in-cluster) and --kubeconfig FILE exclude each other');
+  if (values.tls && values['ca-dir'] === undefined)
+    throw new Error('--tls needs --ca-dir (control issues its own certificate from that CA)');
+  const tlsNames = list(values['tls-dns-names']);
+  if (tlsNames !== undefined && !values.tls) throw new Error('--tls-dns-names needs --tls');
+  for (const name of tlsNames ?? [])
+    if (isIP(name) === 0)
+      try {
+        checkDnsName(name);
+      } catch (err) {
+        throw new Error(`--tls-dns-names: ${(err as Error).message}`);
+      }
+  const writerIds = list(values['writer-ids']) ?? [];
+  if (writerIds.length > 0 && !values.tls)
+    throw new Error('--writer-ids needs --tls (writers are recognised by their client certificates)');
+  try {
+    spiffeIdMatcher(writerIds);
+  } catch (err) {
+    throw new Error(`--writer-ids: ${(err as Error).message}`);
+  }
   return {
     host: address.host,
     port: address.port,
@@ -146,6 +194,9 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
           ...(namespace !== undefined && { namespace }),
         }
       : undefined,
+    tls: values.tls,
+    tlsNames,
+    writerIds,
   };
 }
 
@@ -164,6 +215,9 @@ export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
     bootstrapTokenFile: args.bootstrapTokenFile,
     certHours: args.certHours,
     kubernetes: args.kubernetes,
+    tls: args.tls,
+    tlsNames: args.tlsNames,
+    writerIds: args.writerIds,
     log: (level, message) => logger[level](message),
   });
 }
@@ -197,6 +251,10 @@ export async function main(argv: string[]): Promise<number> {
     if (ca.created)
       process.stdout.write(`skein control: ${ca.dir} held no CA: created one for trust domain ${ca.trustDomain}\n`);
     process.stdout.write(`skein control: signing certificates for ${ca.trustDomain} with the CA in ${ca.dir}\n`);
+    if (control.tls !== undefined)
+      process.stdout.write(
+        `skein control: serving HTTPS as ${control.tls.id}${args.writerIds.length > 0 ? `; writers by client certificate: ${args.writerIds.join(', ')}` : ''}\n`,
+      );
     if (ca.bootstrapToken.created)
       process.stdout.write(
         `skein control: new bootstrap token in ${ca.bootstrapToken.file}: ${ca.bootstrapToken.token}\n`,

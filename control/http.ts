@@ -2,7 +2,8 @@
 // shape for every failure. Handlers see a parsed request and return a value or throw an ApiError; they never
 // touch the socket. Not a hot path (people and CI call it), so node:http and clarity over speed.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Server } from 'node:net';
 import type { z } from 'zod';
 import { formatIssues } from '../src/config/load.ts';
 
@@ -10,6 +11,7 @@ import { formatIssues } from '../src/config/load.ts';
 export type ApiErrorCode =
   | 'SKEIN_BAD_REQUEST'
   | 'SKEIN_UNAUTHORIZED'
+  | 'SKEIN_FORBIDDEN'
   | 'SKEIN_NOT_FOUND'
   | 'SKEIN_METHOD_NOT_ALLOWED'
   | 'SKEIN_CONFLICT'
@@ -22,6 +24,7 @@ export type ApiErrorCode =
 const STATUS: Record<ApiErrorCode, number> = {
   SKEIN_BAD_REQUEST: 400,
   SKEIN_UNAUTHORIZED: 401,
+  SKEIN_FORBIDDEN: 403,
   SKEIN_NOT_FOUND: 404,
   SKEIN_METHOD_NOT_ALLOWED: 405,
   SKEIN_CONFLICT: 409,
@@ -184,10 +187,12 @@ export interface ApiServerOptions {
    * or throws an ApiError (401). Without it every write is allowed and anonymous.
    */
   readonly authorize?: (req: http.IncomingMessage) => string;
+  /** Serve HTTPS with these options (control's own certificate, client certificates requested); absent: HTTP. */
+  readonly tls?: https.ServerOptions;
 }
 
-/** The HTTP server for a route table; listen() it yourself. */
-export function createApiServer(opts: ApiServerOptions): http.Server {
+/** The HTTP (or HTTPS) server for a route table; listen() it yourself. */
+export function createApiServer(opts: ApiServerOptions): http.Server | https.Server {
   const compiled: CompiledRoute[] = opts.routes.map((route) => ({ route, segments: split(route.path) }));
   /** `matched` hears each route whose path matches, `handled` true for the one that takes the request. */
   const dispatch = async (
@@ -218,7 +223,7 @@ export function createApiServer(opts: ApiServerOptions): http.Server {
       throw new ApiError('SKEIN_METHOD_NOT_ALLOWED', `${method} is not allowed on ${url.pathname}`, allowed);
     throw new ApiError('SKEIN_NOT_FOUND', `no such resource: ${url.pathname}`);
   };
-  return http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const onResponse = opts.onResponse;
     let pattern: string | undefined;
     if (onResponse !== undefined) {
@@ -235,11 +240,12 @@ export function createApiServer(opts: ApiServerOptions): http.Server {
         send(res, errorReply(new ApiError('SKEIN_INTERNAL', 'internal error; the control log has the details')));
       })
       .catch(() => res.destroy());
-  });
+  };
+  return opts.tls === undefined ? http.createServer(handler) : https.createServer(opts.tls, handler);
 }
 
 /** Listen on host:port (0 = any free port) and return the bound address. */
-export function listen(server: http.Server, host: string, port: number): Promise<AddressInfo> {
+export function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -37,7 +37,18 @@ function openApiPath(path: string): { path: string; params: string[] } {
   return { path: out, params };
 }
 
-export function openApiDocument(routes: readonly Route[], version: string): Record<string, unknown> {
+export interface OpenApiOptions {
+  /** Writes also accept a client certificate of a writer id (control --tls --writer-ids). */
+  readonly mtlsWriters?: boolean;
+}
+
+export function openApiDocument(
+  routes: readonly Route[],
+  version: string,
+  options: OpenApiOptions = {},
+): Record<string, unknown> {
+  // Alternatives: the API token, or (with --writer-ids) a writer's client certificate.
+  const writeSecurity = [{ apiToken: [] }, ...(options.mtlsWriters === true ? [{ mtlsWriter: [] }] : [])];
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const { path, params } = openApiPath(r.path);
@@ -68,7 +79,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
       ...(doc?.body !== undefined && {
         requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body, 'input') } } },
       }),
-      ...(write && r.open !== true && { security: [{ apiToken: [] }] }),
+      ...(write && r.open !== true && { security: writeSecurity }),
       ...(write && r.open === true && r.authorize !== undefined && { security: [{ bootstrapToken: [] }] }),
       responses: {
         [r.method === 'POST' && doc?.body !== undefined ? '2XX' : '200']: { description: 'Success', content: response },
@@ -88,6 +99,13 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
           scheme: 'bearer',
           description: "The bootstrap token proxies get certificates with (control's --bootstrap-token-file)",
         },
+        ...(options.mtlsWriters === true && {
+          mtlsWriter: {
+            type: 'mutualTLS',
+            description:
+              "A client certificate from the mesh's CA, not revoked, whose SPIFFE id matches control's --writer-ids",
+          },
+        }),
       },
     },
   };

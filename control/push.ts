@@ -6,6 +6,9 @@
 // needs no new dependency on either side, and a snapshot is small and rare; acknowledgements are separate
 // requests on a kept-alive connection. `have` (the hash a proxy already runs) means a reconnect or a
 // restarted control sends nothing that the proxy already has.
+// With a CA (--ca-dir) a third message type carries what proxies must trust: `trust` (the bundle, the CRLs and
+// their hash; control/trust.ts), sent right after a proxy connects and to every proxy when it changes. Proxies
+// that predate it ignore message types they do not know.
 import type http from 'node:http';
 import { z } from 'zod';
 import { overlayHash, type Overlay } from '../src/config/overlay.ts';
@@ -43,7 +46,12 @@ interface Connection {
   sentVersion: number;
   /** When the change that led to the pending snapshot was written (ms since epoch), for push latency. */
   pendingSince: number | null;
+  /** The hash of the last trust message sent, or the one the proxy said it had ('' for none). */
+  sentTrust: string;
 }
+
+/** The current trust message as a ready line (control/trust.ts), or undefined without a CA. */
+export type TrustLine = () => { readonly hash: string; readonly line: string } | undefined;
 
 export interface PushEvents {
   /** A proxy ACKed a snapshot `latencyMs` after the write that caused it (null: not caused by a write). */
@@ -57,10 +65,12 @@ export class PushHub {
   readonly #connections = new Map<string, Connection>();
   readonly #proxies = new Map<string, ProxyStatus>();
   readonly #ping: NodeJS.Timeout;
+  readonly #trust: TrustLine;
 
-  constructor(overlay: (service: string) => Overlay, events: PushEvents) {
+  constructor(overlay: (service: string) => Overlay, events: PushEvents, trust: TrustLine = () => undefined) {
     this.#overlay = overlay;
     this.#events = events;
+    this.#trust = trust;
     this.#ping = setInterval(() => {
       for (const c of this.#connections.values()) c.res.write('{"type":"ping"}\n');
     }, PING_MS);
@@ -80,6 +90,8 @@ export class PushHub {
     const node = query.get('node') ?? '';
     const service = query.get('service') ?? '';
     const have = query.get('have') ?? '';
+    // The trust hash the proxy already applied: a reconnect is not sent the same bundle and CRL again.
+    const haveTrust = query.get('haveTrust') ?? '';
     const problems: string[] = [];
     if (node === '' || node.length > 256) problems.push('node: a proxy id of 1 to 256 characters is required');
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(service)) problems.push('service: a service name is required');
@@ -107,7 +119,15 @@ export class PushHub {
       status.connectedAt = now;
       if (have !== '' && status.running?.hash !== have) status.running = { version: null, hash: have };
       this.#proxies.set(node, status);
-      const conn: Connection = { node, service, res, sentHash: have, sentVersion: -1, pendingSince: null };
+      const conn: Connection = {
+        node,
+        service,
+        res,
+        sentHash: have,
+        sentVersion: -1,
+        pendingSince: null,
+        sentTrust: haveTrust,
+      };
       this.#connections.set(node, conn);
       res.on('close', () => {
         if (this.#connections.get(node) !== conn) return;
@@ -115,8 +135,22 @@ export class PushHub {
         status.connected = false;
         status.disconnectedAt = new Date().toISOString();
       });
+      // Trust first: a snapshot may need mTLS towards peers whose certificates the new bundle verifies.
+      this.#pushTrust(conn);
       this.#push(conn, null);
     };
+  }
+
+  /** What proxies must trust changed: every connected proxy gets the new trust message. */
+  trustChanged(): void {
+    for (const c of this.#connections.values()) this.#pushTrust(c);
+  }
+
+  #pushTrust(c: Connection): void {
+    const trust = this.#trust();
+    if (trust === undefined || trust.hash === c.sentTrust) return;
+    c.sentTrust = trust.hash;
+    c.res.write(trust.line);
   }
 
   /** The model changed at `at` (ms): every connected proxy whose overlay changed gets it. */

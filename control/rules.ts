@@ -11,6 +11,7 @@ import { FaultPolicy, Route } from '../src/config/schema.ts';
 import { RateLimitPolicy } from '../src/config/rate-limit-schema.ts';
 import { RetryPolicy } from '../src/config/retry-schema.ts';
 import { NAME_PATTERN } from './store/types.ts';
+import { type AuthorizationPolicyRecord, authorizationFor } from './authorization.ts';
 
 const Name = z.string().regex(NAME_PATTERN, 'letters, digits, . _ - only (up to 128), starting with a letter or digit');
 const ServiceName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
@@ -282,13 +283,15 @@ export function serviceClusters(s: Service, named: Iterable<string> = []): Recor
 /**
  * The overlay for a proxy of `service`: the enabled rules that apply to it, by priority (stable by id), and
  * the clusters of the services they name (destinations and mirrors). A service control does not know sends
- * nothing extra: the proxy's own config must have that cluster, or it refuses the overlay.
+ * nothing extra: the proxy's own config must have that cluster, or it refuses the overlay. The authorization
+ * policies whose destination is `service` ride along (authorization.ts); none: no `authorization` field.
  */
 export function overlayFor(
   service: string,
   rules: readonly Rule[],
   services: ReadonlyMap<string, Service>,
   version: number,
+  policies: readonly AuthorizationPolicyRecord[] = [],
 ): Overlay {
   const applied = rules
     .filter((r) => r.enabled && appliesTo(r, service))
@@ -310,5 +313,11 @@ export function overlayFor(
     const s = services.get(name);
     if (s !== undefined) clusters.push(...serviceClusters(s, wanted.get(name)));
   }
-  return { version, routes: applied.map(ruleToRoute), clusters };
+  const authorization = authorizationFor(service, policies);
+  return {
+    version,
+    routes: applied.map(ruleToRoute),
+    clusters,
+    ...(authorization.length > 0 && { authorization }),
+  };
 }

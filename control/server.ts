@@ -1,15 +1,19 @@
 // The control process's core, without the command line: opens the store (files under the data directory, or
 // Redis), starts the managers that own long-running work (benchmark jobs, eBPF probe runs) and serves their
 // routes, and control's own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
-// `skein mesh` both call it.
-import type http from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+// `skein mesh` both call it. With a CA directory it also signs, revokes and pushes trust (ca.ts, trust.ts), and
+// with TLS serves HTTPS with its own certificate, taking writes from writer identities (tls.ts).
+import type https from 'node:https';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchJobRoutes } from './api/bench-jobs.ts';
 import { canaryRoutes } from './api/canaries.ts';
 import { certificateRoutes } from './api/certificates.ts';
-import { DEFAULT_LEAF_VALID_HOURS, initCa } from '../certs/ca.ts';
-import { caPaths, readMeta } from '../certs/store.ts';
+import { DEFAULT_LEAF_VALID_HOURS } from '../certs/ca.ts';
+import { type ControlCa, openCa } from './ca.ts';
+import { TrustWatcher } from './trust.ts';
+import { ControlTls, writerAuthorizer } from './tls.ts';
+import { spiffeIdMatcher } from '../certs/spiffe.ts';
 import { CanaryController } from './canary.ts';
 import { PrometheusClient } from './canary-prometheus.ts';
 import { CanaryMetrics } from '../src/telemetry/metrics-canary.ts';
@@ -27,6 +31,8 @@ import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
 import { TrafficModel } from './traffic.ts';
 import { KubernetesDiscovery, type KubernetesSourceOptions } from './kubernetes/discovery.ts';
 import { discoveryRoutes } from './api/discovery.ts';
+
+export type { ControlCa } from './ca.ts';
 
 export interface ControlOptions {
   readonly host: string;
@@ -53,14 +59,21 @@ export interface ControlOptions {
   readonly certHours?: number;
   /** Discover services from the Kubernetes API (a kubeconfig, or in-cluster). Absent: no discovery. */
   readonly kubernetes?: KubernetesSourceOptions;
+  /** Serve HTTPS with a certificate control issues itself from caDir (needs caDir). */
+  readonly tls?: boolean;
+  /** The DNS names and IP addresses of control's certificate. Default: localhost, 127.0.0.1, ::1 and the host. */
+  readonly tlsNames?: readonly string[];
+  /** SPIFFE id patterns (`*` for any run) whose client certificates may write without the API token (needs tls). */
+  readonly writerIds?: readonly string[];
 }
 
-export interface ControlCa {
-  readonly dir: string;
-  readonly trustDomain: string;
-  /** True when this start made the CA (the directory held none). */
-  readonly created: boolean;
-  readonly bootstrapToken: ApiToken;
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+/** The names control's certificate carries by default: loopback, and the address it listens on. */
+export function defaultTlsNames(host: string): string[] {
+  const names = ['localhost', '127.0.0.1', '::1'];
+  if (!WILDCARD_HOSTS.has(host) && !names.includes(host)) names.push(host);
+  return names;
 }
 
 export interface ControlServer {
@@ -77,6 +90,10 @@ export interface ControlServer {
   readonly ca: ControlCa | undefined;
   /** Discovery from the Kubernetes API, when started with `kubernetes`. */
   readonly kubernetes: KubernetesDiscovery | undefined;
+  /** The trust bundle and CRL pushed to the proxies, when started with caDir. */
+  readonly trust: TrustWatcher | undefined;
+  /** Control's own certificate, with --tls. */
+  readonly tls: ControlTls | undefined;
   close(): Promise<void>;
 }
 
@@ -97,26 +114,24 @@ const PACKAGE_VERSION = ((): string => {
   return 'unknown';
 })();
 
-/** Opens the CA directory, making a CA there when it holds none, and the bootstrap token. */
-async function openCa(opts: ControlOptions, caDir: string): Promise<ControlCa> {
-  const certHours = opts.certHours ?? DEFAULT_LEAF_VALID_HOURS;
-  if (!(certHours > 0) || !Number.isFinite(certHours))
-    throw new Error(`certificate validity must be a number of hours > 0, got ${certHours}`);
-  const paths = caPaths(caDir);
-  const created = !existsSync(paths.meta);
-  const meta = created ? await initCa(caDir) : readMeta(paths);
-  for (const file of [paths.intermediateCert, paths.intermediateKey, paths.bundle])
-    if (!existsSync(file)) throw new Error(`${caDir}: the CA is incomplete (${file} is missing)`);
-  const bootstrapToken = loadOrCreateToken(
-    opts.bootstrapTokenFile ?? join(opts.dataDir, 'bootstrap-token'),
-    'bootstrap token',
-  );
-  return { dir: caDir, trustDomain: meta.trustDomain, created, bootstrapToken };
-}
-
 export async function startControl(opts: ControlOptions): Promise<ControlServer> {
+  if (opts.tls === true && opts.caDir === undefined) throw new Error('TLS needs a CA directory (--ca-dir)');
+  if ((opts.writerIds ?? []).length > 0 && opts.tls !== true)
+    throw new Error('writer ids need TLS (--tls): they are read from client certificates');
+  const writer = spiffeIdMatcher(opts.writerIds ?? []);
   // The CA first: a bad directory stops control before it opens anything else.
   const ca = opts.caDir === undefined ? undefined : await openCa(opts, opts.caDir);
+  const trust = ca === undefined ? undefined : await TrustWatcher.open(ca, { log: opts.log });
+  const controlTls =
+    opts.tls === true && ca !== undefined && trust !== undefined
+      ? await ControlTls.start({
+          ca,
+          trust,
+          names: opts.tlsNames ?? defaultTlsNames(opts.host),
+          certHours: opts.certHours ?? DEFAULT_LEAF_VALID_HOURS,
+          log: opts.log,
+        })
+      : undefined;
   const store = await openStore(opts.store ?? { kind: 'file' }, opts.dataDir, (m) => opts.log('warn', m));
   const retentionMs = opts.retentionDays * DAY_MS;
   const benchJobs = await BenchJobs.open({
@@ -130,12 +145,17 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   const token = loadOrCreateToken(opts.tokenFile ?? join(opts.dataDir, 'api-token'));
   const traffic = await TrafficModel.open(store);
   let metrics: ControlMetrics | undefined;
-  const push = new PushHub((service) => traffic.overlayFor(service), {
-    onAck: (_node, _service, _version, latencyMs) => metrics?.onPushAck(latencyMs),
-    onNack: () => metrics?.onPushNack(),
-  });
+  const push = new PushHub(
+    (service) => traffic.overlayFor(service),
+    {
+      onAck: (_node, _service, _version, latencyMs) => metrics?.onPushAck(latencyMs),
+      onNack: () => metrics?.onPushNack(),
+    },
+    () => trust?.messageLine,
+  );
   traffic.onChange((_version, at) => push.changed(at));
   let kubernetes: KubernetesDiscovery | undefined;
+  trust?.onChange(() => push.trustChanged());
   const health: Route = { method: 'GET', path: '/healthz', handle: (): ApiReply => ({ json: { status: 'ok' } }) };
   metrics = new ControlMetrics({
     benchJobs: () => benchJobs.list(),
@@ -170,24 +190,32 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     ...canaryRoutes(canaries),
     ...benchJobRoutes(benchJobs),
     ...probeRoutes(probeRuns),
-    ...(ca === undefined
+    ...(ca === undefined || trust === undefined
       ? []
       : certificateRoutes({
-          caDir: ca.dir,
+          ca,
+          trust,
           certHours: opts.certHours ?? DEFAULT_LEAF_VALID_HOURS,
           authorize: bearerAuthorizer(ca.bootstrapToken.token, 'bootstrap token'),
           log: opts.log,
         })),
   ];
-  const openapi = openApiDocument(routes, PACKAGE_VERSION);
+  const openapi = openApiDocument(routes, PACKAGE_VERSION, {
+    mtlsWriters: controlTls !== undefined && (opts.writerIds ?? []).length > 0,
+  });
   routes.push({
     method: 'GET',
     path: '/openapi.json',
     doc: { summary: 'This description of the API (OpenAPI 3.1)' },
     handle: () => ({ json: openapi }),
   });
-  const server: http.Server = createApiServer({
-    authorize: bearerAuthorizer(token.token),
+  const tokenCheck = bearerAuthorizer(token.token);
+  const server = createApiServer({
+    authorize:
+      controlTls === undefined || trust === undefined
+        ? tokenCheck
+        : writerAuthorizer({ token: tokenCheck, writer, revoked: () => trust.state.revokedSerials }),
+    ...(controlTls !== undefined && { tls: controlTls.serverOptions }),
     routes,
     onResponse: (route, method, status, seconds) =>
       metrics.onApiResponse(route ?? UNMATCHED_ROUTE, method, status, seconds),
@@ -205,13 +233,16 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     await kubernetes?.close();
     await canaries.close();
     push.close();
+    controlTls?.close();
+    trust?.close();
     await probeRuns.close();
     await benchJobs.close();
     await store.close();
     throw err;
   }
   const host = address.address;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  if (controlTls !== undefined) controlTls.attach(server as https.Server);
+  const url = `${controlTls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   let closing: Promise<void> | undefined;
   return {
     host,
@@ -225,11 +256,15 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     token,
     ca,
     kubernetes,
+    trust,
+    tls: controlTls,
     close: () =>
       (closing ??= (async () => {
         await kubernetes?.close();
         await canaries.close();
         push.close();
+        controlTls?.close();
+        trust?.close();
         traffic.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

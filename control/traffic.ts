@@ -1,29 +1,47 @@
-// The traffic model control holds: services and rules in the store, a config version that every change bumps,
-// and the audit log (who changed what, when, version before and after). Reads come from memory (loaded once at
-// start); each write goes to the store before it is visible, then listeners hear of it (the push hub recomputes
-// the overlays of connected proxies). Not a hot path: API writes by people and CI.
+// The traffic model control holds: services, rules and authorization policies in the store, a config version
+// that every change bumps, and the audit log (who changed what, when, version before and after). Reads come
+// from memory (loaded once at start); each write goes to the store before it is visible, then listeners hear of
+// it (the push hub recomputes the overlays of connected proxies). Not a hot path: API writes by people and CI.
 import type { z } from 'zod';
 import { ApiError, parseWith } from './http.ts';
 import { overlayFor, Rule, routeProblems, Service } from './rules.ts';
+import { AuthorizationPolicyRecord } from './authorization.ts';
 import { type RecordStore, VersionConflict } from './store/types.ts';
 import { canonicalJson } from '../src/config/compile.ts';
 import type { Overlay } from '../src/config/overlay.ts';
 
 const RULES = 'rules';
 const SERVICES = 'services';
+const POLICIES = 'authorization-policies';
 const META = 'meta';
 const AUDIT = 'audit';
 
-type Kind = 'rule' | 'service';
-const COLLECTIONS = { rule: RULES, service: SERVICES } as const;
-const PATHS = { rule: '/v1/rules', service: '/v1/services' } as const;
+export type Kind = 'rule' | 'service' | 'authorization-policy';
+type Collection = typeof RULES | typeof SERVICES | typeof POLICIES;
+type Held = Rule | Service | AuthorizationPolicyRecord;
+const COLLECTIONS = { rule: RULES, service: SERVICES, 'authorization-policy': POLICIES } as const;
+const PATHS = {
+  rule: '/v1/rules',
+  service: '/v1/services',
+  'authorization-policy': '/v1/authorization-policies',
+} as const;
+const KIND_OF: Record<Collection, Kind> = {
+  rules: 'rule',
+  services: 'service',
+  'authorization-policies': 'authorization-policy',
+};
+const SCHEMAS: Record<Collection, z.ZodType<Held>> = {
+  rules: Rule,
+  services: Service,
+  'authorization-policies': AuthorizationPolicyRecord,
+};
 
 export interface AuditEntry {
   readonly id: string;
   readonly at: string;
   readonly actor: string;
   readonly action: 'create' | 'replace' | 'delete';
-  readonly kind: 'rule' | 'service';
+  readonly kind: Kind;
   readonly objectId: string;
   /** Control's config version before and after the change. */
   readonly versionBefore: number;
@@ -63,6 +81,7 @@ export class TrafficModel {
   readonly #services = new Map<string, Service>();
   /** Services from a discovery source (Kubernetes), by source: held in memory only, never in the store. */
   readonly #discovered = new Map<string, ReadonlyMap<string, Service>>();
+  readonly #policies = new Map<string, AuthorizationPolicyRecord>();
   readonly #listeners = new Set<ChangeListener>();
   /** Store versions of the records held (ETags). */
   readonly #versions = new Map<string, number>();
@@ -84,9 +103,12 @@ export class TrafficModel {
     const m = new TrafficModel(store);
     for (const r of await store.list<Rule>(RULES)) m.#rules.set(r.id, Rule.parse(r));
     for (const s of await store.list<Service>(SERVICES)) m.#services.set(s.id, Service.parse(s));
+    for (const p of await store.list<AuthorizationPolicyRecord>(POLICIES))
+      m.#policies.set(p.id, AuthorizationPolicyRecord.parse(p));
     for (const [coll, map] of [
       [RULES, m.#rules],
       [SERVICES, m.#services],
+      [POLICIES, m.#policies],
     ] as const)
       for (const id of map.keys()) m.#versions.set(`${coll}/${id}`, (await store.getVersioned(coll, id))?.version ?? 1);
     m.#version = (await store.get<Meta>(META, 'config'))?.version ?? 0;
@@ -94,6 +116,7 @@ export class TrafficModel {
     m.#unwatch.push(
       store.watch(RULES, (id) => void m.#reload(RULES, id)),
       store.watch(SERVICES, (id) => void m.#reload(SERVICES, id)),
+      store.watch(POLICIES, (id) => void m.#reload(POLICIES, id)),
     );
     return m;
   }
@@ -102,21 +125,21 @@ export class TrafficModel {
     for (const u of this.#unwatch.splice(0)) u();
   }
 
-  /** The store version of a rule or service: its ETag. */
-  etag(kind: 'rule' | 'service', id: string): string {
-    return `"${this.#versions.get(`${kind === 'rule' ? RULES : SERVICES}/${id}`) ?? 0}"`;
+  /** The store version of a rule, service or policy: its ETag. */
+  etag(kind: Kind, id: string): string {
+    return `"${this.#versions.get(`${COLLECTIONS[kind]}/${id}`) ?? 0}"`;
   }
 
   /** A record changed in the store: if not by this process's own write, take it in and tell the listeners. */
-  async #reload(collection: typeof RULES | typeof SERVICES, id: string): Promise<void> {
+  async #reload(collection: Collection, id: string): Promise<void> {
     try {
       const key = `${collection}/${id}`;
       // During this process's own write, the notification may be that write's or another replica's that beat it
       // (a conflict): decided once the write is over, by the versions.
       if (this.#writing.has(key)) return void this.#missed.add(key);
-      const got = await this.#store.getVersioned<Rule | Service>(collection, id);
+      const got = await this.#store.getVersioned<Held>(collection, id);
       if (this.#writing.has(key)) return void this.#missed.add(key);
-      const map = (collection === RULES ? this.#rules : this.#services) as Map<string, Rule | Service>;
+      const map = this.#held<Held>(KIND_OF[collection]);
       const held = map.get(id);
       if (got === undefined) {
         if (held === undefined) return;
@@ -124,7 +147,7 @@ export class TrafficModel {
         this.#versions.delete(key);
       } else {
         if ((this.#versions.get(key) ?? 0) >= got.version) return; // this process wrote it (or a newer one)
-        const parsed = collection === RULES ? Rule.parse(got.record) : Service.parse(got.record);
+        const parsed = SCHEMAS[collection].parse(got.record);
         this.#versions.set(key, got.version);
         if (held !== undefined && canonicalJson(held) === canonicalJson(parsed)) return;
         map.set(id, parsed);
@@ -166,9 +189,19 @@ export class TrafficModel {
     return s;
   }
 
+  authorizationPolicies(): AuthorizationPolicyRecord[] {
+    return [...this.#policies.values()];
+  }
+
+  authorizationPolicy(id: string): AuthorizationPolicyRecord {
+    const p = this.#policies.get(id);
+    if (p === undefined) throw new ApiError('SKEIN_NOT_FOUND', `no authorization-policy '${id}'`);
+    return p;
+  }
+
   /** The overlay a proxy of `service` gets now. */
   overlayFor(service: string): Overlay {
-    return overlayFor(service, this.rules(), this.#effective(), this.#version);
+    return overlayFor(service, this.rules(), this.#effective(), this.#version, this.authorizationPolicies());
   }
 
   /**
@@ -227,6 +260,20 @@ export class TrafficModel {
     return run;
   }
 
+  /** Validates and stores an authorization policy for a destination service (it need not be registered). */
+  putAuthorizationPolicy(body: unknown, actor: string, mode: WriteMode): Promise<AuthorizationPolicyRecord> {
+    return this.#put(
+      'authorization-policy',
+      this.#parse(AuthorizationPolicyRecord, 'authorization-policy', body, mode),
+      actor,
+      mode,
+    );
+  }
+
+  deleteAuthorizationPolicy(id: string, actor: string): Promise<AuthorizationPolicyRecord> {
+    return this.#remove('authorization-policy', id, actor);
+  }
+
   /** Validates and stores a rule. `create`: refuse one that exists (409); else create or replace. */
   putRule(body: unknown, actor: string, mode: WriteMode): Promise<Rule> {
     const rule = this.#parse(Rule, 'rule', body, mode);
@@ -263,10 +310,10 @@ export class TrafficModel {
   }
 
   #held<T>(kind: Kind): Map<string, T> {
-    return (kind === 'rule' ? this.#rules : this.#services) as Map<string, T>;
+    return (kind === 'rule' ? this.#rules : kind === 'service' ? this.#services : this.#policies) as Map<string, T>;
   }
 
-  #put<T extends Rule | Service>(kind: Kind, value: T, actor: string, mode: WriteMode): Promise<T> {
+  #put<T extends Held>(kind: Kind, value: T, actor: string, mode: WriteMode): Promise<T> {
     const map = this.#held<T>(kind);
     return this.#write(async () => {
       const exists = map.has(value.id);
@@ -281,8 +328,8 @@ export class TrafficModel {
     }, actor);
   }
 
-  /** Deletes a rule or service; `check` may refuse it (it throws). */
-  #remove<T extends Rule | Service>(kind: Kind, id: string, actor: string, check?: () => void): Promise<T> {
+  /** Deletes a rule, service or policy; `check` may refuse it (it throws). */
+  #remove<T extends Held>(kind: Kind, id: string, actor: string, check?: () => void): Promise<T> {
     const map = this.#held<T>(kind);
     return this.#write(async () => {
       const value = map.get(id);
@@ -306,7 +353,7 @@ export class TrafficModel {
    * If-Match only over that version, any other write over the version this process holds — so a write never
    * silently replaces one another control replica made meanwhile (409 with the current version instead).
    */
-  async #save(collection: string, record: Rule | Service, mode: WriteMode): Promise<void> {
+  async #save(collection: Collection, record: Held, mode: WriteMode): Promise<void> {
     const key = `${collection}/${record.id}`;
     const expected = mode.create ? 0 : (mode.ifVersion ?? this.#versions.get(key) ?? 0);
     this.#writing.add(key);
@@ -316,7 +363,7 @@ export class TrafficModel {
       if (!(err instanceof VersionConflict)) throw err;
       throw new ApiError(
         'SKEIN_CONFLICT',
-        `${collection === RULES ? 'rule' : 'service'} '${record.id}' changed meanwhile: it is at version ${err.current}, not ${expected}; read it again (GET gives its ETag) and retry`,
+        `${KIND_OF[collection]} '${record.id}' changed meanwhile: it is at version ${err.current}, not ${expected}; read it again (GET gives its ETag) and retry`,
       );
     } finally {
       this.#settled(collection, record.id);
@@ -324,10 +371,10 @@ export class TrafficModel {
   }
 
   /** This process's write of a record is over: a notification that came meanwhile is looked at now. */
-  #settled(collection: string, id: string): void {
+  #settled(collection: Collection, id: string): void {
     const key = `${collection}/${id}`;
     this.#writing.delete(key);
-    if (this.#missed.delete(key)) void this.#reload(collection as typeof RULES | typeof SERVICES, id);
+    if (this.#missed.delete(key)) void this.#reload(collection, id);
   }
 
   /** The audit log, newest first. */

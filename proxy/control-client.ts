@@ -5,13 +5,18 @@
 // replaces the running config. Control down: the proxy keeps what it runs (and, restarted, the snapshot kept on
 // disk), and reconnects with exponential backoff and full jitter; on reconnect it says which snapshot it has,
 // so control sends nothing it already runs.
+// Trust messages (the mesh's roots and CRLs, control/trust.ts) are checked (shape, and that the hash names the
+// content) and handed to `onTrust` once per distinct hash. Control may be https://: the `tls` option gives the
+// CA to verify it with and the proxy's own certificate, read again for every new connection.
 import { randomInt } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { dirname } from 'node:path';
 import { ConfigError } from '../src/config/load.ts';
 import { Overlay, overlayHash } from '../src/config/overlay.ts';
 import type { Logger } from '../src/log.ts';
+import { TrustMessage, trustHash } from '../src/trust-message.ts';
 
 /** Control pings every 15 s; three missed pings and the stream is taken for dead. */
 const READ_TIMEOUT_MS = 45_000;
@@ -23,8 +28,22 @@ export interface KeptSnapshot {
   readonly hash: string;
 }
 
+/** What a trust message gives the proxy: PEM roots, PEM CRLs (one per live intermediate), their hash. */
+export interface ControlTrust {
+  readonly bundle: string;
+  readonly crl: string;
+  readonly hash: string;
+}
+
+/** TLS material for an https:// control: the CA that signed control's certificate, and the proxy's own. */
+export interface ControlTlsMaterial {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
 export interface ControlClientOptions {
-  /** Control's base URL, http://host:port. */
+  /** Control's base URL, http://host:port or https://host:port. */
   readonly url: string;
   /** This proxy's id in control's /proxies. */
   readonly node: string;
@@ -40,6 +59,16 @@ export interface ControlClientOptions {
    */
   readonly report?: () => Promise<unknown[]>;
   readonly reportIntervalMs?: number;
+  /**
+   * Called with each valid trust message whose hash differs from the last one applied; throwing refuses it (it
+   * is taken again when control sends it again, after a reconnect).
+   */
+  readonly onTrust?: (trust: ControlTrust) => void;
+  /**
+   * For an https:// control: called for every new connection (push stream, acknowledgements, stats), so a
+   * rotated proxy certificate or a new bundle is used from the next connection on.
+   */
+  readonly tls?: () => ControlTlsMaterial;
   /** Backoff bounds (tests shorten them). */
   readonly backoffMinMs?: number;
   readonly backoffMaxMs?: number;
@@ -75,10 +104,27 @@ export class ControlClient {
   #reporter: NodeJS.Timeout | null = null;
   /** Snapshots are applied one at a time, in the order they came. */
   #chain: Promise<void> = Promise.resolve();
+  /** The hash of the last trust message applied. */
+  #trustHash = '';
+  /**
+   * Keeps the acknowledgement and stats connections alive. An https.Agent pools connections by their TLS
+   * options, so a request with new material (a rotated certificate) opens a new connection.
+   */
+  readonly #agent: http.Agent;
+  readonly #https: boolean;
 
   constructor(opts: ControlClientOptions, running: KeptSnapshot | null) {
     this.#opts = opts;
     this.#running = running;
+    this.#https = new URL(opts.url).protocol === 'https:';
+    this.#agent = this.#https
+      ? new https.Agent({ keepAlive: true, maxSockets: 4 })
+      : new http.Agent({ keepAlive: true, maxSockets: 4 });
+  }
+
+  /** The hash of the trust message last handed to onTrust ('' before the first). */
+  get trustHash(): string {
+    return this.#trustHash;
   }
 
   /** The snapshot the proxy runs (from control, or kept from a previous run), or null. */
@@ -100,6 +146,44 @@ export class ControlClient {
     if (this.#timer !== null) clearTimeout(this.#timer);
     if (this.#reporter !== null) clearInterval(this.#reporter);
     this.#req?.destroy();
+    this.#agent.destroy();
+  }
+
+  /** TLS options for one new connection to an https control (none for http). */
+  #tlsOptions(): https.RequestOptions {
+    if (!this.#https) return {};
+    const m = this.#opts.tls?.() ?? {};
+    return {
+      ...(m.ca !== undefined && { ca: m.ca }),
+      ...(m.cert !== undefined && { cert: m.cert }),
+      ...(m.key !== undefined && { key: m.key }),
+    };
+  }
+
+  /** POSTs JSON to control on the kept-alive agent; answers the status (the body is read and dropped). */
+  #post(path: string, body: unknown, timeoutMs = 10_000): Promise<number> {
+    const url = new URL(path, this.#opts.url);
+    const data = JSON.stringify(body);
+    const request = this.#https ? https.request : http.request;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          agent: this.#agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+          ...this.#tlsOptions(),
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from control in ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(data);
+    });
   }
 
   /** One stats report, only while connected (a control that is down gets nothing piled up). */
@@ -107,13 +191,7 @@ export class ControlClient {
     if (this.#req === null) return;
     try {
       const versions = await report();
-      const res = await fetch(new URL('/v1/push/stats', this.#opts.url), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ node: this.#opts.node, versions }),
-        signal: AbortSignal.timeout(10_000),
-      });
-      await res.arrayBuffer();
+      await this.#post('/v1/push/stats', { node: this.#opts.node, versions });
     } catch {
       // control is down or slow: the next report has the same cumulative counts and more
     }
@@ -126,9 +204,18 @@ export class ControlClient {
     url.searchParams.set('node', o.node);
     url.searchParams.set('service', o.service);
     if (this.#running !== null) url.searchParams.set('have', this.#running.hash);
+    if (this.#trustHash !== '') url.searchParams.set('haveTrust', this.#trustHash);
     let gotAny = false;
     let buffered = '';
-    const req = http.get(url, { agent: false, timeout: READ_TIMEOUT_MS }, (res) => {
+    let tlsOptions: https.RequestOptions;
+    try {
+      tlsOptions = this.#tlsOptions();
+    } catch (err) {
+      o.log.warn('no TLS material for control yet', { control: o.url, error: (err as Error).message });
+      tlsOptions = {};
+    }
+    const get = this.#https ? https.get : http.get;
+    const req = get(url, { agent: false, timeout: READ_TIMEOUT_MS, ...tlsOptions }, (res) => {
       if (res.statusCode !== 200) {
         o.log.warn('control refused the push stream', { control: o.url, status: res.statusCode });
         res.resume();
@@ -154,7 +241,11 @@ export class ControlClient {
     });
     this.#req = req;
     req.on('timeout', () => req.destroy(new Error(`nothing from control for ${READ_TIMEOUT_MS} ms`)));
-    req.on('error', () => {}); // 'close' follows and decides
+    req.on('error', (err) => {
+      // 'close' follows and decides; a TLS failure is worth saying (a wrong CA, a refused certificate).
+      if (/certificate|SSL|TLS|self.signed|verify/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`))
+        o.log.warn('control TLS handshake failed', { control: o.url, error: err.message });
+    });
     req.on('close', () => {
       if (this.#req === req) this.#req = null;
       if (this.#closed) return;
@@ -169,15 +260,42 @@ export class ControlClient {
   }
 
   #onLine(line: string): void {
-    let msg: { type?: unknown; hash?: unknown; overlay?: unknown };
+    let msg: { type?: unknown; hash?: unknown; overlay?: unknown; bundle?: unknown; crl?: unknown };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
       this.#opts.log.warn('control sent a line that is not JSON; ignored');
       return;
     }
+    if (msg.type === 'trust') return this.#onTrust(msg);
     if (msg.type !== 'snapshot') return; // ping, or a message type of a newer control
     this.#chain = this.#chain.then(() => this.#onSnapshot(msg.overlay, msg.hash));
+  }
+
+  #onTrust(raw: unknown): void {
+    const o = this.#opts;
+    if (o.onTrust === undefined) return;
+    const parsed = TrustMessage.safeParse(raw);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`);
+      o.log.warn('control sent a malformed trust message; ignored', { problems });
+      return;
+    }
+    const { bundle, crl, hash } = parsed.data;
+    if (trustHash(bundle, crl) !== hash) {
+      o.log.warn('control sent a trust message whose hash does not name its content; ignored', {
+        hash: hash.slice(0, 12),
+      });
+      return;
+    }
+    if (hash === this.#trustHash) return;
+    try {
+      o.onTrust({ bundle, crl, hash });
+      this.#trustHash = hash;
+      o.log.info('control trust bundle and CRL applied', { hash: hash.slice(0, 12) });
+    } catch (err) {
+      o.log.error('control trust bundle and CRL refused', { hash: hash.slice(0, 12), error: (err as Error).message });
+    }
   }
 
   async #onSnapshot(raw: unknown, hash: unknown): Promise<void> {
@@ -223,14 +341,11 @@ export class ControlClient {
 
   async #ack(body: { node: string; version: number; hash: string; ok: boolean; problems: string[] }): Promise<void> {
     try {
-      const res = await fetch(new URL('/v1/push/ack', this.#opts.url), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ ...body, problems: body.problems.slice(0, 100).map((p) => p.slice(0, 2000)) }),
-        signal: AbortSignal.timeout(10_000),
+      const status = await this.#post('/v1/push/ack', {
+        ...body,
+        problems: body.problems.slice(0, 100).map((p) => p.slice(0, 2000)),
       });
-      await res.arrayBuffer();
-      if (res.status !== 200) this.#opts.log.warn('control did not take the acknowledgement', { status: res.status });
+      if (status !== 200) this.#opts.log.warn('control did not take the acknowledgement', { status });
     } catch (err) {
       this.#opts.log.warn('cannot acknowledge to control', { error: (err as Error).message });
     }

@@ -11,6 +11,8 @@ export const FLAG = {
   DownstreamDisconnect: 'DC',
   DownstreamProtocolError: 'DPE',
   RateLimited: 'RL',
+  /** Refused by an authorization policy (Envoy's RBAC filter writes the same flag). */
+  AccessDenied: 'RBAC',
   Overflow: 'UO',
   FaultInjected: 'FI',
   DelayInjected: 'DI',
@@ -51,6 +53,7 @@ export const GRPC_STATUS = {
   OK: 0,
   CANCELLED: 1,
   DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
   UNIMPLEMENTED: 12,
   RESOURCE_EXHAUSTED: 8,
   INTERNAL: 13,
@@ -97,6 +100,7 @@ export const REPLIES: Readonly<Record<ReplyReason, LocalReply>> = {
   },
   DPE_EXPECTATION: { status: 417, flag: 'DPE', message: 'unsupported expectation', grpcStatus: GRPC_STATUS.INTERNAL },
   RL: { status: 429, flag: 'RL', message: 'rate limited', grpcStatus: GRPC_STATUS.RESOURCE_EXHAUSTED },
+  RBAC: { status: 403, flag: 'RBAC', message: 'RBAC: access denied', grpcStatus: GRPC_STATUS.PERMISSION_DENIED },
   UO: { status: 503, flag: 'UO', message: 'upstream overflow', grpcStatus: GRPC_STATUS.UNAVAILABLE },
   FI: { status: 503, flag: 'FI', message: 'fault injected', grpcStatus: GRPC_STATUS.UNAVAILABLE },
   URX: { status: 503, flag: 'URX', message: 'retry limit exceeded', grpcStatus: GRPC_STATUS.UNAVAILABLE },
@@ -115,7 +119,7 @@ export function grpcStatusForHttp(status: number): number {
     case 401:
       return 16; // UNAUTHENTICATED
     case 403:
-      return 7; // PERMISSION_DENIED
+      return GRPC_STATUS.PERMISSION_DENIED;
     case 404:
       return GRPC_STATUS.UNIMPLEMENTED;
     case 429:

@@ -19,6 +19,15 @@ export const H_TARGET = 11;
 export const H_GRPC_TIMEOUT = 12;
 export const H_TRACE = 13;
 export const H_ATTEMPT_COUNT = 14;
+/** What the inbound proxy tells the app about the caller's certificate: never copied from the request. */
+export const H_PEER_CERT = 15;
+
+/** The caller's certificate as the inbound proxy saw it (Envoy's XFCC: By, Hash, URI), set on inbound requests. */
+export const XFCC_HEADER = 'x-forwarded-client-cert';
+/** `true` when the request came over a verified mTLS connection, else `false` (inbound requests). */
+export const MESH_MTLS_HEADER = 'x-mesh-mtls';
+/** The SHA-256 (lowercase hex) of the caller's certificate (inbound requests over mTLS). */
+export const MESH_FINGERPRINT_HEADER = 'x-mesh-cert-fingerprint';
 
 /** The upstream attempt's number (1 on the first try), sent when a retry policy applies (Envoy's
  *  x-envoy-attempt-count): the app can tell a retry from a new request. */
@@ -43,6 +52,10 @@ export const REQUEST_HEADER_ACTIONS: ReadonlyMap<string, number> = new Map<strin
   ['x-target-service', H_TARGET],
   ['grpc-timeout', H_GRPC_TIMEOUT],
   [ATTEMPT_COUNT_HEADER, H_ATTEMPT_COUNT],
+  // A caller must not forge these: dropped on every listener, written by inbound ones (mesh-headers.ts).
+  [XFCC_HEADER, H_PEER_CERT],
+  [MESH_MTLS_HEADER, H_PEER_CERT],
+  [MESH_FINGERPRINT_HEADER, H_PEER_CERT],
   // Trace propagation, every format a tracer may be configured with: copied as is unless the request is traced
   // (then the tracer writes its own).
   ...[...propagationHeaderNames(['w3c', 'b3', 'b3multi'])].map((n) => [n, H_TRACE] as const),

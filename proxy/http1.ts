@@ -206,7 +206,7 @@ export class Http1Context extends RequestContext {
           break;
         }
         // H_HOST, H_CONTENT_LENGTH, H_TRANSFER_ENCODING: written by the pool from the context;
-        // H_TARGET, H_DROP, H_TE: replaced or hop-by-hop.
+        // H_TARGET, H_PEER_CERT: written by pushMeshHeaders; H_DROP, H_TE: hop-by-hop.
       }
     }
     if (named !== null) dropNamed(out, named);

@@ -1,8 +1,11 @@
 // The mesh's own request fields (x-forwarded-*, x-request-id, x-source/target-service, grpc-timeout, the
-// attempt count, trace context, a route's set fields), written from a request's context after its fields were copied (headers.ts holds
-// the tables that copying uses; it stays free of the request context so the upstream pools can share it).
+// attempt count, trace context, the caller's certificate on inbound requests, a route's set fields), written
+// from a request's context after its fields were copied (headers.ts holds the tables that copying uses; it
+// stays free of the request context so the upstream pools can share it).
 import type { RequestContext } from './context.ts';
-import { ATTEMPT_COUNT_HEADER } from './headers.ts';
+import { ATTEMPT_COUNT_HEADER, MESH_FINGERPRINT_HEADER, MESH_MTLS_HEADER, XFCC_HEADER } from './headers.ts';
+import type { MeshIdentity } from './mtls/identity.ts';
+import type { PeerIdentity } from './peer.ts';
 import type { FlatHeaders } from './upstream/types.ts';
 
 /** x-skein-attempt-count's values, made once (maxRetries is at most 10). */
@@ -35,6 +38,16 @@ export function pushMeshHeaders(ctx: RequestContext, out: FlatHeaders, g: Gather
     out.push(ATTEMPT_COUNT_HEADER, ATTEMPT_COUNTS[n] ?? String(n));
   }
   if (ctx.trace !== null) ctx.tracer!.inject(ctx.trace, ctx, out);
+  // Inbound: the app learns who called from the proxy alone (the caller's own values were dropped while copying).
+  if (!l.outbound) {
+    const peer = ctx.peer;
+    if (peer === null) out.push(MESH_MTLS_HEADER, 'false');
+    else {
+      out.push(MESH_MTLS_HEADER, 'true');
+      out.push(MESH_FINGERPRINT_HEADER, peer.certSha256);
+      out.push(XFCC_HEADER, forwardedClientCert(l.identity, peer));
+    }
+  }
   const set = ctx.route!.setHeaders;
   for (let i = 0; i < set.length; i++) out.push(set[i][0], set[i][1]);
 }
@@ -46,4 +59,22 @@ export function routeOverrides(ctx: RequestContext, lower: string): boolean {
   const set = route.setHeaders;
   for (let i = 0; i < set.length; i++) if (set[i][0] === lower) return true;
   return false;
+}
+
+/** x-forwarded-client-cert values by connection peer, with the local id they were made with. */
+const xfccByPeer = new WeakMap<PeerIdentity, { readonly by: string; readonly value: string }>();
+
+/**
+ * Envoy's x-forwarded-client-cert for a verified peer: `By=<this proxy's SPIFFE id>;Hash=<the peer certificate's
+ * SHA-256>;URI=<the peer's SPIFFE id>`; By is left out while this proxy has no id (no `mtls`, or no certificate
+ * yet), URI when the certificate carries none. Made once per connection (and again after this proxy's id changed).
+ */
+export function forwardedClientCert(identity: MeshIdentity | null, peer: PeerIdentity): string {
+  const by = identity === null ? '' : identity.id;
+  const held = xfccByPeer.get(peer);
+  if (held !== undefined && held.by === by) return held.value;
+  const uri = peer.spiffeId === '' ? '' : `;URI=${peer.spiffeId}`;
+  const value = `${by === '' ? '' : `By=${by};`}Hash=${peer.certSha256}${uri}`;
+  xfccByPeer.set(peer, { by, value });
+  return value;
 }

@@ -266,7 +266,7 @@ export class ProxyServer {
     this.unwatchIdentity = identity.subscribe((id) => {
       if (shown !== '' && shown !== id.id) this.stats.removeCertificate(shown);
       shown = id.id;
-      if (id.id !== '') this.stats.setCertificateExpiry(id.id, id.notAfterMs);
+      if (id.id !== '') this.stats.setCertificateExpiry(id.id, id.notAfterMs, id.notBeforeMs);
       expiry.check();
     });
     expiry.start();

@@ -307,9 +307,12 @@ export class ProxyStats {
     this.mtlsHandshakes.set(key, (this.mtlsHandshakes.get(key) ?? 0) + 1);
   }
 
-  /** The workload certificate (after each rotation): expiry days are computed at every scrape. */
-  setCertificateExpiry(identity: string, notAfterMs: number): void {
-    this.state.setCertificateExpiry(identity, notAfterMs);
+  /**
+   * The workload certificate (after each rotation): expiry days are computed at every scrape; its validity
+   * (notAfter − notBefore) is exported beside them.
+   */
+  setCertificateExpiry(identity: string, notAfterMs: number, notBeforeMs: number): void {
+    this.state.setCertificateExpiry(identity, notAfterMs, notBeforeMs);
   }
 
   removeCertificate(identity: string): void {

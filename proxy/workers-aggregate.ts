@@ -31,6 +31,8 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   skein_circuit_breaker_state: 'max',
   // The certificate that expires first is the one to act on.
   service_mesh_certificate_expiry_days: 'min',
+  // Every worker holds the same identity's certificate; the shortest validity sets the lowest expiry threshold.
+  skein_certificate_validity_days: 'min',
   // The primary's process_* families are merged too (proxy/workers-gather.ts), so the earliest start is when the
   // process the user ran started (prom-client omits this family across workers).
   process_start_time_seconds: 'min',

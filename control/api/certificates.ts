@@ -1,14 +1,16 @@
 // Certificates for proxies, signed by the mesh's CA (certs/): a proxy POSTs a CSR with the bootstrap token and
-// gets its chain back (its private key never leaves it); anyone reads the trust bundle and the CRL. Issuance and
-// CRL signing run one at a time, since both rewrite the CA directory's ca.json.
-import { readFileSync, statSync } from 'node:fs';
+// gets its chain back (its private key never leaves it); anyone reads the trust bundle and the CRL; a writer
+// (API token or an mTLS writer identity) revokes certificates, and the new CRL reaches every proxy on the push
+// stream. Every CA write runs through the CA's queue (control/ca.ts), one at a time.
 import type http from 'node:http';
 import { z } from 'zod';
 import { issueFromCsr } from '../../certs/ca.ts';
-import { createCrl } from '../../certs/crl.ts';
-import { caPaths } from '../../certs/store.ts';
+import { REVOCATION_REASONS, revoke, revokeSerial } from '../../certs/crl.ts';
+import { caPaths, readRevoked } from '../../certs/store.ts';
+import type { ControlCa } from '../ca.ts';
 import { ApiError, parseWith, type Route } from '../http.ts';
 import { PEM_TYPE } from '../openapi.ts';
+import type { TrustWatcher } from '../trust.ts';
 
 const CertificateRequest = z.strictObject({
   csr: z
@@ -25,11 +27,10 @@ const IssuedChain = z.object({
   spiffeId: z.string(),
 });
 
-/** A CRL answered again within this long of its signing, unless revocations or the intermediate changed. */
-const CRL_REUSE_MS = 60 * 60_000;
-
 export interface CertificateRouteOptions {
-  readonly caDir: string;
+  readonly ca: ControlCa;
+  /** The bundle and CRL the proxies are pushed; the read routes answer the same. */
+  readonly trust: TrustWatcher;
   /** Leaf validity in hours. */
   readonly certHours: number;
   /** Checks the bootstrap token (Authorization: Bearer); throws a 401 ApiError. */
@@ -37,26 +38,46 @@ export interface CertificateRouteOptions {
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
-function mtime(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
+const Revocation = z
+  .strictObject({
+    serial: z
+      .string()
+      .regex(/^(0x)?[0-9A-Fa-f:]{1,60}$/, 'hexadecimal, as openssl prints it (colons allowed)')
+      .optional()
+      .describe("The serial of a certificate this CA issued; it goes on every live intermediate's CRL"),
+    certificate: z
+      .string()
+      .min(1)
+      .max(64 * 1024)
+      .optional()
+      .describe('PEM: the certificate (the first block of a chain); it must have been issued by this CA'),
+    reason: z
+      .enum(REVOCATION_REASONS as [string, ...string[]])
+      .default('unspecified')
+      .describe('An RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, ...'),
+  })
+  .refine((r) => (r.serial === undefined) !== (r.certificate === undefined), {
+    message: 'give exactly one of serial and certificate',
+    path: ['serial'],
+  });
+
+const RevokedRecord = z.object({
+  serial: z.string().describe('Hexadecimal, lowercase, no leading zeros'),
+  revokedAt: z.string().describe('ISO 8601'),
+  reason: z.string(),
+  generation: z
+    .number()
+    .nullable()
+    .describe("The issuing intermediate's generation; null when revoked by serial (listed on every live CRL)"),
+});
+
+const RevocationAnswer = RevokedRecord.extend({
+  alreadyRevoked: z.boolean().describe('true when the serial was revoked before: nothing changed'),
+  crlNumber: z.number().describe('The number of the CRL that now lists it (pushed to the proxies)'),
+});
 
 export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
-  const paths = caPaths(opts.caDir);
-  let queue: Promise<unknown> = Promise.resolve();
-  /** Runs CA operations one at a time, in arrival order. */
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = queue.then(work, work);
-    queue = run.catch(() => undefined);
-    return run;
-  };
-  let crl: { pem: string; signedAt: number; key: string } | undefined;
-  const crlKey = () => `${mtime(paths.revoked)}:${mtime(paths.intermediateCert)}`;
-
+  const { ca, trust } = opts;
   return [
     {
       method: 'POST',
@@ -73,8 +94,8 @@ export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
         const body = parseWith(CertificateRequest, req.body);
         let issued;
         try {
-          issued = await serialized(() =>
-            issueFromCsr(opts.caDir, body.csr, { dnsNames: body.dnsNames, validHours: opts.certHours }),
+          issued = await ca.run(() =>
+            issueFromCsr(ca.dir, body.csr, { dnsNames: body.dnsNames, validHours: opts.certHours }),
           );
         } catch (err) {
           // System errors (the CA directory unreadable) are control's problem, not the caller's: a 500.
@@ -101,25 +122,59 @@ export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
       method: 'GET',
       path: '/v1/trust-bundle',
       doc: { summary: "The roots peers trust (the CA's bundle.pem, PEM)", response: 'pem' },
-      handle: () => ({ body: readFileSync(paths.bundle, 'utf8'), contentType: PEM_TYPE }),
+      handle: async () => ({ body: (await trust.refresh()).bundle, contentType: PEM_TYPE }),
     },
     {
       method: 'GET',
       path: '/v1/crl',
       doc: {
-        summary: 'The CRLs of the intermediates in use (PEM), re-signed when revocations change or after an hour',
+        summary:
+          'The CRLs of the intermediates in use (PEM), re-signed when revocations or the intermediate change, and hourly',
         response: 'pem',
       },
-      handle: async () => {
-        const pem = await serialized(async () => {
-          const key = crlKey();
-          if (crl === undefined || crl.key !== key || Date.now() - crl.signedAt > CRL_REUSE_MS) {
-            const result = await createCrl(opts.caDir);
-            crl = { pem: result.pem, signedAt: Date.now(), key };
+      handle: async () => ({ body: (await trust.refresh()).crl, contentType: PEM_TYPE }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/certificates/revocations',
+      doc: { summary: "The CA's revocations (D/revoked.json), oldest first", response: z.array(RevokedRecord) },
+      handle: async () => ({ json: (await trust.refresh()).revocations }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/certificates/revocations',
+      doc: {
+        summary: 'Revoke a certificate this CA issued, by serial or PEM; the new CRL is pushed to every proxy at once',
+        body: Revocation,
+        response: RevocationAnswer,
+      },
+      handle: async (req) => {
+        const body = parseWith(Revocation, req.body);
+        const { entry, already } = await ca.run(async () => {
+          const before = new Set(readRevoked(caPaths(ca.dir)).map((e) => e.serial));
+          let e;
+          try {
+            e =
+              body.certificate !== undefined
+                ? await revoke(ca.dir, body.certificate, body.reason)
+                : revokeSerial(ca.dir, (body.serial ?? '').replace(/^0x/i, ''), body.reason);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== undefined || !(err instanceof Error)) throw err;
+            throw new ApiError('SKEIN_BAD_REQUEST', `cannot revoke: ${err.message}`);
           }
-          return crl.pem;
+          return { entry: e, already: before.has(e.serial) };
         });
-        return { body: pem, contentType: PEM_TYPE };
+        // Signs the new CRL and pushes it (the trust watcher's listeners) before answering.
+        const state = await trust.refresh();
+        if (!already)
+          opts.log(
+            'info',
+            `revoked certificate serial ${entry.serial} (${entry.reason}) by ${req.actor ?? 'anonymous'}; CRL number ${state.crlNumber} pushed`,
+          );
+        return {
+          status: already ? 200 : 201,
+          json: { ...entry, alreadyRevoked: already, crlNumber: state.crlNumber },
+        };
       },
     },
   ];

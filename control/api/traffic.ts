@@ -1,15 +1,16 @@
-// Routes of the traffic API: rules and services (writes need the API token and land in the audit log), the
-// audit log, the proxies' push stream and acknowledgements, and what each proxy runs.
+// Routes of the traffic API: rules, services and authorization policies (writes need the API token and land in
+// the audit log), the audit log, the proxies' push stream and acknowledgements, and what each proxy runs.
 import { z } from 'zod';
 import { parseWith, type Route } from '../http.ts';
 import { Ack, type PushHub } from '../push.ts';
 import { Rule, Service } from '../rules.ts';
-import { parseIfMatch, type TrafficModel, type WriteMode } from '../traffic.ts';
+import { AuthorizationPolicyRecord } from '../authorization.ts';
+import { type Kind, parseIfMatch, type TrafficModel, type WriteMode } from '../traffic.ts';
 
 const AuditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(10_000).default(100) });
 
 interface Collection<T> {
-  readonly kind: 'rule' | 'service';
+  readonly kind: Kind;
   readonly path: string;
   readonly schema: z.ZodType<T>;
   readonly summaries: { readonly list: string; readonly create: string; readonly remove: string };
@@ -21,7 +22,7 @@ interface Collection<T> {
 
 const actorOf = (a: string | undefined) => a ?? 'anonymous';
 
-/** List, create, read (with ETag), create-or-replace (If-Match), delete: the same five routes for rules and services. */
+/** List, create, read (with ETag), create-or-replace (If-Match), delete: the same five routes for each collection. */
 function collectionRoutes<T>(model: TrafficModel, c: Collection<T>): Route[] {
   const one = `${c.path}/:id`;
   return [
@@ -98,6 +99,21 @@ export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
       put: (body, actor, mode) => model.putService(body, actor, mode),
       remove: (id, actor) => model.deleteService(id, actor),
     }),
+    ...collectionRoutes<AuthorizationPolicyRecord>(model, {
+      kind: 'authorization-policy',
+      path: '/v1/authorization-policies',
+      schema: AuthorizationPolicyRecord,
+      summaries: {
+        list: 'Every authorization policy, by destination service',
+        create:
+          'Create an authorization policy (409 if its id exists); pushed to the proxies of its service, whose inbound HTTP listeners enforce it',
+        remove: 'Delete an authorization policy; answers the policy deleted',
+      },
+      list: () => model.authorizationPolicies(),
+      get: (id) => model.authorizationPolicy(id),
+      put: (body, actor, mode) => model.putAuthorizationPolicy(body, actor, mode),
+      remove: (id, actor) => model.deleteAuthorizationPolicy(id, actor),
+    }),
     {
       method: 'GET',
       path: '/v1/audit',
@@ -125,8 +141,13 @@ export function trafficRoutes(model: TrafficModel, hub: PushHub): Route[] {
       method: 'GET',
       path: '/v1/push',
       doc: {
-        summary: "A proxy's push stream: newline-delimited JSON snapshots and pings, never ending",
-        query: z.strictObject({ node: z.string(), service: z.string(), have: z.string().optional() }),
+        summary: "A proxy's push stream: newline-delimited JSON snapshots, trust messages and pings, never ending",
+        query: z.strictObject({
+          node: z.string(),
+          service: z.string(),
+          have: z.string().optional().describe('The snapshot hash the proxy runs'),
+          haveTrust: z.string().optional().describe('The trust hash the proxy applied'),
+        }),
         response: 'stream',
       },
       handle: (req) => ({ stream: hub.open(req.query) }),

@@ -3,6 +3,7 @@
 // The order is data: a listener's chain is its direction's list, each stage built by its factory for that
 // listener (or left out where it does not apply), and the registry checks itself when it loads.
 import { STAGE_CONFIGS } from '../../src/config/stages.ts';
+import { authorizationStage } from './authorization.ts';
 import { faultStage } from './fault.ts';
 import { breakerStage } from './breaker.ts';
 import { rateLimitStage } from './rate-limit.ts';
@@ -17,9 +18,11 @@ export type { Direction, StageBuild, StageDefinition, StageProtocol } from './ty
 import type { Direction, StageDefinition } from './types.ts';
 
 /**
- * The order per direction (ARCHITECTURE.md). Built: route, outlier, fault, rate limit, retry, breaker, LB pick and
- * mirror.
- * Still to come: identity → authorization, first on inbound listeners.
+ * The order per direction (ARCHITECTURE.md). Built: authorization, route, outlier, fault, rate limit, retry,
+ * breaker, LB pick and mirror.
+ * identity → authorization, first on inbound listeners: the identity is on the context already (the listener
+ * verified the connection's peer, peer.ts), so authorization is the stage; it runs before route, so a refused
+ * caller costs no route match and learns nothing of the routes (no NR for it).
  * The breaker runs inbound too: a cluster shared with an outbound listener must give back its probe slots.
  * Retry runs inbound too, but only where a route or the listener asks for it (outbound: Istio's default policy).
  * It comes before the breaker and the pick: its backoff wait runs before each further attempt is admitted.
@@ -27,7 +30,7 @@ import type { Direction, StageDefinition } from './types.ts';
 export const STAGE_ORDER: Readonly<Record<Direction, readonly string[]>> = {
   // outlier right after route: it sees every attempt's result (it has no request phase of its own).
   // mirror last: its copy goes out after the real request (forward() runs right after the last stage).
-  inbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick', 'mirror'],
+  inbound: ['authorization', 'route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick', 'mirror'],
   outbound: ['route', 'outlier', 'fault', 'rate-limit', 'retry', 'breaker', 'lb-pick', 'mirror'],
 };
 
@@ -70,6 +73,7 @@ export function registryProblems(
   return problems;
 }
 
+registerStage(authorizationStage);
 registerStage(routeStage);
 registerStage(faultStage);
 registerStage(lbPickStage);

@@ -6,6 +6,7 @@ import { addressConflicts, type ConfigAddress } from './address-conflicts.ts';
 import { reasonRouteCannotSet } from '../routing/hop-by-hop.ts';
 import { loadBalancerNames } from '../lb/registry.ts';
 import { ListenerStages } from './stages.ts';
+import { authorizationPlacementIssues } from './authorization-schema.ts';
 import { HealthChecks, OutlierDetection } from './health-schema.ts';
 import { CIRCUIT_BREAKER_DEFAULTS, CircuitBreakers } from './breaker-schema.ts';
 import { RateLimitPolicy } from './rate-limit-schema.ts';
@@ -326,6 +327,8 @@ export const Config = z
           path: ['listeners', li, 'name'],
         });
       names.add(l.name);
+      for (const issue of authorizationPlacementIssues(l))
+        ctx.addIssue({ code: 'custom', message: issue.message, path: ['listeners', li, ...issue.path] });
       if (l.cluster !== undefined && !clusters.has(l.cluster))
         ctx.addIssue({ code: 'custom', message: `unknown cluster '${l.cluster}'`, path: ['listeners', li, 'cluster'] });
       l.routes.forEach((r, ri) => {

@@ -26,5 +26,7 @@ export function reasonRouteCannotSet(name: string): string | undefined {
   if (lower === 'content-length' || lower === 'host' || lower === 'expect')
     return `${name} is written by the proxy from the request itself`;
   if (lower.startsWith(':')) return `${name} is an HTTP/2 pseudo-header`;
+  if (lower === 'x-forwarded-client-cert' || lower === 'x-mesh-mtls' || lower === 'x-mesh-cert-fingerprint')
+    return `${name} is written by the inbound proxy from the caller's certificate`;
   return undefined;
 }

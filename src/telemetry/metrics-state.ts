@@ -30,8 +30,8 @@ interface ClusterState {
 export class MeshStateMetrics {
   /** By cluster name and service: a reload that changes a cluster's service starts new sums. */
   private readonly clusters = new Map<string, ClusterState>();
-  /** SPIFFE id → certificate notAfter (Unix ms). */
-  private readonly certificates = new Map<string, number>();
+  /** SPIFFE id → the certificate's notBefore and notAfter (Unix ms). */
+  private readonly certificates = new Map<string, { readonly notBeforeMs: number; readonly notAfterMs: number }>();
   private readonly registry: Registry;
   private readonly nowMs: () => number;
   /** Families registered so far: each one when its feeder first reports or registers, never before. */
@@ -81,10 +81,13 @@ export class MeshStateMetrics {
     for (const c of this.clusters.values()) if (c.name === name) c.breakerOpen = undefined;
   }
 
-  /** The workload certificate in use (after each rotation); days are computed at every scrape. */
-  setCertificateExpiry(identity: string, notAfterMs: number): void {
+  /**
+   * The workload certificate in use (after each rotation): its expiry (days left, computed at every scrape) and its
+   * whole validity (notAfter − notBefore), which the expiry alert measures the days left against.
+   */
+  setCertificateExpiry(identity: string, notAfterMs: number, notBeforeMs: number): void {
     this.registerCertificates();
-    this.certificates.set(identity, notAfterMs);
+    this.certificates.set(identity, { notBeforeMs, notAfterMs });
   }
 
   /** A certificate no longer in use (its identity changed). */
@@ -118,7 +121,17 @@ export class MeshStateMetrics {
       ['identity'],
       (set) => {
         const now = this.nowMs();
-        for (const [identity, notAfterMs] of this.certificates) set({ identity }, (notAfterMs - now) / DAY_MS);
+        for (const [identity, { notAfterMs }] of this.certificates) set({ identity }, (notAfterMs - now) / DAY_MS);
+      },
+    );
+    collectedGauge(
+      this.registry,
+      'skein_certificate_validity_days',
+      "The whole validity of the proxy's workload certificate (notAfter - notBefore), in days.",
+      ['identity'],
+      (set) => {
+        for (const [identity, { notBeforeMs, notAfterMs }] of this.certificates)
+          set({ identity }, (notAfterMs - notBeforeMs) / DAY_MS);
       },
     );
   }

@@ -62,7 +62,8 @@ describe('the CA directory', () => {
       const issued = await issueForId(ca, ID);
       writeLeaf(issued.chainPem, join(dir, 'leaf.pem'));
       const serial = openssl('x509', '-noout', '-serial', '-in', join(dir, 'leaf.pem')).stdout.trim().split('=')[1];
-      expect(serial.toLowerCase().replace(/^0+/, '')).toBe(issued.serial.replace(/^0+/, ''));
+      // Answered without leading zeros (as revoked.json and the CRL readers have it), whatever the first byte.
+      expect(serial.toLowerCase().replace(/^0+/, '')).toBe(issued.serial);
       expect(serial).toMatch(/^[0-9A-F]{32}$/); // 128 bits
       if (Number.parseInt(serial[0], 16) >= 8) {
         highBit = true;

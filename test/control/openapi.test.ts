@@ -45,6 +45,8 @@ describe('control /openapi.json', () => {
       '/v1/rules',
       '/v1/rules/{id}',
       '/v1/services',
+      '/v1/authorization-policies',
+      '/v1/authorization-policies/{id}',
       '/v1/push',
       '/v1/push/ack',
       '/proxies',

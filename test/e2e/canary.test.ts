@@ -318,8 +318,12 @@ describe('canary rollouts when Prometheus cannot answer', () => {
   });
 });
 
-/** Runs a script of scripts/ (they call bin/skein.js canary) with this Node first on PATH. */
-function script(name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs a script of scripts/ (they call bin/skein.js canary) with this Node first on PATH, and `env` added. */
+function script(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const file = fileURLToPath(new URL(`../../scripts/${name}`, import.meta.url));
   return new Promise((resolve) => {
     execFile(
@@ -327,7 +331,12 @@ function script(name: string, args: string[]): Promise<{ code: number; stdout: s
       args,
       {
         timeout: 20_000,
-        env: { ...process.env, NODE_OPTIONS: '', PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+        env: {
+          ...process.env,
+          NODE_OPTIONS: '',
+          PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+          ...env,
+        },
       },
       (err, stdout, stderr) =>
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }),
@@ -361,11 +370,14 @@ describe('skein canary and the scripts', () => {
     const shown = await script('status.sh', ['app', '--json', '--control', control.url]);
     expect(JSON.parse(shown.stdout)).toMatchObject({ service: 'app', state: 'running', stageIndex: 1 });
 
-    const rolled = await script('rollback.sh', ['app', ...opts]);
+    // Control's address and the token from the environment (a port-forward or the Service address, set once).
+    const fromEnv = { SKEIN_CONTROL: control.url, SKEIN_TOKEN_FILE: join(controlDir, 'api-token') };
+    const rolled = await script('rollback.sh', ['app'], fromEnv);
+    expect(rolled.stderr).toBe('');
     expect(rolled.stdout).toMatch(/^app: v1 → v2, rolled_back/);
     await pushed(control);
     expect([...(await sample(p, 100))]).toEqual([['v1', 100]]);
-    const all = await script('status.sh', ['app', '--control', control.url]);
+    const all = await script('status.sh', ['app'], { SKEIN_CONTROL: control.url });
     expect(all.stdout).toMatch(/rolled back by hand by \S*skein-canary-cli/);
   });
 });

@@ -5,7 +5,8 @@
 // non-dev entries, each a symlink to this checkout's copy). Then `skein probe`, `skein control` and `skein bench`
 // run from it as the image runs them: as a non-root user, with a PATH that has no bpftrace (the image installs
 // none). If the Dockerfile stops copying something they need, or they start importing a dev dependency, these
-// tests fail. A second layout leaves probes/scripts/ out, as the image did before, to check that a missing script
+// tests fail; so do they if what the Kubernetes manifests run from the image (iptables, the sample service) is
+// not there. A second layout leaves probes/scripts/ out, as the image did before, to check that a missing script
 // is an error with its code, not a crash.
 import { execFileSync, type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -261,6 +262,19 @@ describe('the Docker image runtime layout (replayed from the Dockerfile, no Dock
 
   describe('as the Dockerfile builds it', () => {
     const root = buildRuntimeLayout();
+
+    it('has what the Kubernetes manifests run from it: iptables for the redirect init container, the sample service', async () => {
+      // The sidecar overlay's init container runs `skein redirect install` from this image, as root.
+      expect(RUNTIME.runs.some((r) => /\bapt-get install\b.*\biptables\b/.test(r))).toBe(true);
+      // Its app container runs the bundled sample service by its path in the image.
+      expect(RUNTIME.workdir).toBe('/opt/skein');
+      const sidecar = readFileSync(join(REPO, 'manifests/overlays/sidecar/sidecar.yaml'), 'utf8');
+      const paths = [...sidecar.matchAll(/\/opt\/skein\/([\w./-]+\.js)/g)].map((m) => m[1]);
+      expect(paths).toContain('dist/examples/sample-service.js');
+      for (const p of paths) expect(existsSync(join(root, p)), p).toBe(true);
+      const sample = (await import(join(root, 'dist/examples/sample-service.js'))) as Record<string, unknown>;
+      expect(typeof sample.startSampleService).toBe('function');
+    });
 
     it('skein probe --help answers with its usage', async () => {
       const { code, out } = await runToExit(root, ['probe', '--help']);

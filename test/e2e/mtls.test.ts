@@ -154,6 +154,11 @@ describe('mTLS between two proxies', () => {
     expect(
       metric(outMetrics, 'service_mesh_certificate_expiry_days', `identity="spiffe://${TD}/ns/shop/sa/client"`),
     ).toBeGreaterThan(0.5);
+    // `ca issue`'s certificates: 24 hours, plus the CA's 5-minute backdate of notBefore (X.509 dates are to the
+    // second, hence 4 places: ±4 s).
+    expect(
+      metric(outMetrics, 'skein_certificate_validity_days', `identity="spiffe://${TD}/ns/shop/sa/client"`),
+    ).toBeCloseTo(1 + 5 / (24 * 60), 4);
   });
 
   it('refuses a caller with no certificate, a foreign CA, a revoked one and plaintext; says why', async () => {

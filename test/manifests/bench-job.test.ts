@@ -1,6 +1,7 @@
-// manifests/bench-job.yaml can't be applied here (no Kubernetes API server); what is checked: it parses, the Job
-// runs `skein bench` with arguments the bench accepts (remote targets only), every remote URL names a Service of
-// the manifest on its port, the results land on the volume, the embedded Skein sidecar config passes the proxy's
+// manifests/bench/ can't be applied here (no Kubernetes API server; kubernetes.test.ts renders and validates it);
+// what is checked: it parses, the Job runs `skein bench` with arguments the bench accepts (remote targets only),
+// every remote URL names a Service of the manifests on its port (Skein's, and the origin in each other mesh's
+// namespace, labelled for that mesh's injection), the results land on the volume, the embedded Skein sidecar config passes the proxy's
 // validation and fronts the origin the pod runs, and everything runs as a non-root user with a read-only root.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -19,20 +20,32 @@ interface Container {
 }
 interface Doc {
   kind: string;
-  metadata: { name: string; namespace?: string };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   [key: string]: any;
 }
 
-const docs = parseAllDocuments(readFileSync(manifestPath('bench-job.yaml'), 'utf8')).map((d) => d.toJS() as Doc);
-const find = (kind: string, name?: string) => {
-  const doc = docs.find((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
-  if (doc === undefined) throw new Error(`no ${kind} ${name ?? ''} in bench-job.yaml`);
+const docsOf = (file: string) =>
+  parseAllDocuments(readFileSync(manifestPath(file), 'utf8')).map((d) => d.toJS() as Doc);
+const docs = [...docsOf('bench/bench-job.yaml'), ...docsOf('bench/meshes.yaml')];
+const find = (kind: string, name?: string, namespace = 'skein-bench') => {
+  const doc = docs.find(
+    (d) =>
+      d.kind === kind &&
+      (name === undefined || d.metadata.name === name) &&
+      (kind === 'Namespace' || d.metadata.namespace === namespace),
+  );
+  if (doc === undefined) throw new Error(`no ${kind} ${namespace}/${name ?? ''} in manifests/bench/`);
   return doc;
 };
 const job = find('Job');
 const pod = job.spec.template.spec;
 const bench = pod.containers.find((c: Container) => c.name === 'bench') as Container;
-const sidecarImage = parseAllDocuments(readFileSync(manifestPath('sidecar.yaml'), 'utf8'))
+const sidecarImage = parseAllDocuments(readFileSync(manifestPath('overlays/sidecar/sidecar.yaml'), 'utf8'))
   .map((d) => d.toJS() as Doc)
   .find((d) => d.kind === 'Deployment')
   ?.spec.template.spec.containers.find((c: Container) => c.name === 'skein').image;
@@ -40,7 +53,7 @@ const sidecarImage = parseAllDocuments(readFileSync(manifestPath('sidecar.yaml')
 /** Flag values of an argv (`--listen 1.2.3.4:80` → '1.2.3.4:80'). */
 const flag = (args: readonly string[], name: string) => args[args.indexOf(name) + 1];
 
-describe('manifests/bench-job.yaml', () => {
+describe('manifests/bench/', () => {
   it("is a run-once Job of the bench image (the Dockerfile's bench stage) running `skein bench` on remote targets only", () => {
     expect(job.apiVersion).toBe('batch/v1');
     expect(job.spec.backoffLimit).toBe(0);
@@ -52,7 +65,9 @@ describe('manifests/bench-job.yaml', () => {
     expect(bench.args?.[0]).toBe('bench');
     const opts = parseRunOptions(bench.args!.slice(1)) as RunOptions;
     expect(opts.localTargets).toEqual([]);
-    expect(opts.remotes.map((r) => r.mesh)).toEqual(expect.arrayContaining(['baseline', 'skein']));
+    expect(opts.remotes.map((r) => r.mesh)).toEqual(
+      expect.arrayContaining(['baseline', 'skein', 'istio', 'linkerd', 'cilium']),
+    );
   });
 
   it('points every --remote at a Service of this manifest, on a port the Service exposes', () => {
@@ -60,14 +75,16 @@ describe('manifests/bench-job.yaml', () => {
     for (const r of opts.remotes) {
       const url = new URL(r.url);
       const [service, namespace] = url.hostname.split('.');
-      const svc = find('Service', service);
-      expect(namespace, r.name).toBe(svc.metadata.namespace);
+      const svc = find('Service', service, namespace);
       expect(
         svc.spec.ports.map((p: { port: number }) => p.port),
         r.name,
       ).toContain(Number(url.port));
       const deployment = docs.find(
-        (d) => d.kind === 'Deployment' && d.spec.selector.matchLabels.app === svc.spec.selector.app,
+        (d) =>
+          d.kind === 'Deployment' &&
+          d.metadata.namespace === namespace &&
+          d.spec.selector.matchLabels.app === svc.spec.selector.app,
       );
       expect(deployment, `${r.name}: a Deployment behind ${service}`).toBeDefined();
     }
@@ -100,6 +117,20 @@ describe('manifests/bench-job.yaml', () => {
     expect(inbound?.address).toBe(`0.0.0.0:${inboundPort}`);
     expect(find('Service', 'bench-origin-skein').spec.ports[0].targetPort).toBe('inbound');
     expect(skein.args).toEqual(['proxy', '--config', '/etc/skein/config.yaml']);
+  });
+
+  it("runs each other mesh's origin in a namespace that mesh injects, the Job and Skein's origins in none", () => {
+    const ns = (name: string) => find('Namespace', name);
+    expect(ns('bench-istio').metadata.labels).toMatchObject({ 'istio-injection': 'enabled' });
+    expect(ns('bench-linkerd').metadata.annotations).toMatchObject({ 'linkerd.io/inject': 'enabled' });
+    // Cilium injects nothing: an L7 policy (cilium-l7-policy.yaml, checked in kubernetes.test.ts) selects the pod.
+    expect(ns('bench-cilium').metadata.labels).toMatchObject({ 'skein.io/bench-mesh': 'cilium' });
+    expect(ns('skein-bench').metadata.labels).toMatchObject({ 'istio-injection': 'disabled' });
+    expect(ns('skein-bench').metadata.annotations).toMatchObject({ 'linkerd.io/inject': 'disabled' });
+    // The same origin everywhere: only the namespace differs.
+    const spec = (namespace: string) => find('Deployment', 'bench-origin', namespace).spec.template.spec;
+    for (const namespace of ['bench-istio', 'bench-linkerd', 'bench-cilium'])
+      expect(spec(namespace), namespace).toEqual(spec('skein-bench'));
   });
 
   it('runs every container as non-root with a read-only root filesystem', () => {

@@ -8,11 +8,14 @@ export interface ContractMetric {
   readonly name: string;
   readonly type: 'counter' | 'gauge' | 'histogram';
   readonly labels: readonly string[];
+  /** Which process exports it: the table's `from` column. */
+  readonly from: 'proxy' | 'control';
 }
 
 export const manifestPath = (rel: string): string => new URL(`../../manifests/${rel}`, import.meta.url).pathname;
 
-/** The rows of the "Metrics reference" table: | `name` | type | `label`, `label` | … — what the proxy exports. */
+/** The rows of the "Metrics reference" table: | `name` | type | `label`, `label` | from | … — what the proxy and
+ *  control export. */
 export function readContract(): ContractMetric[] {
   return readTable('## Metrics reference');
 }
@@ -32,10 +35,12 @@ function readTable(heading: string): ContractMetric[] {
       continue;
     }
     if (!inSection) continue;
-    const m = /^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(counter|gauge|histogram)\s*\|([^|]*)\|/.exec(line);
+    const m = /^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(counter|gauge|histogram)\s*\|([^|]*)\|\s*(proxy|control)\s*\|/.exec(
+      line,
+    );
     if (m === null) continue;
     const labels = [...m[3].matchAll(/`([a-z_][a-z0-9_]*)`/g)].map((l) => l[1]);
-    rows.push({ name: m[1], type: m[2] as ContractMetric['type'], labels });
+    rows.push({ name: m[1], type: m[2] as ContractMetric['type'], labels, from: m[4] as ContractMetric['from'] });
   }
   if (rows.length === 0) throw new Error(`manifests/README.md: no metric table under "${heading}"`);
   return rows;

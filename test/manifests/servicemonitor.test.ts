@@ -1,4 +1,4 @@
-// The ServiceMonitors must find what sidecar.yaml deploys: the proxy monitor's selector matches the sidecar
+// The ServiceMonitors must find what the sidecar overlay deploys: the proxy monitor's selector matches the sidecar
 // Service's labels, and the port it scrapes is that Service's port onto the container's admin listener.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -6,11 +6,11 @@ import { parseAllDocuments } from 'yaml';
 import { manifestPath } from './metrics-contract.ts';
 
 const docsOf = (file: string) => parseAllDocuments(readFileSync(manifestPath(file), 'utf8')).map((d) => d.toJS());
-const monitors = docsOf('servicemonitor.yaml');
-const sidecar = docsOf('sidecar.yaml');
+const monitors = docsOf('base/monitoring/servicemonitor.yaml');
+const sidecar = docsOf('overlays/sidecar/sidecar.yaml');
 const monitor = (name: string) => monitors.find((m) => m.metadata.name === name);
 
-describe('manifests/servicemonitor.yaml', () => {
+describe('manifests/base/monitoring/servicemonitor.yaml', () => {
   it('declares ServiceMonitors for the proxies and control, scraping /metrics on the admin port', () => {
     for (const name of ['skein-proxy', 'skein-control']) {
       const m = monitor(name);
@@ -20,7 +20,7 @@ describe('manifests/servicemonitor.yaml', () => {
     }
   });
 
-  it("selects sidecar.yaml's Service and scrapes the port that reaches the proxy's admin listener", () => {
+  it("selects the sidecar overlay's Service and scrapes the port that reaches the proxy's admin listener", () => {
     const m = monitor('skein-proxy');
     const service = sidecar.find((d) => d.kind === 'Service');
     expect(service.metadata.labels).toMatchObject(m.spec.selector.matchLabels);

@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { parseConfigText } from '../../src/config/load.ts';
 
-const docs = parseAllDocuments(readFileSync(new URL('../../manifests/sidecar.yaml', import.meta.url), 'utf8')).map(
-  (d) => d.toJS(),
-);
+const docs = parseAllDocuments(
+  readFileSync(new URL('../../manifests/overlays/sidecar/sidecar.yaml', import.meta.url), 'utf8'),
+).map((d) => d.toJS());
 const byKind = (kind: string) => docs.find((d) => d.kind === kind);
 
-describe('manifests/sidecar.yaml', () => {
+describe('manifests/overlays/sidecar/sidecar.yaml', () => {
   it('embeds a proxy config the proxy accepts', () => {
     const cfg = parseConfigText(byKind('ConfigMap').data['config.yaml'], 'configmap');
     expect(cfg.listeners.map((l) => l.name).sort()).toEqual(['inbound', 'outbound']);

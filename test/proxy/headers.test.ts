@@ -1,6 +1,8 @@
 // The hop-by-hop rule (proxy/headers.ts): one list for both directions, plus whatever Connection names.
 import { describe, expect, it } from 'vitest';
-import { H_DROP, HOP_BY_HOP, REQUEST_HEADER_ACTIONS, stripHopByHop } from '../../proxy/headers.ts';
+import { H_DROP, H_PEER_CERT, HOP_BY_HOP, REQUEST_HEADER_ACTIONS, stripHopByHop } from '../../proxy/headers.ts';
+import { forwardedClientCert } from '../../proxy/mesh-headers.ts';
+import type { MeshIdentity } from '../../proxy/mtls/identity.ts';
 
 describe('stripHopByHop', () => {
   it('drops every connection-specific field, in any case, and the fields each Connection field names', () => {
@@ -34,5 +36,22 @@ describe('request header actions', () => {
   it('never copy a hop-by-hop field as is (HTTP2-Settings included)', () => {
     for (const name of HOP_BY_HOP) expect(REQUEST_HEADER_ACTIONS.get(name), name).toBeDefined();
     expect(REQUEST_HEADER_ACTIONS.get('http2-settings')).toBe(H_DROP);
+  });
+});
+
+describe('the caller certificate fields', () => {
+  it('are never copied from a request, on any listener', () => {
+    for (const name of ['x-forwarded-client-cert', 'x-mesh-mtls', 'x-mesh-cert-fingerprint'])
+      expect(REQUEST_HEADER_ACTIONS.get(name), name).toBe(H_PEER_CERT);
+  });
+
+  it("write Envoy's x-forwarded-client-cert: By (this proxy's id, when it has one), Hash, URI", () => {
+    const peer = { spiffeId: 'spiffe://cluster.local/ns/shop/sa/cart', certSha256: 'ab'.repeat(32) };
+    const me = { id: 'spiffe://cluster.local/ns/pay/sa/api' } as MeshIdentity;
+    const value = forwardedClientCert(me, peer);
+    expect(value).toBe(`By=spiffe://cluster.local/ns/pay/sa/api;Hash=${'ab'.repeat(32)};URI=${peer.spiffeId}`);
+    expect(forwardedClientCert(me, peer)).toBe(value);
+    expect(forwardedClientCert(null, peer)).toBe(`Hash=${'ab'.repeat(32)};URI=${peer.spiffeId}`);
+    expect(forwardedClientCert(null, { spiffeId: '', certSha256: 'cd' })).toBe('Hash=cd');
   });
 });

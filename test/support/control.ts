@@ -20,7 +20,7 @@ export async function startSkeinControl(dataDir: string, extraArgs: string[] = [
   try {
     url = await waitFor(() => {
       if (proc.exitStatus !== null) throw new Error(`exited: ${JSON.stringify(proc.exitStatus)}`);
-      return /listening on (http:\/\/\S+)/.exec(proc.stdout)?.[1];
+      return /listening on (https?:\/\/\S+)/.exec(proc.stdout)?.[1];
     }, 10_000);
   } catch (err) {
     await proc.kill();

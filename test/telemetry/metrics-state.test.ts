@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { CanaryMetrics, type CanaryReport } from '../../src/telemetry/metrics-canary.ts';
 import { MeshStateMetrics } from '../../src/telemetry/metrics-state.ts';
-import { readPendingFamilies } from '../manifests/metrics-contract.ts';
+import { readContract } from '../manifests/metrics-contract.ts';
 
 /** name → [labels, value] of every sample, from the registry's JSON view. */
 async function samples(registry: Registry): Promise<Map<string, [Record<string, string | number>, number][]>> {
@@ -48,17 +48,27 @@ describe('mesh state metrics', () => {
     ]);
   });
 
-  it('computes certificate expiry in days at every scrape, negative once expired', async () => {
+  it('computes certificate expiry in days at every scrape, negative once expired, beside its whole validity', async () => {
     const registry = new Registry();
     let now = 1_000 * DAY_MS;
     const state = new MeshStateMetrics(registry, () => now);
     const id = 'spiffe://mesh.local/ns/default/sa/web';
-    state.setCertificateExpiry(id, now + 2.5 * DAY_MS);
+    // Valid for 3 days from half a day ago.
+    const notBefore = now - 0.5 * DAY_MS;
+    state.setCertificateExpiry(id, notBefore + 3 * DAY_MS, notBefore);
     expect((await samples(registry)).get('service_mesh_certificate_expiry_days')).toEqual([[{ identity: id }, 2.5]]);
+    expect((await samples(registry)).get('skein_certificate_validity_days')).toEqual([[{ identity: id }, 3]]);
     now += 3 * DAY_MS;
     expect((await samples(registry)).get('service_mesh_certificate_expiry_days')).toEqual([[{ identity: id }, -0.5]]);
+    expect((await samples(registry)).get('skein_certificate_validity_days')).toEqual([[{ identity: id }, 3]]);
+    // Renewed: a 24-hour certificate with its CA's 5-minute backdate.
+    state.setCertificateExpiry(id, now + DAY_MS, now - 300_000);
+    expect((await samples(registry)).get('skein_certificate_validity_days')).toEqual([
+      [{ identity: id }, 1 + 300_000 / DAY_MS],
+    ]);
     state.removeCertificate(id);
     expect((await samples(registry)).get('service_mesh_certificate_expiry_days')).toEqual([]);
+    expect((await samples(registry)).get('skein_certificate_validity_days')).toEqual([]);
   });
 
   it('sums ejections and health-check results by destination service', async () => {
@@ -112,7 +122,7 @@ describe('canary metrics (control)', () => {
     expect(all.get('canary_deployment_last_progress_timestamp_seconds')).toEqual([
       [{ service: 'reviews' }, (started + 60_000) / 1000],
     ]);
-    const contract = readPendingFamilies().filter((m) => m.name.startsWith('canary_'));
+    const contract = readContract().filter((m) => m.name.startsWith('canary_'));
     expect(contract.length).toBeGreaterThan(0);
     for (const m of contract) {
       expect(all.has(m.name), m.name).toBe(true);

@@ -197,9 +197,12 @@ describe('request metrics', () => {
     // As the server does once a listener has a rate limit, and once one retries.
     stats.registerRateLimits();
     stats.registerRetries();
+    // As the server does once it has a mesh identity, and at each mTLS handshake.
+    stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000, Date.now());
+    stats.mtlsHandshake('inbound', 'ok');
     const text = await stats.render();
     const samples = parseExposition(text);
-    const proxyRows = readContract();
+    const proxyRows = readContract().filter((m) => m.from === 'proxy');
     expect(proxyRows.map((m) => m.name)).toContain('service_mesh_requests_total');
     for (const m of proxyRows) {
       expect(text, m.name).toContain(`# TYPE ${m.name} ${m.type}\n`);
@@ -260,8 +263,8 @@ describe('request metrics', () => {
   it('exports no family waiting for a feeder (manifests/README.md) until its feeder registers, then as documented', async () => {
     const stats = newStats();
     stats.onRequestEnd('main', { ...ok, status: 429, flag: 'RL' });
-    const waiting = readPendingFamilies().filter((m) => !m.name.startsWith('canary_')); // canaries: control's
-    expect(waiting.map((m) => m.name)).toContain('service_mesh_certificate_expiry_days');
+    const waiting = readPendingFamilies().filter((m) => m.from === 'proxy');
+    expect(waiting.map((m) => m.name)).toContain('skein_config_push_state');
     const before = await stats.render();
     for (const m of waiting) expect(before, m.name).not.toContain(m.name);
 
@@ -269,7 +272,7 @@ describe('request metrics', () => {
     stats.registerRetries();
     stats.registerRateLimits();
     stats.setCircuitBreakerOpen(api, false);
-    stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000);
+    stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000, Date.now());
     stats.registerOutlierDetection(api);
     stats.registerHealthChecks(api);
     stats.setConfigPushState('connecting');
@@ -419,15 +422,16 @@ describe('ProxyStats', () => {
     stats.registerRetries();
     stats.registerRateLimits();
     stats.registerOutlierDetection({ name: 'api', service: 'api' });
-    stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000);
+    stats.setCertificateExpiry('spiffe://mesh.local/ns/default/sa/web', Date.now() + 86_400_000, Date.now());
+    stats.mtlsHandshake('outbound', 'untrusted-chain');
     stats.setConfigPushState('synced');
     const r = spawnSync('promtool', ['check', 'metrics'], { input: await stats.render(), encoding: 'utf8' });
     if (r.error !== undefined) throw new Error(`promtool: ${r.error.message} (apt-get install prometheus)`);
     const findings = `${r.stdout}${r.stderr}`
       .split('\n')
       .filter((l) => l.trim() !== '')
-      // The contract's name for the certificate gauge, and prom-client's own nodejs_*_total gauges.
-      .filter((l) => !/^service_mesh_certificate_expiry_days use base unit/.test(l))
+      // The contract's names for the certificate gauges, and prom-client's own nodejs_*_total gauges.
+      .filter((l) => !/^(service_mesh_certificate_expiry|skein_certificate_validity)_days use base unit/.test(l))
       .filter((l) => !/^nodejs_active_\w+_total non-counter metrics/.test(l));
     expect(findings).toEqual([]);
     expect([0, 3]).toContain(r.status); // 3: lint findings only (the ones above)

@@ -111,7 +111,9 @@ describe('stage chain', () => {
 describe('stage registry', () => {
   it('is consistent as shipped: every ordered stage registered, every registered stage ordered', () => {
     expect(registryProblems(registeredStages, STAGE_ORDER, [])).toEqual([]);
-    for (const order of [STAGE_ORDER.outbound, STAGE_ORDER.inbound]) {
+    // Inbound, authorization comes first: a refused caller costs no route match.
+    expect(STAGE_ORDER.inbound[0]).toBe('authorization');
+    for (const order of [STAGE_ORDER.outbound, STAGE_ORDER.inbound.slice(1)]) {
       // outlier sees every attempt's result right after route; the pick comes last of the stages an attempt
       // runs, then mirror (its copy goes out right after the real request).
       expect(order.slice(0, 2)).toEqual(['route', 'outlier']);
