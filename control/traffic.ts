@@ -292,6 +292,8 @@ export class TrafficModel {
 
   deleteService(id: string, actor: string): Promise<Service> {
     return this.#remove('service', id, actor, () => {
+      // A discovered service of the same id takes over: the rules keep a destination.
+      if ([...this.#discovered.values()].some((source) => source.has(id))) return;
       const users = this.rules().filter(
         (r) => r.destinations.some((d) => d.service === id) || r.actions.mirror?.service === id,
       );

@@ -285,10 +285,14 @@ describe('discovered services in the traffic model', () => {
     const services = (await api<Service[]>(control.url, 'GET', '/v1/services')).body;
     expect(services.map((s) => s.id)).toEqual(['app.default']); // the API's own list: API-written only
 
-    // Deleting the operator's service lets the discovered one through again (a rule using it blocks that).
-    expect((await api(control.url, 'DELETE', '/v1/rules/to-v2')).status).toBe(200);
+    // Deleting the operator's service lets the discovered one through again; the rule using it does not stop
+    // that, since the discovered service takes over as its destination.
     expect((await api(control.url, 'DELETE', '/v1/services/app.default')).status).toBe(200);
-    expect((await api(control.url, 'POST', '/v1/rules', rule)).status).toBe(201);
     expect(await addresses('app.default--v2')).toEqual(['10.244.2.7:8080', '10.244.6.6:8080']);
+    // A service only the API knows still cannot be deleted while a rule uses it.
+    expect((await api(control.url, 'POST', '/v1/services', { id: 'other', endpoints: [] })).status).toBe(201);
+    const other = { id: 'to-other', destinations: [{ service: 'other' }] };
+    expect((await api(control.url, 'POST', '/v1/rules', other)).status).toBe(201);
+    expect((await api(control.url, 'DELETE', '/v1/services/other')).status).toBe(409);
   });
 });
