@@ -106,7 +106,7 @@ export class CanaryController {
           `a canary for '${spec.service}' is ${old.state}; roll it back or let it finish first`,
         );
       const problems: string[] = [];
-      const svc = this.#opts.traffic.services().find((s) => s.id === spec.service);
+      const svc = this.#opts.traffic.lookupService(spec.service);
       if (svc === undefined) problems.push(`service: no service '${spec.service}' (POST /v1/services first)`);
       else
         for (const key of ['from', 'to'] as const)

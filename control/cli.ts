@@ -14,6 +14,7 @@ import { spiffeIdMatcher } from '../certs/spiffe.ts';
 import { parseHostPort } from '../src/discovery/address.ts';
 import { createLogger, type LogLevel } from '../src/log.ts';
 import { type ControlServer, startControl } from './server.ts';
+import type { KubernetesSourceOptions } from './kubernetes/discovery.ts';
 import { DEFAULT_STORE_PREFIX, describeStore, parseStoreChoice, type StoreChoice } from './store/open.ts';
 
 export const CONTROL_DEFAULTS = {
@@ -52,6 +53,13 @@ Options:
                            The token proxies send to get a certificate (Authorization: Bearer TOKEN), not the
                            API token. Created like it when absent (default DATA-DIR/bootstrap-token).
   --cert-hours H           Validity of the certificates control signs, in hours (default ${DEFAULT_LEAF_VALID_HOURS}).
+  --kubernetes             Discover services from the Kubernetes API in-cluster (the pod's service account):
+                           each Service NAME in NAMESPACE becomes the service NAME.NAMESPACE, its endpoints
+                           the ready pods of its EndpointSlices, versioned by each pod's \`version\` label.
+                           Needs get/list/watch on services, endpointslices and pods. A service written
+                           through the API with the same id wins over the discovered one.
+  --kubeconfig FILE        The same from outside the cluster, with FILE's current context.
+  --kube-namespace NS      Discover in namespace NS only (default: all namespaces).
   --tls                    Serve HTTPS (needs --ca-dir) with a certificate control issues itself for
                            spiffe://TD/ns/skein-system/sa/skein-control, re-issued at half its life. Client
                            certificates are asked for, not required: the API token keeps working.
@@ -81,6 +89,9 @@ export const CONTROL_OPTIONS = {
   'tls-dns-names': { type: 'string' },
   'writer-ids': { type: 'string' },
   'retention-days': { type: 'string', default: String(CONTROL_DEFAULTS.retentionDays) },
+  kubernetes: { type: 'boolean', default: false },
+  kubeconfig: { type: 'string' },
+  'kube-namespace': { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies ParseArgsOptionsConfig;
@@ -99,6 +110,8 @@ export interface ControlArgs {
   /** Undefined: <dataDir>/bootstrap-token. */
   readonly bootstrapTokenFile: string | undefined;
   readonly certHours: number;
+  /** Kubernetes discovery (--kubernetes, --kubeconfig), or undefined. */
+  readonly kubernetes: KubernetesSourceOptions | undefined;
   readonly tls: boolean;
   /** Undefined: the defaults (defaultTlsNames). */
   readonly tlsNames: readonly string[] | undefined;
@@ -136,6 +149,13 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
     throw new Error(`--cert-hours must be a number > 0, got '${values['cert-hours']}'`);
   if (values['ca-dir'] === undefined && values['bootstrap-token-file'] !== undefined)
     throw new Error('--bootstrap-token-file needs --ca-dir (the token is for getting certificates)');
+  const namespace = values['kube-namespace'];
+  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))
+    throw new Error(`--kube-namespace must be a namespace name (a DNS label), got '${namespace}'`);
+  const discover = values.kubernetes || values.kubeconfig !== undefined;
+  if (!discover && namespace !== undefined) throw new Error('--kube-namespace needs --kubernetes or --kubeconfig');
+  if (values.kubernetes && values.kubeconfig !== undefined)
+    throw new Error('--kubernetes (in-cluster) and --kubeconfig FILE exclude each other');
   if (values.tls && values['ca-dir'] === undefined)
     throw new Error('--tls needs --ca-dir (control issues its own certificate from that CA)');
   const tlsNames = list(values['tls-dns-names']);
@@ -168,6 +188,12 @@ export function parseControlArgs(argv: readonly string[]): ControlArgs | 'help' 
     bootstrapTokenFile:
       values['bootstrap-token-file'] === undefined ? undefined : resolve(values['bootstrap-token-file']),
     certHours,
+    kubernetes: discover
+      ? {
+          ...(values.kubeconfig !== undefined && { kubeconfig: resolve(values.kubeconfig) }),
+          ...(namespace !== undefined && { namespace }),
+        }
+      : undefined,
     tls: values.tls,
     tlsNames,
     writerIds,
@@ -188,6 +214,7 @@ export function startControlProcess(args: ControlArgs): Promise<ControlServer> {
     caDir: args.caDir,
     bootstrapTokenFile: args.bootstrapTokenFile,
     certHours: args.certHours,
+    kubernetes: args.kubernetes,
     tls: args.tls,
     tlsNames: args.tlsNames,
     writerIds: args.writerIds,

@@ -244,8 +244,12 @@ export function appliesTo(rule: Rule, service: string): boolean {
   return true;
 }
 
-/** A service's clusters: all its endpoints, and one per version label. */
-export function serviceClusters(s: Service): Record<string, unknown>[] {
+/**
+ * A service's clusters: all its endpoints, and one per version label, plus one (empty when no endpoint has
+ * it) for each version in `named` (the versions rules send to): a version whose pods are gone makes 503s (UH)
+ * at the proxies, never a snapshot they refuse for a missing cluster.
+ */
+export function serviceClusters(s: Service, named: Iterable<string> = []): Record<string, unknown>[] {
   const cluster = (name: string, endpoints: Service['endpoints']) => ({
     name,
     service: s.id,
@@ -263,7 +267,9 @@ export function serviceClusters(s: Service): Record<string, unknown>[] {
     },
   });
   const out = [cluster(s.id, s.endpoints)];
-  const versions = [...new Set(s.endpoints.flatMap((e) => (e.version === undefined ? [] : [e.version])))].sort();
+  const versions = [
+    ...new Set([...s.endpoints.flatMap((e) => (e.version === undefined ? [] : [e.version])), ...named]),
+  ].sort();
   for (const v of versions)
     out.push(
       cluster(
@@ -290,16 +296,22 @@ export function overlayFor(
   const applied = rules
     .filter((r) => r.enabled && appliesTo(r, service))
     .sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const wanted = new Set<string>();
+  /** Service → the versions the rules name. */
+  const wanted = new Map<string, Set<string>>();
+  const want = (service: string | undefined, version: string | undefined) => {
+    if (service === undefined) return;
+    const versions = wanted.get(service) ?? new Set<string>();
+    if (version !== undefined) versions.add(version);
+    wanted.set(service, versions);
+  };
   for (const r of applied) {
-    for (const d of r.destinations) if (d.service !== undefined) wanted.add(d.service);
-    const m = r.actions.mirror;
-    if (m?.service !== undefined) wanted.add(m.service);
+    for (const d of r.destinations) want(d.service, d.version);
+    want(r.actions.mirror?.service, r.actions.mirror?.version);
   }
   const clusters: Record<string, unknown>[] = [];
-  for (const name of [...wanted].sort()) {
+  for (const name of [...wanted.keys()].sort()) {
     const s = services.get(name);
-    if (s !== undefined) clusters.push(...serviceClusters(s));
+    if (s !== undefined) clusters.push(...serviceClusters(s, wanted.get(name)));
   }
   const authorization = authorizationFor(service, policies);
   return {

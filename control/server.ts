@@ -29,6 +29,8 @@ import { PushHub } from './push.ts';
 import { openStore, type StoreChoice } from './store/open.ts';
 import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
 import { TrafficModel } from './traffic.ts';
+import { KubernetesDiscovery, type KubernetesSourceOptions } from './kubernetes/discovery.ts';
+import { discoveryRoutes } from './api/discovery.ts';
 
 export type { ControlCa } from './ca.ts';
 
@@ -55,6 +57,8 @@ export interface ControlOptions {
   readonly bootstrapTokenFile?: string;
   /** Validity of the certificates control signs, in hours (default 24). */
   readonly certHours?: number;
+  /** Discover services from the Kubernetes API (a kubeconfig, or in-cluster). Absent: no discovery. */
+  readonly kubernetes?: KubernetesSourceOptions;
   /** Serve HTTPS with a certificate control issues itself from caDir (needs caDir). */
   readonly tls?: boolean;
   /** The DNS names and IP addresses of control's certificate. Default: localhost, 127.0.0.1, ::1 and the host. */
@@ -84,6 +88,8 @@ export interface ControlServer {
   readonly token: ApiToken;
   /** The CA control signs with, when started with caDir. */
   readonly ca: ControlCa | undefined;
+  /** Discovery from the Kubernetes API, when started with `kubernetes`. */
+  readonly kubernetes: KubernetesDiscovery | undefined;
   /** The trust bundle and CRL pushed to the proxies, when started with caDir. */
   readonly trust: TrustWatcher | undefined;
   /** Control's own certificate, with --tls. */
@@ -148,6 +154,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     () => trust?.messageLine,
   );
   traffic.onChange((_version, at) => push.changed(at));
+  let kubernetes: KubernetesDiscovery | undefined;
   trust?.onChange(() => push.trustChanged());
   const health: Route = { method: 'GET', path: '/healthz', handle: (): ApiReply => ({ json: { status: 'ok' } }) };
   metrics = new ControlMetrics({
@@ -169,6 +176,7 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     health,
     metrics.route(),
     ...trafficRoutes(traffic, push),
+    ...discoveryRoutes(traffic, () => kubernetes),
     {
       method: 'POST',
       path: '/v1/push/stats',
@@ -219,8 +227,10 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
   });
   let address;
   try {
+    if (opts.kubernetes !== undefined) kubernetes = startKubernetes(opts.kubernetes, traffic, opts.log);
     address = await listen(server, opts.host, opts.port);
   } catch (err) {
+    await kubernetes?.close();
     await canaries.close();
     push.close();
     controlTls?.close();
@@ -245,10 +255,12 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
     canaries,
     token,
     ca,
+    kubernetes,
     trust,
     tls: controlTls,
     close: () =>
       (closing ??= (async () => {
+        await kubernetes?.close();
         await canaries.close();
         push.close();
         controlTls?.close();
@@ -263,4 +275,24 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
         await store.close();
       })()),
   };
+}
+
+/** Discovery whose services go to the traffic model as the source `kubernetes`; a newly shadowed id is logged. */
+function startKubernetes(
+  opts: KubernetesSourceOptions,
+  traffic: TrafficModel,
+  log: ControlOptions['log'],
+): KubernetesDiscovery {
+  let shadowed = new Set<string>();
+  return new KubernetesDiscovery(
+    opts,
+    async (services) => {
+      const now = new Set(await traffic.setDiscovered('kubernetes', services));
+      for (const id of now)
+        if (!shadowed.has(id))
+          log('warn', `kubernetes discovery: service '${id}' is also written through the API; the API's one is used`);
+      shadowed = now;
+    },
+    log,
+  );
 }

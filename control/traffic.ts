@@ -79,6 +79,8 @@ export class TrafficModel {
   readonly #store: RecordStore;
   readonly #rules = new Map<string, Rule>();
   readonly #services = new Map<string, Service>();
+  /** Services from a discovery source (Kubernetes), by source: held in memory only, never in the store. */
+  readonly #discovered = new Map<string, ReadonlyMap<string, Service>>();
   readonly #policies = new Map<string, AuthorizationPolicyRecord>();
   readonly #listeners = new Set<ChangeListener>();
   /** Store versions of the records held (ETags). */
@@ -199,7 +201,63 @@ export class TrafficModel {
 
   /** The overlay a proxy of `service` gets now. */
   overlayFor(service: string): Overlay {
-    return overlayFor(service, this.rules(), this.#services, this.#version, this.authorizationPolicies());
+    return overlayFor(service, this.rules(), this.#effective(), this.#version, this.authorizationPolicies());
+  }
+
+  /**
+   * Every service rules can send to: the API-written ones, and the discovered ones whose id no API-written
+   * service takes. An operator's service is never replaced by a discovered one of the same id; it shadows it
+   * (GET /v1/discovery shows which), and deleting it lets the discovered one through.
+   */
+  #effective(): Map<string, Service> {
+    const out = new Map<string, Service>();
+    for (const source of this.#discovered.values()) for (const [id, s] of source) if (!out.has(id)) out.set(id, s);
+    for (const [id, s] of this.#services) out.set(id, s);
+    return out;
+  }
+
+  /** A service rules may name, API-written or discovered (API-written first). */
+  lookupService(id: string): Service | undefined {
+    return this.#effective().get(id);
+  }
+
+  /** The services a discovery source holds now, each with whether an API-written service shadows it. */
+  discovered(source: string): (Service & { shadowed: boolean })[] {
+    return [...(this.#discovered.get(source)?.values() ?? [])].map((s) => ({
+      ...s,
+      shadowed: this.#services.has(s.id),
+    }));
+  }
+
+  /**
+   * A discovery source's whole current set replaces its previous one. When anything changed, control's
+   * version goes up and the listeners (push) hear of it, as for a write, but without an audit entry: endpoint
+   * churn is the cluster's doing, not a person's, and would drown the log. Answers the ids that API-written
+   * services shadow.
+   */
+  setDiscovered(source: string, services: readonly Service[]): Promise<string[]> {
+    const run = this.#tail.then(async () => {
+      const next = new Map(services.map((s) => [s.id, Service.parse(s)] as const));
+      const held = this.#discovered.get(source) ?? new Map<string, Service>();
+      // A service gone from the source while a rule still sends to it stays, with no endpoints (503s at the
+      // proxies), until no rule names it: dropping it would make every proxy refuse snapshots for a missing cluster.
+      const named = new Set(
+        this.rules().flatMap((r) => [...r.destinations.map((d) => d.service), r.actions.mirror?.service]),
+      );
+      for (const [id, s] of held) if (!next.has(id) && named.has(id)) next.set(id, { ...s, endpoints: [] });
+      const same =
+        held.size === next.size &&
+        [...next].every(([id, s]) => held.has(id) && canonicalJson(held.get(id)) === canonicalJson(s));
+      const shadowed = [...next.keys()].filter((id) => this.#services.has(id));
+      if (same) return shadowed;
+      this.#discovered.set(source, next);
+      const at = Date.now();
+      const after = await this.#bumpVersion();
+      for (const l of this.#listeners) l(after, at);
+      return shadowed;
+    });
+    this.#tail = run.catch(() => {});
+    return run;
   }
 
   /** Validates and stores an authorization policy for a destination service (it need not be registered). */
@@ -234,6 +292,8 @@ export class TrafficModel {
 
   deleteService(id: string, actor: string): Promise<Service> {
     return this.#remove('service', id, actor, () => {
+      // A discovered service of the same id takes over: the rules keep a destination.
+      if ([...this.#discovered.values()].some((source) => source.has(id))) return;
       const users = this.rules().filter(
         (r) => r.destinations.some((d) => d.service === id) || r.actions.mirror?.service === id,
       );

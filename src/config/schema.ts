@@ -42,7 +42,9 @@ export const StaticEndpoint = z.strictObject({
 });
 
 export const Discovery = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('static'), endpoints: z.array(StaticEndpoint).min(1) }),
+  // An empty list is a cluster with nothing to send to (503, flag UH), as a file source may hold: control sends
+  // one for a service (or a version a rule names) whose pods are all gone, rather than a snapshot proxies refuse.
+  z.strictObject({ type: z.literal('static'), endpoints: z.array(StaticEndpoint) }),
   z.strictObject({
     type: z.literal('file'),
     /** A JSON or YAML file holding a list of endpoints (same shape as static endpoints); watched for changes. */

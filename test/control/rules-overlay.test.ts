@@ -1,0 +1,17 @@
+// What a proxy's overlay holds for the services its rules name: without sockets.
+import { describe, expect, it } from 'vitest';
+import { overlayFor, Rule, Service } from '../../control/rules.ts';
+
+describe('overlay clusters', () => {
+  it('has a cluster, empty, for a version a rule names that no endpoint has (503 at the proxy, not a NACK)', () => {
+    const app = Service.parse({ id: 'app', endpoints: [{ address: '10.0.0.1:80', version: 'v1' }] });
+    const rule = Rule.parse({ id: 'r', destinations: [{ service: 'app', version: 'v2' }] });
+    const overlay = overlayFor('frontend', [rule], new Map([['app', app]]), 3);
+    const clusters = overlay.clusters as { name: string; discovery: { endpoints: unknown[] } }[];
+    expect(clusters.map((c) => [c.name, c.discovery.endpoints.length])).toEqual([
+      ['app', 1],
+      ['app--v1', 1],
+      ['app--v2', 0],
+    ]);
+  });
+});
