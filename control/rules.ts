@@ -152,6 +152,10 @@ export const ServiceEndpoint = z.strictObject({
 
 export const Service = z.strictObject({
   id: Name,
+  /** The service's own addresses, ip:port (a Kubernetes Service's cluster IP and port): a connection a proxy
+   *  captured on its way to one of them goes to this service's cluster (the cluster's `serviceAddresses`), so
+   *  every proxy gets this service's cluster, rule or not. */
+  addresses: z.array(z.string().min(1)).min(1).optional(),
   protocol: z.enum(['auto', 'http1', 'http2']).default('auto'),
   lb: z.enum(['round-robin', 'least-request', 'random']).default('round-robin'),
   endpoints: z.array(ServiceEndpoint).default([]),
@@ -266,7 +270,9 @@ export function serviceClusters(s: Service, named: Iterable<string> = []): Recor
       })),
     },
   });
-  const out = [cluster(s.id, s.endpoints)];
+  const out: Record<string, unknown>[] = [
+    { ...cluster(s.id, s.endpoints), ...(s.addresses !== undefined && { serviceAddresses: s.addresses }) },
+  ];
   const versions = [
     ...new Set([...s.endpoints.flatMap((e) => (e.version === undefined ? [] : [e.version])), ...named]),
   ].sort();
@@ -309,6 +315,9 @@ export function overlayFor(
     want(r.actions.mirror?.service, r.actions.mirror?.version);
   }
   const clusters: Record<string, unknown>[] = [];
+  // Services with addresses of their own: every proxy needs their cluster to route what it captures (without a
+  // rule, the service's cluster as a whole).
+  for (const [name, svc] of services) if (svc.addresses !== undefined && !wanted.has(name)) want(name, undefined);
   for (const name of [...wanted.keys()].sort()) {
     const s = services.get(name);
     if (s !== undefined) clusters.push(...serviceClusters(s, wanted.get(name)));

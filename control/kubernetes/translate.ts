@@ -11,6 +11,11 @@
 //   - conditions: endpoints that are ready (an absent `ready` counts as ready, as the API says to read it); when
 //     a Service has none ready, the ones still serving while terminating (kube-proxy's fallback), so a rollout
 //     that replaces every pod drains instead of dropping traffic.
+//   - addresses: the Service's cluster IPs with its port (not for headless Services): proxies that capture
+//     traffic route connections dialed to them to the service's cluster (serviceAddresses).
+//   - mesh: a Service annotated skein.io/mesh: "true" has a Skein proxy in front of every pod, so its endpoints
+//     are called over mTLS (per Service, not per pod: a Service whose pods are half meshed during a migration
+//     stays unannotated, and reaches the meshed ones through their permissive inbound listeners in plaintext).
 //   - version: the `version` label of the endpoint's Pod (its targetRef), the label Istio-style canaries put on
 //     pods. EndpointSlices do not carry pod labels, so control watches Pods too (list/watch, read only, and only
 //     pods that have a `version` label: labelSelector=version).
@@ -21,6 +26,8 @@ export interface KubeService {
   readonly metadata?: KubeMeta;
   readonly spec?: {
     readonly type?: string;
+    readonly clusterIP?: string;
+    readonly clusterIPs?: readonly string[];
     readonly ports?: readonly {
       readonly name?: string;
       readonly port: number;
@@ -53,6 +60,9 @@ export interface KubeMeta {
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const PORT_ANNOTATION = 'skein.io/port';
 export const VERSION_LABEL = 'version';
+/** On a Service: every pod behind it runs a Skein sidecar (injected namespace-wide, say), so callers' proxies
+ *  use mTLS to its endpoints (`mesh: true`, the clusters' `mtls: auto`). */
+export const MESH_ANNOTATION = 'skein.io/mesh';
 const VERSION_PATTERN = /^[A-Za-z0-9_.-]+$/;
 
 /** The Skein service id of the Kubernetes Service `name` in `namespace`. */
@@ -109,6 +119,13 @@ export function discoveredServices(
     if (name === undefined || namespace === undefined || svc.spec?.type === 'ExternalName') continue;
     const port = chosenPort(svc);
     if (port === undefined) continue;
+    const meshed = svc.metadata?.annotations?.[MESH_ANNOTATION] === 'true';
+    // The cluster IPs (one per family), with the Service's port: what a captured connection was dialed to.
+    // Headless Services (clusterIP None) have none: their clients dial pod IPs.
+    const ips = (svc.spec?.clusterIPs ?? (svc.spec?.clusterIP === undefined ? [] : [svc.spec.clusterIP])).filter(
+      (ip) => ip !== 'None' && ip !== '',
+    );
+    const addresses = ips.map((ip) => hostPort(ip, port.port, ip.includes(':') ? 'IPv6' : 'IPv4'));
     const ready = new Map<string, Service['endpoints'][number]>();
     const draining = new Map<string, Service['endpoints'][number]>();
     for (const slice of slicesByService.get(objectKey(svc.metadata)) ?? []) {
@@ -132,6 +149,7 @@ export function discoveredServices(
         target.set(address, {
           address,
           weight: 1,
+          ...(meshed && { mesh: true }),
           ...(version !== undefined && VERSION_PATTERN.test(version) && { version }),
         });
       }
@@ -139,6 +157,7 @@ export function discoveredServices(
     const chosen = ready.size > 0 ? ready : draining;
     out.push({
       id: serviceId(name, namespace),
+      ...(addresses.length > 0 && { addresses }),
       protocol: protocolOf(port),
       lb: 'round-robin',
       endpoints: [...chosen.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)),

@@ -14,4 +14,24 @@ describe('overlay clusters', () => {
       ['app--v2', 0],
     ]);
   });
+
+  it('gives every proxy the cluster of a service with addresses of its own (capture routes by them), meshed endpoints labelled', () => {
+    const reviews = Service.parse({
+      id: 'reviews',
+      addresses: ['10.96.0.10:9080'],
+      endpoints: [{ address: '10.244.0.7:9080', mesh: true }],
+    });
+    const overlay = overlayFor('frontend', [], new Map([['reviews', reviews]]), 1);
+    expect(overlay.routes).toEqual([]);
+    expect(overlay.clusters).toEqual([
+      {
+        name: 'reviews',
+        service: 'reviews',
+        protocol: 'auto',
+        lb: { policy: 'round-robin' },
+        discovery: { type: 'static', endpoints: [{ address: '10.244.0.7:9080', weight: 1, labels: { mesh: 'true' } }] },
+        serviceAddresses: ['10.96.0.10:9080'],
+      },
+    ]);
+  });
 });

@@ -22,6 +22,7 @@ describe('Kubernetes objects to services', () => {
     expect(discoveredServices(services(), slices(), versions())).toEqual([
       {
         id: 'app.default',
+        addresses: ['10.96.41.17:80'], // the cluster IP with the Service's port: what captured clients dial
         protocol: 'auto',
         lb: 'round-robin',
         // The terminating pod (10.244.1.9) and the not-ready one (10.244.3.3) are left out: others are ready.
@@ -33,17 +34,35 @@ describe('Kubernetes objects to services', () => {
       {
         // skein.io/port: grpc picks the grpc port among two; its slice port number is the resolved target port.
         id: 'billing.payments',
+        addresses: ['10.96.88.2:9090'],
         protocol: 'http2',
         lb: 'round-robin',
         endpoints: [{ address: '10.244.2.11:50051', weight: 1 }],
       },
       {
         id: 'kubernetes.default',
+        addresses: ['10.96.0.1:443'],
         protocol: 'auto',
         lb: 'round-robin',
         endpoints: [{ address: '172.18.0.2:6443', weight: 1 }],
       },
     ]);
+  });
+
+  it('marks the endpoints of a Service annotated skein.io/mesh as meshed; a headless Service has no addresses', () => {
+    const svcs = services();
+    const app = svcs.find((s) => s.metadata?.name === 'app') as unknown as {
+      metadata: { annotations?: Record<string, string> };
+      spec: { clusterIP: string; clusterIPs: string[] };
+    };
+    app.metadata.annotations = { ...app.metadata.annotations, 'skein.io/mesh': 'true' };
+    app.spec.clusterIP = 'None';
+    app.spec.clusterIPs = ['None'];
+    const got = discoveredServices(svcs, slices(), versions()).find((x) => x.id === 'app.default')!;
+    expect(got.addresses).toBeUndefined();
+    expect(got.endpoints.map((e) => e.mesh)).toEqual([true, true]);
+    const other = discoveredServices(svcs, slices(), versions()).find((x) => x.id === 'kubernetes.default')!;
+    expect(other.endpoints[0]!.mesh).toBeUndefined();
   });
 
   it('falls back to serving endpoints that are terminating when none is ready (kube-proxy does the same)', () => {
