@@ -19,7 +19,7 @@ import { type K8sObject, kustomize, manifestDir, readObjects, schemaProblems } f
 // Flags the manifests use that other work adds (Kubernetes discovery in control, mTLS bootstrap in the proxy);
 // each must be either a flag the CLI has today or listed here. Drop each when it lands.
 const COMING_FLAGS: Record<string, readonly string[]> = {
-  control: ['--kubernetes'],
+  control: [],
   proxy: [],
 };
 
