@@ -48,11 +48,16 @@ export interface IssuedCertificate {
   readonly notAfter: Date;
 }
 
+/** A CSR for an id other than the one its caller proved (a service account asking for another's identity). */
+export class IdentityMismatch extends Error {}
+
 export interface IssueOptions {
   readonly dnsNames?: readonly string[];
   /** IP address SANs (control's own serving certificate, reached by address). */
   readonly ipAddresses?: readonly string[];
   readonly validHours?: number;
+  /** issueFromCsr: the SPIFFE id the CSR must name (the caller's proven identity); any id of the domain when absent. */
+  readonly requireId?: string;
 }
 
 /**
@@ -279,6 +284,10 @@ export async function issueFromCsr(
   if (uris.length !== 1)
     throw new Error(`the certificate request must have exactly one URI SAN (a SPIFFE id), it has ${uris.length}`);
   const spiffe = parseSpiffeIdIn(uris[0], meta.trustDomain);
+  if (options.requireId !== undefined && spiffe.uri !== options.requireId)
+    throw new IdentityMismatch(
+      `the certificate request names ${spiffe.uri}; this caller may only have ${options.requireId}`,
+    );
   const dnsNames = [...(options.dnsNames ?? []), ...names.filter((n) => n.type === 'dns').map((n) => n.value)];
   for (const dns of dnsNames) checkDnsName(dns);
   const leafIsRsa = csr.publicKey.algorithm.name.startsWith('RSA');

@@ -88,7 +88,7 @@ export interface Route {
    * An open write's own check, run before its body is read: returns who makes it or throws an ApiError (401).
    * The certificate route checks the bootstrap token with it.
    */
-  readonly authorize?: (req: http.IncomingMessage) => string;
+  readonly authorize?: (req: http.IncomingMessage) => string | Promise<string>;
   /** What /openapi.json says of it: the schemas are the ones the handler validates with. */
   readonly doc?: RouteDoc;
   handle(req: ApiRequest): ApiReply | Promise<ApiReply>;
@@ -186,7 +186,7 @@ export interface ApiServerOptions {
    * Called before a write (POST, PUT, DELETE) that is not `open` runs: returns who makes it (for the audit log)
    * or throws an ApiError (401). Without it every write is allowed and anonymous.
    */
-  readonly authorize?: (req: http.IncomingMessage) => string;
+  readonly authorize?: (req: http.IncomingMessage) => string | Promise<string>;
   /** Serve HTTPS with these options (control's own certificate, client certificates requested); absent: HTTP. */
   readonly tls?: https.ServerOptions;
 }
@@ -214,7 +214,7 @@ export function createApiServer(opts: ApiServerOptions): http.Server | https.Ser
       matched(route.path, true);
       const write = method !== 'GET';
       const check = route.open === true ? route.authorize : opts.authorize;
-      const actor = write && check !== undefined ? check(req) : undefined;
+      const actor = write && check !== undefined ? await check(req) : undefined;
       const body = method === 'GET' || method === 'DELETE' ? undefined : await readBody(req);
       const ifMatch = typeof req.headers['if-match'] === 'string' ? req.headers['if-match'] : undefined;
       return route.handle({ method, path: url.pathname, params, query: url.searchParams, body, actor, ifMatch });

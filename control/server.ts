@@ -3,6 +3,7 @@
 // routes, and control's own /metrics, on one HTTP API. `close()` stops everything it started, in reverse order. `skein control` and
 // `skein mesh` both call it. With a CA directory it also signs, revokes and pushes trust (ca.ts, trust.ts), and
 // with TLS serves HTTPS with its own certificate, taking writes from writer identities (tls.ts).
+import type http from 'node:http';
 import type https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import { PrometheusClient } from './canary-prometheus.ts';
 import { CanaryMetrics } from '../src/telemetry/metrics-canary.ts';
 import { probeRoutes } from './api/probes.ts';
 import { BenchJobs } from './bench-jobs.ts';
-import { type ApiReply, createApiServer, listen, type Route } from './http.ts';
+import { ApiError, type ApiReply, createApiServer, listen, type Route } from './http.ts';
 import { ControlMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { ProbeRuns } from './probe-runs.ts';
 import { trafficRoutes } from './api/traffic.ts';
@@ -29,7 +30,8 @@ import { PushHub } from './push.ts';
 import { openStore, type StoreChoice } from './store/open.ts';
 import { type ApiToken, bearerAuthorizer, loadOrCreateToken } from './token.ts';
 import { TrafficModel } from './traffic.ts';
-import { KubernetesDiscovery, type KubernetesSourceOptions } from './kubernetes/discovery.ts';
+import { KubernetesDiscovery, type KubernetesSourceOptions, loadKubeConfig } from './kubernetes/discovery.ts';
+import { type TokenReviewer, tokenReviewer } from './kubernetes/token-review.ts';
 import { discoveryRoutes } from './api/discovery.ts';
 
 export type { ControlCa } from './ca.ts';
@@ -196,7 +198,11 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
           ca,
           trust,
           certHours: opts.certHours ?? DEFAULT_LEAF_VALID_HOURS,
-          authorize: bearerAuthorizer(ca.bootstrapToken.token, 'bootstrap token'),
+          authorize: certificateAuthorizer(
+            bearerAuthorizer(ca.bootstrapToken.token, 'bootstrap token'),
+            opts.kubernetes === undefined ? null : tokenReviewer(loadKubeConfig(opts.kubernetes)),
+            opts.log,
+          ),
           log: opts.log,
         })),
   ];
@@ -274,6 +280,39 @@ export async function startControl(opts: ControlOptions): Promise<ControlServer>
         await benchJobs.close();
         await store.close();
       })()),
+  };
+}
+
+/**
+ * Who may get a certificate: the bootstrap token's holder, or (in a cluster) a service account whose token the
+ * API server accepts for control's audience — its actor names it, and api/certificates.ts holds it to its own id.
+ */
+function certificateAuthorizer(
+  bootstrap: (req: http.IncomingMessage) => string,
+  review: TokenReviewer | null,
+  log: ControlOptions['log'],
+): (req: http.IncomingMessage) => string | Promise<string> {
+  if (review === null) return bootstrap;
+  return async (req) => {
+    try {
+      return bootstrap(req);
+    } catch (err) {
+      const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+      if (token === undefined) throw err;
+      let user: string | null;
+      try {
+        user = await review(token);
+      } catch (reviewErr) {
+        log('warn', `token review failed: ${(reviewErr as Error).message}`);
+        throw new ApiError('SKEIN_UNAVAILABLE', 'cannot check the service-account token with the Kubernetes API now');
+      }
+      if (user === null)
+        throw new ApiError(
+          'SKEIN_UNAUTHORIZED',
+          'neither the bootstrap token nor a service-account token for skein-control',
+        );
+      return user;
+    }
   };
 }
 

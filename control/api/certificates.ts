@@ -4,7 +4,7 @@
 // stream. Every CA write runs through the CA's queue (control/ca.ts), one at a time.
 import type http from 'node:http';
 import { z } from 'zod';
-import { issueFromCsr } from '../../certs/ca.ts';
+import { IdentityMismatch, issueFromCsr } from '../../certs/ca.ts';
 import { REVOCATION_REASONS, revoke, revokeSerial } from '../../certs/crl.ts';
 import { caPaths, readRevoked } from '../../certs/store.ts';
 import type { ControlCa } from '../ca.ts';
@@ -34,7 +34,7 @@ export interface CertificateRouteOptions {
   /** Leaf validity in hours. */
   readonly certHours: number;
   /** Checks the bootstrap token (Authorization: Bearer); throws a 401 ApiError. */
-  readonly authorize: (req: http.IncomingMessage) => string;
+  readonly authorize: (req: http.IncomingMessage) => string | Promise<string>;
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -76,6 +76,15 @@ const RevocationAnswer = RevokedRecord.extend({
   crlNumber: z.number().describe('The number of the CRL that now lists it (pushed to the proxies)'),
 });
 
+/** The actor a service-account token review answers (control/kubernetes/token-review.ts). */
+export const SERVICE_ACCOUNT_ACTOR = /^system:serviceaccount:([a-z0-9.-]+):([a-z0-9.-]+)$/;
+
+/** The SPIFFE id a service-account caller may have; undefined for other callers (the bootstrap token). */
+function serviceAccountId(actor: string | undefined, trustDomain: string): string | undefined {
+  const m = SERVICE_ACCOUNT_ACTOR.exec(actor ?? '');
+  return m === null ? undefined : `spiffe://${trustDomain}/ns/${m[1]}/sa/${m[2]}`;
+}
+
 export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
   const { ca, trust } = opts;
   return [
@@ -86,7 +95,8 @@ export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
       authorize: opts.authorize,
       doc: {
         summary:
-          "Sign a proxy's CSR (PEM, one URI SAN: a SPIFFE id of the CA's trust domain); needs the bootstrap token",
+          "Sign a proxy's CSR (PEM, one URI SAN: a SPIFFE id of the CA's trust domain); needs the bootstrap token, " +
+          'or (control with --kubernetes) a Kubernetes service-account token, which gets only its own id',
         body: CertificateRequest,
         response: IssuedChain,
       },
@@ -94,13 +104,16 @@ export function certificateRoutes(opts: CertificateRouteOptions): Route[] {
         const body = parseWith(CertificateRequest, req.body);
         let issued;
         try {
+          // A caller proven by a Kubernetes service-account token gets only its own identity.
+          const requireId = serviceAccountId(req.actor, ca.trustDomain);
           issued = await ca.run(() =>
-            issueFromCsr(ca.dir, body.csr, { dnsNames: body.dnsNames, validHours: opts.certHours }),
+            issueFromCsr(ca.dir, body.csr, { dnsNames: body.dnsNames, validHours: opts.certHours, requireId }),
           );
         } catch (err) {
           // System errors (the CA directory unreadable) are control's problem, not the caller's: a 500.
           if ((err as NodeJS.ErrnoException).code !== undefined || !(err instanceof Error)) throw err;
           if (/outlive the intermediate/.test(err.message)) throw new ApiError('SKEIN_UNAVAILABLE', err.message);
+          if (err instanceof IdentityMismatch) throw new ApiError('SKEIN_FORBIDDEN', err.message);
           throw new ApiError('SKEIN_BAD_REQUEST', `cannot sign the certificate request: ${err.message}`);
         }
         opts.log(

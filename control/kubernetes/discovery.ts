@@ -33,6 +33,20 @@ export type DiscoverySink = (services: Service[]) => Promise<void>;
 
 const PAGE = 500;
 
+/** The kubeconfig file's current context, or the pod's service account in a cluster; throws outside a pod. */
+export function loadKubeConfig(opts: Pick<KubernetesSourceOptions, 'kubeconfig' | 'serviceAccountRoot'>): KubeConfig {
+  const kc = new KubeConfig();
+  if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
+  else {
+    if (process.env.KUBERNETES_SERVICE_HOST === undefined || process.env.KUBERNETES_SERVICE_PORT === undefined)
+      throw new Error(
+        'not in a Kubernetes pod (KUBERNETES_SERVICE_HOST and _PORT are not set): use --kubeconfig FILE from outside',
+      );
+    kc.loadFromCluster(opts.serviceAccountRoot);
+  }
+  return kc;
+}
+
 export class KubernetesDiscovery {
   readonly #server: string;
   readonly #namespace: string | undefined;
@@ -50,15 +64,7 @@ export class KubernetesDiscovery {
     sink: DiscoverySink,
     log: (level: 'info' | 'warn' | 'error', message: string) => void,
   ) {
-    const kc = new KubeConfig();
-    if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
-    else {
-      if (process.env.KUBERNETES_SERVICE_HOST === undefined || process.env.KUBERNETES_SERVICE_PORT === undefined)
-        throw new Error(
-          'not in a Kubernetes pod (KUBERNETES_SERVICE_HOST and _PORT are not set): use --kubeconfig FILE from outside',
-        );
-      kc.loadFromCluster(opts.serviceAccountRoot);
-    }
+    const kc = loadKubeConfig(opts);
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new Error(`${opts.kubeconfig ?? 'in-cluster config'}: no current cluster`);
     this.#server = cluster.server;

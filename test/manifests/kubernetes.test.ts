@@ -16,13 +16,6 @@ import { PROXY_OPTIONS, parseProxyArgs } from '../../proxy/cli.ts';
 import { REDIRECT_OPTIONS } from '../../proxy/redirect-cli.ts';
 import { type K8sObject, kustomize, manifestDir, readObjects, schemaProblems } from './kubernetes-schema.ts';
 
-// Flags the manifests use that other work adds (Kubernetes discovery in control, mTLS bootstrap in the proxy);
-// each must be either a flag the CLI has today or listed here. Drop each when it lands.
-const COMING_FLAGS: Record<string, readonly string[]> = {
-  control: [],
-  proxy: [],
-};
-
 interface Container {
   name: string;
   image: string;
@@ -157,7 +150,7 @@ describe.each([...OVERLAYS, 'bench'])('kubectl kustomize manifests/%s', (dir) =>
 });
 
 describe.each(OVERLAYS)('manifests/%s', (dir) => {
-  it('runs control with read-only RBAC on exactly services, pods and endpointslices, and nothing else has any', () => {
+  it('runs control with read-only RBAC on exactly services, pods and endpointslices (and token reviews), and nothing else has any', () => {
     const objects = objectsOf(dir);
     const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
     expect(roles.map((r) => r.metadata.name)).toEqual(['skein-control']);
@@ -167,6 +160,8 @@ describe.each(OVERLAYS)('manifests/%s', (dir) => {
     expect(granted.sort()).toEqual([
       '/pods:get,list,watch',
       '/services:get,list,watch',
+      // Proxies' service-account tokens, reviewed before their certificates are signed.
+      'authentication.k8s.io/tokenreviews:create',
       'discovery.k8s.io/endpointslices:get,list,watch',
     ]);
     for (const r of roles[0].rules) expect(r.resourceNames, 'no resourceNames needed').toBeUndefined();
@@ -195,7 +190,7 @@ describe.each(OVERLAYS)('manifests/%s', (dir) => {
     const args = control.args!;
     expect(args[0]).toBe('control');
     const known = Object.keys(CONTROL_OPTIONS).map((k) => `--${k}`);
-    for (const f of flagsIn(args)) expect([...known, ...COMING_FLAGS.control], f).toContain(f);
+    for (const f of flagsIn(args)) expect(known, f).toContain(f);
     expect(args).toContain('--kubernetes');
     const mountOf = (path: string) =>
       control.volumeMounts!.find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
@@ -233,7 +228,7 @@ describe.each(OVERLAYS)('manifests/%s', (dir) => {
       const where = `${owner.kind} ${owner.metadata.name}`;
       const args = container.args!;
       const known = Object.keys(PROXY_OPTIONS).map((k) => `--${k}`);
-      for (const f of flagsIn(args)) expect([...known, ...COMING_FLAGS.proxy], `${where} ${f}`).toContain(f);
+      for (const f of flagsIn(args)) expect(known, `${where} ${f}`).toContain(f);
       const { service } = serviceOfUrl(objects, flag(args, '--control')!);
       expect(service.metadata.name).toBe('skein-control');
       const configPath = flag(args, '--config')!;

@@ -8,7 +8,8 @@
 // and, for an N older than what was compacted, a 410 ERROR event with an Expired Status (the API server's answer).
 // HTTPS with its own certificate (in the kubeconfig's certificate-authority-data) and bearer-token auth, like
 // a real server (401 without the token). Tests change objects, drop watch connections, compact,
-// make lists fail, and read every request made (its path and query) to assert what the client asked for.
+// make lists fail, and read every request made (its path and query) to assert what the client asked for. It also
+// answers TokenReviews (authentication.k8s.io/v1) for the service-account tokens a test allows.
 import type http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
@@ -232,10 +233,52 @@ export class FakeKubeApi {
     w.res.write(`${JSON.stringify({ type, object: full })}\n`);
   }
 
+  /** Service-account tokens the TokenReview endpoint accepts: token → user name and the audiences it is for. */
+  readonly #reviewable = new Map<string, { username: string; audiences: string[] }>();
+
+  /** Makes `token` review as `system:serviceaccount:NS:SA` for `audiences` (a projected token, as kubelet mints). */
+  allowToken(token: string, namespace: string, serviceAccount: string, audiences = ['skein-control']): void {
+    this.#reviewable.set(token, { username: `system:serviceaccount:${namespace}:${serviceAccount}`, audiences });
+  }
+
+  /** TokenReview as the API server answers it: authenticated with the user and the audiences the token and the
+   *  request share, or not authenticated with an error. */
+  #tokenReview(req: http.IncomingMessage, res: http.ServerResponse): void {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (text += d));
+    req.on('end', () => {
+      const review = JSON.parse(text) as { spec: { token: string; audiences?: string[] } };
+      const known = this.#reviewable.get(review.spec.token);
+      const wanted = review.spec.audiences ?? [];
+      const shared = known?.audiences.filter((a) => wanted.length === 0 || wanted.includes(a)) ?? [];
+      const status =
+        known !== undefined && shared.length > 0
+          ? {
+              authenticated: true,
+              user: { username: known.username, groups: ['system:serviceaccounts'] },
+              audiences: shared,
+            }
+          : { authenticated: false, error: '[invalid bearer token, token audiences do not match]' };
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          kind: 'TokenReview',
+          apiVersion: 'authentication.k8s.io/v1',
+          metadata: {},
+          spec: review.spec,
+          status,
+        }),
+      );
+    });
+  }
+
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const route = parsePath(url.pathname);
     if (req.headers.authorization !== `Bearer ${TOKEN}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews')
+      return this.#tokenReview(req, res);
     if (route === null || req.method !== 'GET')
       return status(res, 404, 'NotFound', `the server could not find the requested resource`);
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
