@@ -13,7 +13,7 @@ import {
   tlsOptions,
   transportError,
 } from './connection.ts';
-import { HTTPParser, type LlhttpParser, ParserFeed } from '../../../proxy/llhttp.ts';
+import { HTTPParser, type LlhttpParser, ParserFeed, releaseParser } from '../../../proxy/llhttp.ts';
 
 /**
  * The request every send writes: GET without a body, or POST with `payloadBytes` of body; with `close`, it asks
@@ -226,6 +226,6 @@ class ResponseReader {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#attached) this.#feed.detach(false);
-    else this.#parser.free();
+    else releaseParser(this.#parser);
   }
 }
