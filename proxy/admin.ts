@@ -84,7 +84,9 @@ export function createAdminServer(proxy: AdminView): http.Server {
         );
         return;
       case '/':
-        return json(200, { endpoints: ['/live', '/ready', '/config', '/clusters', '/listeners', '/certs', '/metrics'] });
+        return json(200, {
+          endpoints: ['/live', '/ready', '/config', '/clusters', '/listeners', '/certs', '/metrics'],
+        });
       default:
         return json(404, { error: `no admin endpoint ${path}` });
     }
