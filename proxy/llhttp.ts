@@ -18,7 +18,14 @@ export interface LlhttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | Error;
   finish(): number | Error | undefined;
+  /** The binding's: runs the destroy hooks only; the native parser lives on until close(). */
   free(): void;
+  /**
+   * The binding's: deletes the native parser, which otherwise stays reachable from a global handle with every
+   * callback and what they hold (a connection, its socket) forever. Never from inside the parser's own callbacks
+   * (node:http defers it to setImmediate too): use releaseParser(). The WebAssembly parser has none (free() frees).
+   */
+  close?(): void;
   /** Read straight from a StreamBase handle (a TCP or TLS socket's `_handle`): no JS Buffer and no 'data'
    *  event per read; the parser's callbacks run, then kOnExecute with the bytes parsed or an Error. */
   consume(handle: object): void;
@@ -69,6 +76,7 @@ export function selfCheck(Parser: LlhttpParserClass, methods: readonly string[])
       return p.execute(Buffer.from(text, 'latin1'));
     } finally {
       p.free();
+      p.close?.();
     }
   };
   const req = 'POST /a?b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi';
@@ -192,7 +200,7 @@ export class ParserFeed {
     const h = this.handle;
     if (h !== null) parser.unconsume();
     else this.socket.off('data', this.onData);
-    parser.free();
+    releaseParser(parser);
     if (!handOver) return;
     if (h !== null) startReading(h);
     else this.socket.pause();
@@ -223,6 +231,20 @@ export class ParserFeed {
   resumeAll(): void {
     if (this.pauseReasons !== 0) this.resume(this.pauseReasons);
   }
+}
+
+/**
+ * Frees a parser for good: free(), then, once the stack has unwound (this may run inside one of its callbacks),
+ * close(), which deletes the binding's native parser. free() alone leaked every connection's parser, callbacks,
+ * connection and socket (README "Design numbers", mTLS: ~8 KB per connection).
+ */
+export function releaseParser(parser: LlhttpParser): void {
+  parser.free();
+  if (typeof parser.close === 'function') setImmediate(closeParser, parser);
+}
+
+function closeParser(parser: LlhttpParser): void {
+  parser.close!();
 }
 
 function startReading(h: StreamHandle): void {

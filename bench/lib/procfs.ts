@@ -62,6 +62,31 @@ export function cpuTicksOf(pids: readonly number[]): number {
   return total;
 }
 
+/** utime+stime (clock ticks) of each of the given processes, in order; 0 for one that has exited. */
+export function cpuTicksEach(pids: readonly number[]): number[] {
+  return pids.map((pid) => readStat(pid)?.cpuTicks ?? 0);
+}
+
+/**
+ * A short name for a process of a target's tree, for the report: the config file it was started with
+ * (`skein-mtls-inbound` for `… proxy --config /tmp/…/skein-mtls-inbound.yaml`), else its executable's name.
+ */
+export function processLabel(pid: number): string {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a !== '');
+  } catch {
+    return `pid ${pid}`;
+  }
+  const config = argv.indexOf('--config');
+  const file = config >= 0 ? argv[config + 1] : undefined;
+  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+  if (file !== undefined) return base(file).replace(/\.(ya?ml|json)$/, '');
+  return base(argv[0] ?? `pid ${pid}`);
+}
+
 /** Summed VmHWM (peak resident set, kB) of the given processes; shared pages count once per process. */
 export function peakRssKbOf(pids: readonly number[]): number {
   let total = 0;

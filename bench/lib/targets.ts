@@ -1,14 +1,18 @@
 // The proxies the benchmarks put between the load generator and the origin, and how to start each one listening
 // on `port` and forwarding to the origin: configs for nginx and HAProxy, argv for the Node targets, skein's CLI
-// (plain, with the full telemetry chain, or with every resilience stage configured: skein-full.ts) or a custom
-// command. `skein bench` starts them before the nginx origin (HTTP/1.1) or the Node multi-protocol origin (h2c,
+// (plain, with the full telemetry chain, or with every resilience stage configured: skein-full.ts; two proxies with
+// or without mTLS between them: skein-mesh.ts; nginx terminating TLS: nginx-tls.ts) or a custom command. `skein bench` starts them before the nginx origin (HTTP/1.1) or the Node multi-protocol origin (h2c,
 // gRPC, WebSocket too).
 import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import type { LoadProtocol } from '../load/types.ts';
+import type { HandshakeCounter } from './handshakes.ts';
+import { BENCH_TLS_SERVERNAME, type BenchCerts } from './mesh-certs.ts';
+import { NGINX_STATUS_PATH, nginxTlsConfig } from './nginx-tls.ts';
 import { redisServerArgv, redisServerMissing } from './redis.ts';
 import { SKEIN_FULL_HEALTH_INTERVAL_MS, SKEIN_FULL_RATE_PER_S, skeinFullConfig } from './skein-full.ts';
+import { SKEIN_MESH_CMD, type SkeinMeshTarget, skeinMeshConfigs, skeinMeshDescription } from './skein-mesh.ts';
 import { skeinMetricsOffConfig, skeinTelemetryConfig, type TelemetrySinks } from './skein-telemetry.ts';
 
 /** Every local target `skein bench` knows, in its default visiting order. */
@@ -16,10 +20,13 @@ export const LOCAL_TARGET_NAMES = [
   'direct',
   'skein',
   'skein-telemetry',
+  'skein-pair',
   'skein-mtls',
+  'skein-mtls-handshake',
   'skein-full',
   'skein-full-global',
   'nginx',
+  'nginx-tls',
   'haproxy',
   'http-proxy',
   'naive-undici',
@@ -27,6 +34,11 @@ export const LOCAL_TARGET_NAMES = [
   'skein-baseline',
 ] as const;
 export type LocalTargetName = (typeof LOCAL_TARGET_NAMES)[number];
+
+/** The targets that need the run's certificates (mesh-certs.ts) made before they start. */
+export function needsCerts(name: LocalTargetName): boolean {
+  return name === 'skein-mtls' || name === 'skein-mtls-handshake' || name === 'nginx-tls';
+}
 
 export function isLocalTargetName(s: string): s is LocalTargetName {
   return (LOCAL_TARGET_NAMES as readonly string[]).includes(s);
@@ -43,6 +55,8 @@ export function targetProtocols(name: LocalTargetName): readonly LoadProtocol[] 
     case 'http-proxy':
       return ['http1', 'websocket'];
     case 'naive-undici':
+    case 'nginx-tls': // TLS on HTTP/1.1 only: the h2 scenarios' nginx needs a listener of its own
+    case 'skein-mtls-handshake': // maxIdlePerEndpoint is HTTP/1.1's: an h2 session between the proxies stays open
       return ['http1'];
     default:
       return ALL_PROTOCOLS;
@@ -74,6 +88,10 @@ export interface TargetContext {
   readonly adminPort?: number;
   /** skein-full-global: where the redis-server started for it listens. */
   readonly redisPort?: number;
+  /** skein-pair, skein-mtls*: the inbound proxy's listener (the outbound one is `port`; its admin is adminPort). */
+  readonly peerPort?: number;
+  /** skein-mtls*, nginx-tls: the run's CA and certificates. */
+  readonly certs?: BenchCerts;
 }
 
 /** A process a target needs running before it starts (skein-full-global's redis-server), stopped after it. */
@@ -100,6 +118,10 @@ export type TargetPlan =
       readonly h2Port?: number;
       /** Started (and ready) before the target, stopped after it; not pinned to the proxy's CPU. */
       readonly companions?: readonly CompanionProcess[];
+      /** The target listens with TLS on `port`: the generator trusts `caFile` and checks `servername`. */
+      readonly tls?: { readonly caFile: string; readonly servername: string };
+      /** Where the target counts its TLS handshakes, read before and after every measured run. */
+      readonly handshakes?: HandshakeCounter;
     }
   | { readonly kind: 'skip'; readonly reason: string };
 
@@ -219,8 +241,6 @@ export function skeinCommand(ctx: Pick<TargetContext, 'skeinCmd'>): string {
 /** Why a target cannot run on this machine at all, whatever the origin; undefined when it can. */
 export function unavailableReason(name: LocalTargetName, projectDir: string): string | undefined {
   switch (name) {
-    case 'skein-mtls':
-      return 'mTLS between proxies is not built yet: it comes with the identity work (certificates from control’s CA)';
     case 'skein-full-global':
       return redisServerMissing()?.concat(': skein-full-global keeps its global rate limit in a redis-server');
     case 'http-proxy':
@@ -359,9 +379,48 @@ export function planTarget(name: LocalTargetName, ctx: TargetContext): TargetPla
     case 'skein-full':
     case 'skein-full-global':
       return skeinFullTarget(name, ctx);
+    case 'skein-pair':
     case 'skein-mtls':
-      return { kind: 'skip', reason: `${name} is not available` }; // unavailableReason() answered above
+    case 'skein-mtls-handshake':
+      return skeinMeshTarget(name, ctx);
+    case 'nginx-tls': {
+      if (ctx.certs === undefined) throw new Error('nginx-tls needs the run’s certificates (ctx.certs)');
+      if (ctx.adminPort === undefined) throw new Error('nginx-tls needs a port for its stub_status (ctx.adminPort)');
+      const conf = join(ctx.runDir, 'nginx-tls.conf');
+      const opts = { ...ctx, statusPort: ctx.adminPort, cert: ctx.certs.nginx };
+      writeFileSync(conf, nginxTlsConfig(opts));
+      return {
+        kind: 'process',
+        argv: ['nginx', '-p', ctx.runDir, '-e', join(ctx.runDir, 'nginx-tls.err'), '-c', conf],
+        readyTimeoutMs,
+        tls: { caFile: ctx.certs.bundleFile, servername: BENCH_TLS_SERVERNAME },
+        handshakes: { kind: 'nginx-stub-status', port: ctx.adminPort, path: NGINX_STATUS_PATH },
+        description:
+          'nginx terminating TLS (TLS 1.2/1.3, ECDSA P-256 certificate from the run’s CA, no client certificate), ' +
+          'worker_processes 1, proxy_pass to an upstream block with keepalive 128; handshakes from stub_status',
+      };
+    }
   }
+}
+
+function skeinMeshTarget(name: SkeinMeshTarget, ctx: TargetContext): TargetPlan {
+  const { peerPort, adminPort } = ctx;
+  if (peerPort === undefined || adminPort === undefined)
+    throw new Error(`${name} needs ports for its inbound proxy (ctx.peerPort) and that proxy's admin (ctx.adminPort)`);
+  const opts = { port: ctx.port, peerPort, adminPort, originPort: ctx.originPort, certs: ctx.certs };
+  const configs = skeinMeshConfigs(name, opts);
+  const outbound = join(ctx.runDir, `${name}-outbound.yaml`);
+  const inbound = join(ctx.runDir, `${name}-inbound.yaml`);
+  writeFileSync(outbound, configs.outbound);
+  writeFileSync(inbound, configs.inbound);
+  const plan = skeinProcess(
+    ctx,
+    SKEIN_MESH_CMD,
+    { SKEIN_OUTBOUND_CONFIG: outbound, SKEIN_INBOUND_CONFIG: inbound },
+    skeinMeshDescription(name, opts),
+  );
+  if (plan.kind !== 'process') return plan;
+  return { ...plan, handshakes: { kind: 'skein-mtls', port: adminPort, path: '/metrics' } };
 }
 
 /** What skein-full configures, for the report: every resilience stage, each set so that the bench never trips it. */

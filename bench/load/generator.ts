@@ -66,6 +66,7 @@ export function clientOptions(spec: LoadSpec): ClientOptions {
     url: new URL(spec.url),
     payloadBytes: spec.payloadBytes ?? 0,
     tls: spec.tls,
+    newConnectionPerRequest: spec.newConnectionPerRequest === true,
     streamsPerConnection: spec.streamsPerConnection ?? (spec.mode === 'closed' ? 1 : OPEN_LOOP_STREAMS),
     streamMessages: spec.streamMessages ?? 10,
   };

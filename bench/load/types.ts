@@ -50,6 +50,8 @@ export interface LoadSpec {
   /** gRPC server streaming: messages per call (sent to the server as the `x-stream-messages` header). */
   readonly streamMessages?: number;
   readonly tls?: LoadTls;
+  /** HTTP/1.1: every request on a new connection (sent with `connection: close`); default keep-alive. */
+  readonly newConnectionPerRequest?: boolean;
   /** Per-request timeout (default 5000); a request over it counts as an error of kind "timeout". */
   readonly timeoutMs?: number;
   /** CPU the generator runs on (taskset / worker affinity); undefined = anywhere. */

@@ -25,6 +25,8 @@ export interface ScenarioSpec {
   readonly connections: number;
   readonly durationS: number;
   readonly payloadBytes: number;
+  /** http1-newconn: every request on a new connection (a full handshake per request against a TLS target). */
+  readonly newConnectionPerRequest?: boolean;
 }
 
 /** One target in one round of one scenario. */
@@ -39,6 +41,12 @@ export interface RoundResult {
   readonly cpuSecondsPer1k?: number;
   /** VmHWM of the proxy's processes after the round, MB. */
   readonly peakRssMb?: number;
+  /** Targets of several processes (skein-pair, skein-mtls*: two proxies): each one's share of cpuSecondsPer1k,
+   *  by the name processLabel() gives it, the ones that used CPU in the window. */
+  readonly cpuSecondsPer1kByProcess?: Readonly<Record<string, number>>;
+  /** TLS handshakes the target completed per second, counted by the target (skein-mtls*: the inbound proxy's
+   *  mTLS handshakes; nginx-tls: accepted connections), over the whole call (an inner warm-up included). */
+  readonly handshakesPerS?: number;
   readonly lag?: GeneratorLag;
   /** eBPF figures when the probes ran: per request. */
   readonly probe?: {
@@ -61,6 +69,7 @@ export interface ScenarioSummary {
   readonly addedP99Us?: Spread;
   readonly cpuSecondsPer1k?: Spread;
   readonly peakRssMb?: Spread;
+  readonly handshakesPerS?: Spread;
   /** Errors summed over rounds, by kind. */
   readonly errors: Readonly<Record<string, number>>;
   readonly errorRate: number;

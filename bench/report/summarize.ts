@@ -42,6 +42,7 @@ export function summarize(rounds: readonly RoundResult[], directRounds?: readonl
   const addedP99Us = addedSpread(rounds, directRounds, (r) => r.latencyUs.p99);
   const cpuSecondsPer1k = optionalSpread(rounds.map((r) => r.cpuSecondsPer1k));
   const peakRssMb = optionalSpread(rounds.map((r) => r.peakRssMb));
+  const handshakesPerS = optionalSpread(rounds.map((r) => r.handshakesPerS));
   return {
     throughputPerS: spread(rounds.map((r) => r.throughputPerS)),
     p50Us: latency((r) => r.latencyUs.p50),
@@ -53,6 +54,7 @@ export function summarize(rounds: readonly RoundResult[], directRounds?: readonl
     ...(addedP99Us !== undefined && { addedP99Us }),
     ...(cpuSecondsPer1k !== undefined && { cpuSecondsPer1k }),
     ...(peakRssMb !== undefined && { peakRssMb }),
+    ...(handshakesPerS !== undefined && { handshakesPerS }),
     errors,
     // Errors are counted among the requests (LoadResult.requests = successes + errors).
     errorRate: requests > 0 ? errorCount / requests : 0,

@@ -26,7 +26,8 @@ export function describeScenario(s: ScenarioSpec): string {
       : 'closed loop (as fast as the target answers)';
   const payload = s.payloadBytes > 0 ? `, ${formatNumber(s.payloadBytes)} B payload` : '';
   const name = PROTOCOL_NAMES[s.protocol] ?? s.protocol;
-  return `${name}, ${load}, ${s.connections} connections, ${s.durationS} s per round${payload}, engine ${s.engine}`;
+  const conns = `${s.connections} connections${s.newConnectionPerRequest === true ? ', a new connection per request' : ''}`;
+  return `${name}, ${load}, ${conns}, ${s.durationS} s per round${payload}, engine ${s.engine}`;
 }
 
 /** The targets that produced figures for a scenario, in report order. */
@@ -70,11 +71,16 @@ export const SCENARIO_HEADERS = [
   'errors',
 ] as const;
 
+/** Added before "errors" when a target of the scenario counts TLS handshakes (skein-mtls*, nginx-tls). */
+export const HANDSHAKES_HEADER = 'TLS handshakes/s';
+
 /** The per-scenario table: one row per measured target, medians with the min–max over rounds. */
 export function scenarioTable(report: BenchReport, scenarioId: string): TextTable {
-  const rows = measuredResults(report, scenarioId).map(({ target, result }) => {
+  const results = measuredResults(report, scenarioId);
+  const handshakes = results.some(({ result }) => result.summary.handshakesPerS !== undefined);
+  const rows = results.map(({ target, result }) => {
     const s = result.summary;
-    return [
+    const row = [
       target.name,
       formatSpread(s.throughputPerS),
       formatMicrosSpread(s.p50Us),
@@ -86,10 +92,13 @@ export function scenarioTable(report: BenchReport, scenarioId: string): TextTabl
       optional(s.addedP99Us, (x) => formatMicrosSpread(x, true)),
       optional(s.cpuSecondsPer1k, (x) => formatSpread(x, 3)),
       optional(s.peakRssMb, (x) => formatSpread(x, 0)),
-      formatErrors(s),
     ];
+    if (handshakes) row.push(optional(s.handshakesPerS, (x) => formatSpread(x, 0)));
+    row.push(formatErrors(s));
+    return row;
   });
-  return { headers: SCENARIO_HEADERS, rows };
+  const headers = handshakes ? [...SCENARIO_HEADERS.slice(0, -1), HANDSHAKES_HEADER, 'errors'] : SCENARIO_HEADERS;
+  return { headers, rows };
 }
 
 /** Targets that were not measured, with the reason. */

@@ -10,9 +10,21 @@ import { DEFAULT_SCENARIOS, isScenarioName, SCENARIO_NAMES, type ScenarioName } 
 export const MESH_TYPES: readonly MeshType[] = ['baseline', 'skein', 'istio', 'linkerd', 'cilium', 'consul'];
 
 /** Measured by default: everything but the second naive Node peer (http-proxy is the Node peer the issue names),
- *  the variants that answer one question each, and skein-full-global (it needs a redis-server). */
+ *  the variants that answer one question each, skein-full-global (it needs a redis-server) and the TLS targets
+ *  (skein-pair, skein-mtls, skein-mtls-handshake, nginx-tls: what mTLS costs is a question of its own, and four more
+ *  targets would take the default run past five minutes). */
+const NOT_BY_DEFAULT: ReadonlySet<LocalTargetName> = new Set([
+  'naive-undici',
+  'skein-no-metrics',
+  'skein-baseline',
+  'skein-full-global',
+  'skein-pair',
+  'skein-mtls',
+  'skein-mtls-handshake',
+  'nginx-tls',
+]);
 export const DEFAULT_LOCAL_TARGETS: readonly LocalTargetName[] = LOCAL_TARGET_NAMES.filter(
-  (t) => t !== 'naive-undici' && t !== 'skein-no-metrics' && t !== 'skein-baseline' && t !== 'skein-full-global',
+  (t) => !NOT_BY_DEFAULT.has(t),
 );
 
 export const DEFAULTS = {
@@ -67,7 +79,8 @@ ${wrapList('                           Known:', LOCAL_TARGET_NAMES, '.')}
 Scenarios:
   --scenarios LIST         Comma-separated, or "all" (default ${DEFAULT_SCENARIOS.join(',')}).
                            <protocol>-max: closed loop on --connections; <protocol>-open: open loop at --rate on
-                           --open-connections, latency from the intended send time.
+                           --open-connections, latency from the intended send time. http1-newconn: closed loop on
+                           --connections with a new connection per request (a TLS handshake each on nginx-tls).
 ${wrapList('                           Known:', SCENARIO_NAMES, '.')}
   --duration-s S           Measured seconds per run (default ${DEFAULTS.durationS}).
   --warmup-s S             Unmeasured warm-up before every run, same load (default ${DEFAULTS.warmupS}).

@@ -2,6 +2,7 @@
 // before it (each proxy pinned to the proxy CPU), warms each up once, then runs interleaved rounds — per round,
 // per scenario, every target in turn (A B C A B C) with a warm-up before each measured run — and stops them all.
 // A target's companions (skein-full-global's redis-server) start before it, beside the origin, and stop after it.
+// The TLS targets' certificates are made once per run, before the first of them starts.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -11,8 +12,10 @@ import { waitForHttpOk } from '../lib/http-check.ts';
 import { originNginxArgv } from '../lib/origin.ts';
 import { freePorts } from '../lib/ports.ts';
 import type { ManagedProcess, ProcessSupervisor } from '../lib/processes.ts';
+import type { HandshakeCounter } from '../lib/handshakes.ts';
+import type { BenchCerts } from '../lib/mesh-certs.ts';
 import { waitForRedis } from '../lib/redis.ts';
-import { planTarget } from '../lib/targets.ts';
+import { needsCerts, planTarget } from '../lib/targets.ts';
 import type { RoundResult } from '../report/model.ts';
 import { type MeasureContext, type MeasuredRound, measureRound } from './measure.ts';
 import type { RunOptions } from './options.ts';
@@ -53,6 +56,8 @@ export interface PhaseDeps {
   readonly pinned: boolean;
   /** The OTLP endpoint skein-telemetry exports to. */
   readonly otlpEndpoint: string;
+  /** The run's CA and certificates (made on the first call). */
+  readonly certs: () => Promise<BenchCerts>;
 }
 
 interface LiveTarget {
@@ -61,10 +66,12 @@ interface LiveTarget {
   readonly proc?: ManagedProcess;
   /** Started for the target before it (redis-server); stopped after it. */
   readonly companions?: readonly ManagedProcess[];
+  readonly handshakes?: HandshakeCounter;
 }
 
-/** Ports each local target gets: listener, its h2c listener (nginx, HAProxy), admin, a companion (redis). */
-const PORTS_PER_TARGET = 4;
+/** Ports each local target gets: listener, its h2c listener (nginx, HAProxy), admin, a companion (redis), a second
+ *  proxy's listener (skein-pair, skein-mtls*). */
+const PORTS_PER_TARGET = 5;
 
 const localEndpoint = (port: number, h2Port = port): Endpoint => ({
   host: '127.0.0.1',
@@ -161,7 +168,15 @@ async function startTarget(
     c.descriptions.set(t.name, `remote ${t.mesh} target at ${url}`);
     return { target: t, endpoint: remoteEndpoint(url) };
   }
-  const [port, h2Port, adminPort, redisPort] = ports;
+  const [port, h2Port, adminPort, redisPort, peerPort] = ports;
+  let certs: BenchCerts | undefined;
+  if (needsCerts(t.local!)) {
+    try {
+      certs = await d.certs();
+    } catch (err) {
+      return fail(`the run's certificates could not be made: ${message(err)}`);
+    }
+  }
   const plan = planTarget(t.local!, {
     port,
     h2Port,
@@ -175,6 +190,8 @@ async function startTarget(
     skeinReadyTimeoutMs: d.opts.skeinWaitS * 1000,
     adminPort,
     redisPort,
+    peerPort,
+    certs,
     telemetry: {
       adminPort,
       otlpEndpoint: d.otlpEndpoint,
@@ -210,7 +227,7 @@ async function startTarget(
     env: plan.env,
     cwd: plan.cwd,
   });
-  const err = await waitForHttpOk(port, plan.readyTimeoutMs, proc.hasExited);
+  const err = await waitForHttpOk(port, plan.readyTimeoutMs, proc.hasExited, plan.tls);
   if (err !== undefined || proc.hasExited()) {
     await d.supervisor.stop(proc);
     await stopCompanions();
@@ -218,7 +235,14 @@ async function startTarget(
   }
   c.descriptions.set(t.name, plan.description);
   d.progress.log(`${t.name} up on 127.0.0.1:${port} (pid ${proc.pid})${d.pinned ? `, CPU ${d.opts.proxyCpu}` : ''}`);
-  return { target: t, endpoint: localEndpoint(port, plan.h2Port ?? port), proc, companions };
+  const endpoint = localEndpoint(port, plan.h2Port ?? port);
+  return {
+    target: t,
+    endpoint: plan.tls === undefined ? endpoint : { ...endpoint, tls: true, ...plan.tls },
+    proc,
+    companions,
+    handshakes: plan.handshakes,
+  };
 }
 
 function store(c: Collected, target: string, scenario: string, m: MeasuredRound): void {
@@ -236,6 +260,7 @@ function describeRound(r: RoundResult): string {
     `${Math.round(r.throughputPerS).toLocaleString('en-US')}/s, p50 ${ms(r.latencyUs.p50)} p99 ${ms(r.latencyUs.p99)}` +
     (r.cpuSecondsPer1k === undefined ? '' : `, CPU ${r.cpuSecondsPer1k.toFixed(3)} s/1k`) +
     (r.peakRssMb === undefined ? '' : `, RSS ${Math.round(r.peakRssMb)} MB`) +
+    (r.handshakesPerS === undefined ? '' : `, ${Math.round(r.handshakesPerS).toLocaleString('en-US')} handshakes/s`) +
     (errors > 0 ? `, ${errors} errors` : '') +
     (r.lag !== undefined && !r.lag.trustworthy ? `, generator lag p99 ${ms(r.lag.p99Us)}!` : '')
   );
@@ -265,7 +290,10 @@ export async function runPhase(d: PhaseDeps, phase: Phase): Promise<void> {
     for (const t of candidates) {
       const i = locals.indexOf(t);
       if (t.kind === 'local' && origin === undefined) continue;
-      const own = i < 0 ? [0, 0, 0, 0] : ports.slice(1 + PORTS_PER_TARGET * i, 1 + PORTS_PER_TARGET * (i + 1));
+      const own =
+        i < 0
+          ? new Array<number>(PORTS_PER_TARGET).fill(0)
+          : ports.slice(1 + PORTS_PER_TARGET * i, 1 + PORTS_PER_TARGET * (i + 1));
       const l = await startTarget(d, phase, t, origin ?? localEndpoint(0), own);
       if (l === undefined) continue;
       live.push(l);
@@ -310,7 +338,11 @@ async function measurePhase(d: PhaseDeps, phase: Phase, live: readonly LiveTarge
         try {
           if (s.warmupS > 0 && !s.warmupInside)
             await d.runLoad(loadSpecFor(s, l.endpoint, { cpu, warmup: true }), d.measure.signal);
-          const m = await measureRound(d.measure, l.proc?.pid, loadSpecFor(s, l.endpoint, { cpu }), round, { probe });
+          const m = await measureRound(d.measure, l.proc?.pid, loadSpecFor(s, l.endpoint, { cpu }), round, {
+            probe,
+            handshakes: l.handshakes,
+          });
+          if (m.handshakeError !== undefined) c.warnings.push(`${where}: ${m.handshakeError}`);
           store(c, l.target.name, s.spec.id, m);
           d.progress.log(`  ${where}: ${describeRound(m.result)}`);
         } catch (err) {

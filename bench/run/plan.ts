@@ -45,7 +45,11 @@ export interface RunPlan {
   readonly notes: readonly string[];
 }
 
-const BINARY_OF: Partial<Record<LocalTargetName, keyof Installed>> = { nginx: 'nginx', haproxy: 'haproxy' };
+const BINARY_OF: Partial<Record<LocalTargetName, keyof Installed>> = {
+  nginx: 'nginx',
+  'nginx-tls': 'nginx',
+  haproxy: 'haproxy',
+};
 
 export function planTargets(
   opts: Pick<RunOptions, 'localTargets' | 'remotes'>,
@@ -118,7 +122,14 @@ export function planRun(opts: RunOptions, installed: Installed, projectDir: stri
       notes.push('taskset is not installed (util-linux): nothing was pinned, proxies shared CPUs with the generator');
   }
   for (const s of scenarios) {
-    if (s.spec.mode === 'closed' && s.spec.protocol === 'http1' && s.spec.engine !== 'wrk' && opts.engine === 'auto')
+    const wrkCould = s.spec.newConnectionPerRequest !== true;
+    if (
+      wrkCould &&
+      s.spec.mode === 'closed' &&
+      s.spec.protocol === 'http1' &&
+      s.spec.engine !== 'wrk' &&
+      opts.engine === 'auto'
+    )
       notes.push(
         `${s.spec.id}: the builtin generator drove the closed loop (${installed.wrk ? 'wrk sends GET only' : 'wrk is not available'})`,
       );

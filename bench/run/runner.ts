@@ -12,6 +12,7 @@ import { type ProbeStatus, probeStatus } from '../lib/probes.ts';
 import { missingTools, toolVersion } from '../lib/prereqs.ts';
 import { cleanUpOnExit, ProcessSupervisor } from '../lib/processes.ts';
 import { clockTicksPerSecond, cpuBusyBetween, readCpuTimes } from '../lib/procfs.ts';
+import { type BenchCerts, makeBenchCerts } from '../lib/mesh-certs.ts';
 import { skeinCommand } from '../lib/targets.ts';
 import type { BenchReport } from '../report/model.ts';
 import { renderMarkdown, writeReport } from '../report/index.ts';
@@ -147,9 +148,9 @@ export async function executeRun(opts: RunOptions, io: RunIo): Promise<RunOutcom
   }
   const dir = projectDir();
   const planned = planRun(opts, tools, dir);
-  // Both skein targets run bin/skein.js (dist/) unless --skein-cmd replaces the plain one's command.
+  // The skein targets run bin/skein.js (dist/) unless --skein-cmd replaces the plain one's command.
   const runsBuild = opts.localTargets.some(
-    (t) => t === 'skein-telemetry' || (t === 'skein' && opts.skeinCmd === undefined),
+    (t) => (t.startsWith('skein-') && t !== 'skein-baseline') || (t === 'skein' && opts.skeinCmd === undefined),
   );
   const stale = runsBuild ? staleBuildReason(dir) : undefined;
   if (stale !== undefined) toolNotes.push(stale);
@@ -185,6 +186,7 @@ export async function executeRun(opts: RunOptions, io: RunIo): Promise<RunOutcom
   let background: RunMeta['backgroundBusyPct'];
   const collected = emptyCollected();
   let probes: ReturnType<typeof probeControl> | undefined;
+  let certs: Promise<BenchCerts> | undefined;
   try {
     if (local) {
       const load = readCpuTimes(opts.loadCpu);
@@ -222,6 +224,7 @@ export async function executeRun(opts: RunOptions, io: RunIo): Promise<RunOutcom
             pinned,
             // Without skein-telemetry nothing exports; an address nobody listens on is as good as any.
             otlpEndpoint: sink?.url ?? 'http://127.0.0.1:9/v1/traces',
+            certs: () => (certs ??= makeBenchCerts(join(runDir, 'certs'))),
           },
           phase,
         );

@@ -1,6 +1,6 @@
 // The scenarios `skein bench` can run and how each becomes a LoadSpec per target: HTTP/1.1 at maximum throughput
 // (closed loop) and at a fixed rate (open loop) by default; HTTP/2, gRPC unary, gRPC server streaming and WebSocket
-// echo on request. Pure: the orchestrator decides where the target listens, this decides what load it gets.
+// echo on request, and HTTP/1.1 with a new connection per request (http1-newconn: what handshakes cost). Pure: the orchestrator decides where the target listens, this decides what load it gets.
 import type { LoadEngine, LoadProtocol, LoadSpec, RampStage } from '../load/types.ts';
 import type { ScenarioSpec } from '../report/model.ts';
 
@@ -16,11 +16,14 @@ export type ScenarioProtocolKey = keyof typeof SCENARIO_PROTOCOLS;
 
 /** max: closed loop, as fast as the target answers; open: open loop at --rate (or along --stages). */
 export type ScenarioMode = 'max' | 'open';
-export type ScenarioName = `${ScenarioProtocolKey}-${ScenarioMode}`;
+/** HTTP/1.1 closed loop on --connections, every request on a new connection (`connection: close`): against a TLS
+ *  target each request is a full handshake. */
+export const NEWCONN_SCENARIO = 'http1-newconn';
+export type ScenarioName = `${ScenarioProtocolKey}-${ScenarioMode}` | typeof NEWCONN_SCENARIO;
 
-export const SCENARIO_NAMES: readonly ScenarioName[] = (
-  Object.keys(SCENARIO_PROTOCOLS) as ScenarioProtocolKey[]
-).flatMap((p) => [`${p}-max`, `${p}-open`] as const);
+export const SCENARIO_NAMES: readonly ScenarioName[] = (Object.keys(SCENARIO_PROTOCOLS) as ScenarioProtocolKey[])
+  .flatMap((p): ScenarioName[] => [`${p}-max`, `${p}-open`])
+  .flatMap((n) => (n === 'http1-open' ? [n, NEWCONN_SCENARIO] : [n]));
 export const DEFAULT_SCENARIOS: readonly ScenarioName[] = ['http1-max', 'http1-open'];
 
 export function isScenarioName(s: string): s is ScenarioName {
@@ -63,7 +66,7 @@ export function scenarioProtocol(name: ScenarioName): LoadProtocol {
 }
 
 function scenarioMode(name: ScenarioName): ScenarioMode {
-  return name.endsWith('-max') ? 'max' : 'open';
+  return name.endsWith('-max') || name === NEWCONN_SCENARIO ? 'max' : 'open';
 }
 
 /** Seconds a stage list lasts. */
@@ -77,7 +80,11 @@ export function engineFor(
   settings: Pick<ScenarioSettings, 'engine' | 'payloadBytes'>,
   wrkAvailable: boolean,
 ): LoadEngine {
-  const wrkCan = scenarioProtocol(name) === 'http1' && scenarioMode(name) === 'max' && settings.payloadBytes === 0;
+  const wrkCan =
+    scenarioProtocol(name) === 'http1' &&
+    scenarioMode(name) === 'max' &&
+    name !== NEWCONN_SCENARIO &&
+    settings.payloadBytes === 0;
   if (settings.engine === 'auto') return wrkCan && wrkAvailable ? 'wrk' : 'builtin';
   if (settings.engine === 'builtin') return 'builtin';
   if (settings.engine === 'wrk' && !wrkAvailable)
@@ -92,7 +99,14 @@ export function planScenario(name: ScenarioName, settings: ScenarioSettings, wrk
   const key = name.slice(0, name.lastIndexOf('-'));
   const open = mode === 'open';
   const stages = open ? settings.stages : undefined;
-  const id = !open ? `${key}-max` : stages !== undefined ? `${key}-ramp` : `${key}-${settings.ratePerS}rps`;
+  const newConn = name === NEWCONN_SCENARIO;
+  const id = newConn
+    ? NEWCONN_SCENARIO
+    : !open
+      ? `${key}-max`
+      : stages !== undefined
+        ? `${key}-ramp`
+        : `${key}-${settings.ratePerS}rps`;
   return {
     name,
     spec: {
@@ -108,6 +122,7 @@ export function planScenario(name: ScenarioName, settings: ScenarioSettings, wrk
       connections: open ? settings.openConnections : settings.connections,
       durationS: stages === undefined ? settings.durationS : stagesDurationS(stages),
       payloadBytes: settings.payloadBytes,
+      ...(newConn && { newConnectionPerRequest: true }),
     },
     warmupS: settings.warmupS,
     warmupInside: open && stages === undefined && settings.warmupS > 0,
@@ -125,6 +140,9 @@ export interface Endpoint {
   /** Path prefix of HTTP requests (a remote URL's path); "/" locally. */
   readonly path: string;
   readonly tls: boolean;
+  /** A local TLS target: the CA the generator trusts and the name it checks (else certificates go unchecked). */
+  readonly caFile?: string;
+  readonly servername?: string;
 }
 
 export function scenarioUrl(protocol: LoadProtocol, ep: Endpoint): string {
@@ -163,6 +181,8 @@ export function loadSpecFor(
     warmupS: !warm && s.warmupInside ? s.warmupS : 0,
     stages,
     payloadBytes: s.spec.payloadBytes,
+    ...(s.spec.newConnectionPerRequest === true && { newConnectionPerRequest: true }),
+    ...(ep.tls && ep.caFile !== undefined && { tls: { caFile: ep.caFile, servername: ep.servername } }),
     streamMessages: s.streamMessages,
     timeoutMs: s.timeoutMs,
     cpu: opts.cpu,

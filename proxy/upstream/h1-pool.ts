@@ -10,7 +10,7 @@ import type net from 'node:net';
 import type { ClusterLimits, SlotWaiter } from '../../src/resilience/cluster-limits.ts';
 import { type ErrorSource, ForwardError, UpstreamError } from '../flags.ts';
 import { stripHopByHop } from '../headers.ts';
-import { HTTPParser, type LlhttpParser, ParserFeed } from '../llhttp.ts';
+import { HTTPParser, type LlhttpParser, ParserFeed, releaseParser } from '../llhttp.ts';
 import { connectUpstream } from '../mtls/upstream.ts';
 import { pendingOverflow, SlotWait, type WaitQueue } from './slot-wait.ts';
 import {
@@ -116,7 +116,9 @@ class H1Connection implements Exchange {
         if (this.connected) this.fail('UC', 'upstream-reset', 'upstream closed the connection');
         else this.fail('UF', 'connect', 'upstream closed the connection');
       }
-      this.feed.detach(false);
+      // A connection that never connected never attached its parser: release it here, or it lives forever.
+      if (this.connected) this.feed.detach(false);
+      else releaseParser(this.parser);
     });
   }
 

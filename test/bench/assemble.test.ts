@@ -44,7 +44,7 @@ const META: RunMeta = {
 describe('assembling the report', () => {
   const opts = parseRunOptions([
     '--local-targets',
-    'direct,skein,skein-mtls,naive-undici',
+    'direct,skein,haproxy,naive-undici',
     '--scenarios',
     'http1-open,websocket-open',
     '--remote',
@@ -52,7 +52,7 @@ describe('assembling the report', () => {
     '--remote',
     'istio=istio:http://i:1',
   ]) as RunOptions;
-  const plan = planRun(opts, INSTALLED, PROJECT);
+  const plan = planRun(opts, { ...INSTALLED, haproxy: false }, PROJECT);
   const scenarios = plan.phases.flatMap((p) => p.scenarios.map((s) => s.spec));
   const collected = emptyCollected();
   const put = (target: string, scenario: string, rounds: MeasuredRound[]) => {
@@ -79,16 +79,9 @@ describe('assembling the report', () => {
   const target = (name: string) => report.targets.find((t) => t.name === name)!;
 
   it('lists every target, the unavailable ones with their reason and no results', () => {
-    expect(report.targets.map((t) => t.name)).toEqual([
-      'direct',
-      'skein',
-      'skein-mtls',
-      'naive-undici',
-      'base',
-      'istio',
-    ]);
-    expect(target('skein-mtls')).toMatchObject({ available: false, results: [] });
-    expect(target('skein-mtls').unavailableReason).toMatch(/not built yet/);
+    expect(report.targets.map((t) => t.name)).toEqual(['direct', 'skein', 'haproxy', 'naive-undici', 'base', 'istio']);
+    expect(target('haproxy')).toMatchObject({ available: false, results: [] });
+    expect(target('haproxy').unavailableReason).toMatch(/haproxy is not installed/);
     expect(target('naive-undici')).toMatchObject({
       available: false,
       unavailableReason: expect.stringMatching(/did not answer/),

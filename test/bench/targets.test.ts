@@ -37,15 +37,18 @@ afterAll(() => {
 });
 
 describe('planning the targets', () => {
-  it('names skein-mtls unavailable with the work it waits for; skein-full runs; skein-full-global needs redis-server', () => {
+  it('runs the mTLS targets and nginx-tls; skein-full runs; skein-full-global needs redis-server', () => {
     const plan = planRun(opts('--local-targets', 'all'), ALL, PROJECT);
     const reason = (n: string) => plan.targets.find((t) => t.name === n)?.unavailableReason;
-    expect(reason('skein-mtls')).toMatch(/mTLS .* not built yet.*identity/);
     for (const n of [
       'direct',
       'skein',
       'skein-telemetry',
+      'skein-pair',
+      'skein-mtls',
+      'skein-mtls-handshake',
       'skein-full',
+      'nginx-tls',
       'nginx',
       'haproxy',
       'http-proxy',

@@ -2,7 +2,7 @@
 // time out old ones, close. A connection reports every outcome to its sink exactly once; it never calls the
 // sink synchronously from send(), so the generator's loops are never re-entered.
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
+import { type ConnectionOptions, createSecureContext, type SecureContext } from 'node:tls';
 import type { LoadTls } from '../types.ts';
 
 /** "connect", "tls", "reset", "timeout", "status_4xx", "status_5xx", "grpc_<name>", "protocol". */
@@ -37,6 +37,8 @@ export interface ClientOptions {
   readonly url: URL;
   readonly payloadBytes: number;
   readonly tls?: LoadTls;
+  /** HTTP/1.1: a new connection per request (`connection: close`). */
+  readonly newConnectionPerRequest?: boolean;
   /** h2/gRPC: most streams in flight per connection. */
   readonly streamsPerConnection: number;
   readonly streamMessages: number;
@@ -44,9 +46,27 @@ export interface ClientOptions {
 
 export type ConnectionFactory = (index: number, sink: RequestSink, opts: ClientOptions) => LoadConnection;
 
+// One secure context per CA and client certificate for the generator's life: files read and parsed once, not per
+// connection (a new connection per request would otherwise re-read and re-parse them every time).
+const secureContexts = new Map<string, SecureContext>();
+
+function secureContextFor(tls: LoadTls): SecureContext {
+  const key = `${tls.caFile ?? ''}\0${tls.certFile ?? ''}\0${tls.keyFile ?? ''}`;
+  let ctx = secureContexts.get(key);
+  if (ctx === undefined) {
+    ctx = createSecureContext({
+      ca: tls.caFile === undefined ? undefined : readFileSync(tls.caFile),
+      cert: tls.certFile === undefined ? undefined : readFileSync(tls.certFile),
+      key: tls.keyFile === undefined ? undefined : readFileSync(tls.keyFile),
+    });
+    secureContexts.set(key, ctx);
+  }
+  return ctx;
+}
+
 /**
  * TLS client options from the spec: the CA when given (else the server certificate is not verified, as wrk and
- * h2load do not), and a client certificate for mTLS.
+ * h2load do not), and a client certificate for mTLS. No session is resumed: every connection is a full handshake.
  */
 export function tlsOptions(url: URL, tls: LoadTls | undefined, alpn: string[]): ConnectionOptions {
   const opts: ConnectionOptions = {
@@ -55,9 +75,7 @@ export function tlsOptions(url: URL, tls: LoadTls | undefined, alpn: string[]): 
     ALPNProtocols: alpn,
     rejectUnauthorized: tls?.caFile !== undefined,
   };
-  if (tls?.caFile !== undefined) opts.ca = readFileSync(tls.caFile);
-  if (tls?.certFile !== undefined) opts.cert = readFileSync(tls.certFile);
-  if (tls?.keyFile !== undefined) opts.key = readFileSync(tls.keyFile);
+  if (tls !== undefined && (tls.caFile ?? tls.certFile) !== undefined) opts.secureContext = secureContextFor(tls);
   const servername = tls?.servername ?? (isIpAddress(url.hostname) ? undefined : url.hostname);
   if (servername !== undefined) opts.servername = servername;
   return opts;

@@ -13,16 +13,20 @@ import {
   tlsOptions,
   transportError,
 } from './connection.ts';
-import { HTTPParser, type LlhttpParser, ParserFeed } from '../../../proxy/llhttp.ts';
+import { HTTPParser, type LlhttpParser, ParserFeed, releaseParser } from '../../../proxy/llhttp.ts';
 
-/** The request every send writes: GET without a body, or POST with `payloadBytes` of body. */
-export function http1Request(url: URL, payloadBytes: number): Buffer {
+/**
+ * The request every send writes: GET without a body, or POST with `payloadBytes` of body; with `close`, it asks
+ * the server to close the connection after the answer (the next send opens a new one).
+ */
+export function http1Request(url: URL, payloadBytes: number, close = false): Buffer {
   const path = `${url.pathname}${url.search}` || '/';
+  const connection = close ? 'connection: close\r\n' : '';
   const head =
     payloadBytes > 0
-      ? `POST ${path} HTTP/1.1\r\nhost: ${url.host}\r\nuser-agent: skein-bench\r\n` +
+      ? `POST ${path} HTTP/1.1\r\nhost: ${url.host}\r\nuser-agent: skein-bench\r\n${connection}` +
         `content-type: application/octet-stream\r\ncontent-length: ${payloadBytes}\r\n\r\n`
-      : `GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\nuser-agent: skein-bench\r\n\r\n`;
+      : `GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\nuser-agent: skein-bench\r\n${connection}\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), payload(payloadBytes)]);
 }
 
@@ -31,7 +35,8 @@ export class Http1Connection implements LoadConnection {
   readonly #sink: RequestSink;
   readonly #url: URL;
   readonly #secure: boolean;
-  readonly #tls: ClientOptions['tls'];
+  /** Built once: tls.connect options for every (re)connection. */
+  readonly #tlsOptions: tls.ConnectionOptions | undefined;
   readonly #request: Buffer;
   #socket: net.Socket | null = null;
   #connected = false;
@@ -46,8 +51,9 @@ export class Http1Connection implements LoadConnection {
     this.#sink = sink;
     this.#url = opts.url;
     this.#secure = opts.url.protocol === 'https:';
-    this.#tls = opts.tls;
-    this.#request = http1Request(opts.url, opts.payloadBytes);
+    const port = Number(opts.url.port || (this.#secure ? 443 : 80));
+    this.#tlsOptions = this.#secure ? { ...tlsOptions(opts.url, opts.tls, ['http/1.1']), port } : undefined;
+    this.#request = http1Request(opts.url, opts.payloadBytes, opts.newConnectionPerRequest === true);
   }
 
   get inFlight(): number {
@@ -84,8 +90,8 @@ export class Http1Connection implements LoadConnection {
 
   #open(): net.Socket {
     const port = Number(this.#url.port || (this.#secure ? 443 : 80));
-    const socket = this.#secure
-      ? tls.connect({ ...tlsOptions(this.#url, this.#tls, ['http/1.1']), port })
+    const socket = this.#tlsOptions
+      ? tls.connect(this.#tlsOptions)
       : net.connect({ host: this.#url.hostname, port, noDelay: true });
     if (this.#secure) socket.setNoDelay(true);
     this.#socket = socket;
@@ -220,6 +226,6 @@ class ResponseReader {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#attached) this.#feed.detach(false);
-    else this.#parser.free();
+    else releaseParser(this.#parser);
   }
 }
