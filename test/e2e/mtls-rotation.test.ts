@@ -13,15 +13,11 @@ import { stringify } from 'yaml';
 import { api, startSkeinControl } from '../support/control.ts';
 import { waitFor } from '../support/wait-for.ts';
 import { httpGet } from '../support/http-client.ts';
+import { sampleSum } from '../support/metrics.ts';
 import { freePort, processTestFixture, startSkeinProxy } from '../support/process.ts';
 
 const fixture = processTestFixture('skein-mtls-rotation-');
 const TD = 'cluster.local';
-
-function metric(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 /** One GET on a fresh agent-less connection per call (the client side of the load). */
 function get(port: number): Promise<number> {
@@ -124,7 +120,7 @@ describe('mTLS identities from control, rotated under load', () => {
     // The inbound proxy met several of the outbound's certificates (one per rotation it handshook under).
     expect(fingerprints.size).toBeGreaterThanOrEqual(3);
     const m = (await httpGet(`${inbound.adminUrl}/metrics`)).body;
-    expect(metric(m, 'skein_mtls_handshakes_total', 'result="ok"')).toBeGreaterThanOrEqual(3);
+    expect(sampleSum(m, 'skein_mtls_handshakes_total', 'result="ok"')).toBeGreaterThanOrEqual(3);
     expect(m).not.toMatch(/skein_mtls_handshakes_total\{direction="inbound",result="(?!ok")/);
   });
 
@@ -155,6 +151,8 @@ describe('mTLS identities from control, rotated under load', () => {
     await waitFor(() => renewals().length > now || undefined, 15_000);
     expect(await get1()).toBe(200);
     const m = (await httpGet(`${inbound.adminUrl}/metrics`)).body;
-    expect(metric(m, 'skein_mtls_handshakes_total', 'direction="inbound",result="revoked"')).toBeGreaterThanOrEqual(1);
+    expect(sampleSum(m, 'skein_mtls_handshakes_total', 'direction="inbound",result="revoked"')).toBeGreaterThanOrEqual(
+      1,
+    );
   });
 });

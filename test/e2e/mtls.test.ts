@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freePort, processTestFixture, runSkein, startSkeinProxy, type RunningSkein } from '../support/process.ts';
 import { httpGet } from '../support/http-client.ts';
+import { sampleSum } from '../support/metrics.ts';
 import { waitFor } from '../support/wait-for.ts';
 import { echoClient, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 
@@ -28,11 +29,6 @@ async function issue(caDir: string, id: string, out: string, extra: string[] = [
   const r = await runSkein(['ca', 'issue', '--dir', caDir, '--id', id, '--out', out, ...extra]);
   expect(r.code, r.stderr).toBe(0);
   return out;
-}
-
-function metric(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 interface Pair {
@@ -144,20 +140,20 @@ describe('mTLS between two proxies', () => {
       expect(r.body).toBe('hello from app');
     }
     const inMetrics = (await httpGet(`${inbound.adminUrl}/metrics`)).body;
-    expect(metric(inMetrics, 'skein_mtls_handshakes_total', 'direction="inbound",result="ok"')).toBeGreaterThanOrEqual(
-      1,
-    );
+    expect(
+      sampleSum(inMetrics, 'skein_mtls_handshakes_total', 'direction="inbound",result="ok"'),
+    ).toBeGreaterThanOrEqual(1);
     const outMetrics = (await httpGet(`${outbound.adminUrl}/metrics`)).body;
     expect(
-      metric(outMetrics, 'skein_mtls_handshakes_total', 'direction="outbound",result="ok"'),
+      sampleSum(outMetrics, 'skein_mtls_handshakes_total', 'direction="outbound",result="ok"'),
     ).toBeGreaterThanOrEqual(1);
     expect(
-      metric(outMetrics, 'service_mesh_certificate_expiry_days', `identity="spiffe://${TD}/ns/shop/sa/client"`),
+      sampleSum(outMetrics, 'service_mesh_certificate_expiry_days', `identity="spiffe://${TD}/ns/shop/sa/client"`),
     ).toBeGreaterThan(0.5);
     // `ca issue`'s certificates: 24 hours, plus the CA's 5-minute backdate of notBefore (X.509 dates are to the
     // second, hence 4 places: ±4 s).
     expect(
-      metric(outMetrics, 'skein_certificate_validity_days', `identity="spiffe://${TD}/ns/shop/sa/client"`),
+      sampleSum(outMetrics, 'skein_certificate_validity_days', `identity="spiffe://${TD}/ns/shop/sa/client"`),
     ).toBeCloseTo(1 + 5 / (24 * 60), 4);
   });
 
@@ -183,7 +179,7 @@ describe('mTLS between two proxies', () => {
     expect(plain.status).toBe(0);
     const m = (await httpGet(`${inbound.adminUrl}/metrics`)).body;
     for (const reason of ['no-certificate', 'untrusted-chain', 'revoked', 'plaintext'])
-      expect(metric(m, 'skein_mtls_handshakes_total', `result="${reason}"`), reason).toBeGreaterThanOrEqual(1);
+      expect(sampleSum(m, 'skein_mtls_handshakes_total', `result="${reason}"`), reason).toBeGreaterThanOrEqual(1);
     const logged = inbound.logs.filter((l) => l.msg === 'mtls: connection refused').map((l) => l.reason);
     expect(logged).toEqual(expect.arrayContaining(['no-certificate', 'untrusted-chain', 'revoked', 'plaintext']));
   });
@@ -218,8 +214,8 @@ describe('mTLS between two proxies', () => {
     await inbound.waitForLog((l) => l.msg === 'config reloaded', 10_000);
     expect(await handshake(port, caDir, stranger)).toBe('refused');
     const m = (await httpGet(`${inbound.adminUrl}/metrics`)).body;
-    expect(metric(m, 'skein_mtls_handshakes_total', 'result="expired"')).toBe(1);
-    expect(metric(m, 'skein_mtls_handshakes_total', 'result="wrong-trust-domain"')).toBe(1);
+    expect(sampleSum(m, 'skein_mtls_handshakes_total', 'result="expired"')).toBe(1);
+    expect(sampleSum(m, 'skein_mtls_handshakes_total', 'result="wrong-trust-domain"')).toBe(1);
   });
 
   it('carries gRPC over HTTP/2 under mTLS (ALPN h2 between the proxies)', async () => {
@@ -245,7 +241,7 @@ describe('mTLS between two proxies', () => {
     expect(seen).toEqual([]);
     const m = (await httpGet(`${outbound.adminUrl}/metrics`)).body;
     expect(
-      metric(m, 'skein_mtls_handshakes_total', 'direction="outbound",result="unexpected-identity"'),
+      sampleSum(m, 'skein_mtls_handshakes_total', 'direction="outbound",result="unexpected-identity"'),
     ).toBeGreaterThanOrEqual(1);
   });
 
