@@ -6,12 +6,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freePort, processTestFixture, runSkein, startSkeinProxy, type RunningSkein } from '../support/process.ts';
 import { httpGet } from '../support/http-client.ts';
-import { sampleSum } from '../support/metrics.ts';
+import { sampleSum, scrape } from '../support/metrics.ts';
 import { waitFor } from '../support/wait-for.ts';
 import { echoClient, startGrpcUpstream, unary } from '../support/grpc-echo.ts';
 
@@ -32,6 +32,8 @@ async function issue(caDir: string, id: string, out: string, extra: string[] = [
 }
 
 interface Pair {
+  /** The pair's directory: its CA, certificates (server, client), CRL and configs. */
+  dir: string;
   inbound: RunningSkein;
   outbound: RunningSkein;
   caDir: string;
@@ -40,9 +42,17 @@ interface Pair {
 
 /** app ← inbound proxy (mTLS strict) ← outbound proxy (mTLS always) ← the test. */
 async function startPair(
-  opts: { mode?: 'strict' | 'permissive'; appAddress?: string; serverIds?: string[] } = {},
+  opts: {
+    mode?: 'strict' | 'permissive';
+    appAddress?: string;
+    serverIds?: string[];
+    /** The outbound cluster's mtls mode (default always), and the labels of its one endpoint. */
+    clusterMode?: 'auto' | 'always';
+    endpointLabels?: Record<string, string>;
+  } = {},
 ): Promise<Pair> {
-  const dir = fixture.dir();
+  // Its own directory: a test may start two pairs.
+  const dir = mkdtempSync(join(fixture.dir(), 'pair-'));
   const caDir = await ca(dir);
   const seen: Pair['seen'] = [];
   const app = await fixture.upstream('app', (req, res) => {
@@ -100,14 +110,17 @@ async function startPair(
       clusters: [
         {
           name: 'server',
-          mtls: { mode: 'always', serverIds: opts.serverIds ?? [`spiffe://${TD}/ns/shop/sa/*`] },
-          discovery: { type: 'static', endpoints: [{ address: `127.0.0.1:${inbound.port()}` }] },
+          mtls: { mode: opts.clusterMode ?? 'always', serverIds: opts.serverIds ?? [`spiffe://${TD}/ns/shop/sa/*`] },
+          discovery: {
+            type: 'static',
+            endpoints: [{ address: `127.0.0.1:${inbound.port()}`, labels: opts.endpointLabels ?? {} }],
+          },
         },
       ],
     }),
   );
   const outbound = await startSkeinProxy(['--config', join(dir, 'out.yaml')], { adminPort: outAdmin });
-  return { inbound, outbound, caDir, seen };
+  return { dir, inbound, outbound, caDir, seen };
 }
 
 /** A client handshake with `certPrefix`'s certificate (or none): whether the inbound proxy answers over it. */
@@ -158,8 +171,7 @@ describe('mTLS between two proxies', () => {
   });
 
   it('refuses a caller with no certificate, a foreign CA, a revoked one and plaintext; says why', async () => {
-    const { inbound, caDir } = await startPair();
-    const dir = fixture.dir();
+    const { inbound, caDir, dir } = await startPair();
     const port = inbound.port();
     expect(await handshake(port, caDir, null)).toBe('refused');
     const foreignCa = await ca(dir, 'foreign');
@@ -192,8 +204,7 @@ describe('mTLS between two proxies', () => {
   });
 
   it('refuses an expired certificate, and one of another trust domain even when its root is trusted', async () => {
-    const { inbound, caDir } = await startPair();
-    const dir = fixture.dir();
+    const { inbound, caDir, dir } = await startPair();
     const port = inbound.port();
     const expired = await issue(caDir, `spiffe://${TD}/ns/shop/sa/late`, join(dir, 'late'), [
       '--valid-hours',
@@ -246,8 +257,7 @@ describe('mTLS between two proxies', () => {
   });
 
   it('root rotation: certificates of the old and the new root talk both ways through the overlap', async () => {
-    const { inbound, outbound, caDir } = await startPair();
-    const dir = fixture.dir();
+    const { inbound, outbound, caDir, dir } = await startPair();
     const oldGen = await issue(caDir, `spiffe://${TD}/ns/shop/sa/old`, join(dir, 'old'));
     expect((await runSkein(['ca', 'rotate-root', '--dir', caDir])).code).toBe(0);
     // bundle.pem now holds both roots; both proxies reload it (the file is theirs, replaced in place).
@@ -266,8 +276,7 @@ describe('mTLS between two proxies', () => {
   });
 
   it('speaks TLS 1.2 and 1.3 only, with the configured suites (openssl s_client from outside)', async () => {
-    const { inbound, caDir } = await startPair();
-    const dir = fixture.dir();
+    const { inbound, caDir, dir } = await startPair();
     const c = await issue(caDir, `spiffe://${TD}/ns/shop/sa/probe`, join(dir, 'probe'));
     const sClient = (...args: string[]) =>
       spawnSync(
@@ -294,5 +303,21 @@ describe('mTLS between two proxies', () => {
     // TLS 1.1 and a TLS 1.3 suite outside the list: no handshake.
     expect(sClient('-tls1_1').stdout).toMatch(/Cipher is \(NONE\)/);
     expect(sClient('-tls1_3', '-ciphersuites', 'TLS_AES_128_GCM_SHA256').stdout).toMatch(/Cipher is \(NONE\)/);
+  });
+
+  it('auto: mTLS to an endpoint labelled mesh=true, plaintext to one without (which a strict listener refuses)', async () => {
+    const meshed = await startPair({ clusterMode: 'auto', endpointLabels: { mesh: 'true' } });
+    expect((await httpGet(meshed.outbound.url())).status).toBe(200);
+    expect(
+      sampleSum(
+        await scrape(meshed.outbound.adminUrl),
+        'skein_mtls_handshakes_total',
+        'direction="outbound",result="ok"',
+      ),
+    ).toBeGreaterThanOrEqual(1);
+    const plain = await startPair({ clusterMode: 'auto', mode: 'permissive' });
+    expect((await httpGet(plain.outbound.url())).status).toBe(200);
+    expect(plain.seen.at(-1)?.mtls).toBe('false'); // the app sees the call came in plaintext
+    expect(sampleSum(await scrape(plain.outbound.adminUrl), 'skein_mtls_handshakes_total')).toBe(0);
   });
 });
