@@ -161,8 +161,9 @@ describe('skein control --ca-dir with a CA made by skein ca init', () => {
       const tokenFile = join(own, 'boot.token');
       writeFileSync(tokenFile, 'a-bootstrap-token-chosen-by-the-operator\n', { mode: 0o600 });
       other = await startSkeinControl(join(own, 'data'), ['--ca-dir', ca, '--bootstrap-token-file', tokenFile]);
+      // Printed after the listening line startSkeinControl waits for.
+      await waitFor(() => /signing certificates for prod\.example/.test(other!.stdout) || undefined, 10_000);
       expect(other.stdout).not.toMatch(/held no CA/);
-      expect(other.stdout).toMatch(/signing certificates for prod\.example/);
       expect(other.stdout).not.toMatch(/new bootstrap token/);
       expect(readFileSync(join(ca, 'root.crt'), 'utf8')).toBe(rootBefore);
 
