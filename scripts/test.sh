@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # binary → Debian package providing it (kubernetes-client: kubectl 1.20 with kustomize v2, which
 # test/manifests/kubernetes.test.ts renders the overlays with; a newer kubectl already on PATH is used as it is)
-declare -A NEED=([curl]=curl [h2load]=nghttp2-client [nghttp]=nghttp2-client [promtool]=prometheus [openssl]=openssl [bpftrace]=bpftrace [setpriv]=util-linux [chromium]=chromium [wrk]=wrk [nginx]=nginx [haproxy]=haproxy [redis-server]=redis-server [kubectl]=kubernetes-client [iptables]=iptables)
+declare -A NEED=([curl]=curl [h2load]=nghttp2-client [nghttp]=nghttp2-client [promtool]=prometheus [openssl]=openssl [bpftrace]=bpftrace [setpriv]=util-linux [chromium]=chromium [wrk]=wrk [nginx]=nginx [haproxy]=haproxy [redis-server]=redis-server [kubectl]=kubernetes-client [iptables]=iptables [ping]=iputils-ping)
 missing_pkgs=()
 for bin in "${!NEED[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing_pkgs+=("${NEED[$bin]}")

@@ -349,7 +349,11 @@ describe.skipIf(!IS_ROOT)(
 
     it('IPv6 too: ip6tables redirects, and the original destination is read with IP6T_SO_ORIGINAL_DST', async () => {
       const url = `http://[${B_IP6}]:8080/v6`;
+      // Neighbour discovery first (ICMPv6 is not redirected): under a loaded machine the proxy's first connect
+      // would otherwise also wait for it, within its 1 s connect timeout.
+      await run('ip', ['netns', 'exec', NS_A, 'ping', '-6', '-c', '1', '-W', '3', B_IP6]).catch(() => undefined);
       const { stdout } = await run('ip', ['netns', 'exec', NS_A, 'curl', '-sS', '-g', '-m', '5', url]);
+      expect(stdout.startsWith('{'), stdout).toBe(true);
       expect(JSON.parse(stdout)).toEqual({ path: '/v6', host: `[${B_IP6}]:8080`, source: 'client-app' });
       const a = await waitFor(() => accessLines(logA).find((l) => l.path === '/v6'), 5_000);
       expect(a).toMatchObject({ route_name: 'original-dst:passthrough', upstream_host: `[${B_IP6}]:8080` });
