@@ -1,5 +1,6 @@
 // SPIFFE ids for workload certificates: spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
 // The CA checks every id it puts in a URI SAN here, so a certificate never names a malformed or foreign identity.
+import { compilePatterns } from '../src/identity/patterns.ts';
 
 export interface SpiffeId {
   readonly trustDomain: string;
@@ -64,8 +65,5 @@ export function spiffeIdMatcher(patterns: readonly string[]): (id: string) => bo
   for (const p of patterns)
     if (!p.startsWith('spiffe://') || p.length > MAX_ID_LENGTH)
       throw new Error(`'${p}' is not a SPIFFE id pattern (spiffe://TRUST-DOMAIN/ns/NS/sa/SA, '*' for any part)`);
-  if (patterns.length === 0) return () => false;
-  const escaped = patterns.map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*'));
-  const re = new RegExp(`^(?:${escaped.join('|')})$`);
-  return (id) => re.test(id);
+  return compilePatterns(patterns);
 }

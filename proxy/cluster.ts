@@ -1,7 +1,8 @@
 // A cluster at run time: its discovery source, the current endpoints with their connection pools, and the
 // load balancer that picks among them. Endpoint changes rebuild the balancer's tables, keep the pools of
 // endpoints that stay, and let requests in flight to removed endpoints finish.
-import { idMatcher, type MeshIdentity } from './mtls/identity.ts';
+import type { MeshIdentity } from './mtls/identity.ts';
+import { compilePatterns } from '../src/identity/patterns.ts';
 import type { UpstreamMtls } from './mtls/upstream.ts';
 import type { EndpointBreakerConfig } from '../src/config/breaker-schema.ts';
 import type { ClusterConfig, HashPolicyConfig } from '../src/config/schema.ts';
@@ -251,7 +252,7 @@ export class Cluster {
         ? null
         : {
             identity: m.identity,
-            expected: serverIds === undefined ? null : idMatcher(serverIds),
+            expected: serverIds === undefined ? null : compilePatterns(serverIds),
             report: (result, detail) => m.report(config.name, result, detail),
           };
     this.mtlsAlways = mode === 'always';

@@ -17,14 +17,13 @@ import { onTcpConnection } from './tcp.ts';
 import { originalDstAddon, readOriginalDst, setOriginalDst } from './original-dst.ts';
 import type { MeshIdentity } from './mtls/identity.ts';
 import { setPeer } from './peer.ts';
+import { RefusalLog } from './mtls/upstream.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
 /** The first byte of a TLS record carrying a handshake (a ClientHello): how permissive mTLS tells TLS from
  *  plaintext on one port. No HTTP method and no h2c preface starts with it. */
 const TLS_HANDSHAKE = 0x16;
 const HTTP_ALPN = ['h2', 'http/1.1'];
-/** A refused handshake is logged at most this often per reason (a flood must not flood the log). */
-const REFUSAL_LOG_INTERVAL_MS = 1_000;
 
 /**
  * A captured connection's first bytes look like HTTP/1.x: a method token (A-Z, as every registered method is
@@ -87,7 +86,7 @@ export class ListenerRuntime implements ScopeSource {
   /** Handshakes of mTLS connections (never bound: sockets are handed to it); built when a mode needs it. */
   private mtlsServer: tls.Server | null = null;
   private unsubscribe: (() => void) | null = null;
-  private readonly refusalLoggedAt = new Map<string, number>();
+  private readonly refusals = new RefusalLog();
 
   constructor(scope: ListenerScope) {
     this.scope = scope;
@@ -313,9 +312,7 @@ export class ListenerRuntime implements ScopeSource {
   }
 
   private logRefusal(reason: string, detail: string, remote: string | undefined): void {
-    const now = performance.now();
-    if (now - (this.refusalLoggedAt.get(reason) ?? -Infinity) < REFUSAL_LOG_INTERVAL_MS) return;
-    this.refusalLoggedAt.set(reason, now);
+    if (!this.refusals.due(reason)) return;
     this.log.warn('mtls: connection refused', { listener: this.name, reason, detail, remote });
   }
 

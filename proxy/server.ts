@@ -22,6 +22,7 @@ import { ProxyTelemetry } from './telemetry.ts';
 import { ConfigError } from '../src/config/load.ts';
 import { ExpiryWatch } from './mtls/expiry.ts';
 import { readIdentityFiles } from './mtls/files.ts';
+import { RefusalLog } from './mtls/upstream.ts';
 import { MeshIdentity, policyOf } from './mtls/identity.ts';
 
 export interface ProxyServerOptions {
@@ -46,7 +47,7 @@ export class ProxyServer {
    *  (control's certificate and trust go into it, and the files' parts on each apply). */
   identity: MeshIdentity | null = null;
   private unwatchIdentity: (() => void) | null = null;
-  private readonly refusalLoggedAt = new Map<string, number>();
+  private readonly refusals = new RefusalLog();
   private admin: http.Server | null = null;
   private adminAddress = '';
   private started = false;
@@ -92,11 +93,7 @@ export class ProxyServer {
             report: (cluster: string, result: string, detail: string) => {
               this.stats.mtlsHandshake('outbound', result);
               if (result === 'ok') return;
-              // At most once a second per cluster and reason: an endpoint refused on every connect must not flood.
-              const key = `${cluster}|${result}`;
-              const now = performance.now();
-              if (now - (this.refusalLoggedAt.get(key) ?? -Infinity) < 1_000) return;
-              this.refusalLoggedAt.set(key, now);
+              if (!this.refusals.due(`${cluster}|${result}`)) return;
               this.log.warn('mtls: upstream refused', { cluster, reason: result, detail });
             },
           };
@@ -269,16 +266,15 @@ export class ProxyServer {
     const identity = new MeshIdentity(this.log);
     let shown = '';
     const expiry = new ExpiryWatch(identity, this.log);
-    this.unwatchIdentity = identity.subscribe((id) => {
+    const unsubscribe = identity.subscribe((id) => {
       if (shown !== '' && shown !== id.id) this.stats.removeCertificate(shown);
       shown = id.id;
       if (id.id !== '') this.stats.setCertificateExpiry(id.id, id.notAfterMs, id.notBeforeMs);
       expiry.check();
     });
     expiry.start();
-    const stop = this.unwatchIdentity;
     this.unwatchIdentity = () => {
-      stop();
+      unsubscribe();
       expiry.stop();
     };
     return identity;

@@ -75,13 +75,6 @@ export function revokedSerials(pem: string): { serials: Set<string>; nextUpdateM
   return { serials, nextUpdateMs };
 }
 
-/** Compiles SPIFFE id patterns (`*` matches any run of characters) into one test. */
-export function idMatcher(patterns: readonly string[]): (id: string) => boolean {
-  const escaped = patterns.map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*'));
-  const re = new RegExp(`^(?:${escaped.join('|')})$`);
-  return (id) => re.test(id);
-}
-
 /** Node's verification codes, in our words. */
 function reasonOf(code: string): RefusalReason {
   switch (code) {
@@ -96,18 +89,37 @@ function reasonOf(code: string): RefusalReason {
   }
 }
 
+/** Everything the identity holds, replaced whole by a commit (so a failed prepare changes nothing). */
+interface IdentityState {
+  readonly policy: MtlsPolicy;
+  readonly material: IdentityMaterial | null;
+  readonly trust: TrustMaterial | null;
+  readonly roots: X509Certificate[];
+  readonly revoked: Set<string>;
+  readonly crlNextUpdateMs: number;
+  /** The leaf, then its intermediates. */
+  readonly chain: X509Certificate[];
+  readonly id: string;
+  /** What the contexts are built from, and the client context itself; null until certificate and bundle. */
+  readonly options: tls.SecureContextOptions | null;
+  readonly client: tls.SecureContext | null;
+}
+
+const EMPTY: IdentityState = {
+  policy: DEFAULT_POLICY,
+  material: null,
+  trust: null,
+  roots: [],
+  revoked: new Set(),
+  crlNextUpdateMs: Infinity,
+  chain: [],
+  id: '',
+  options: null,
+  client: null,
+};
+
 export class MeshIdentity {
-  #policy: MtlsPolicy = DEFAULT_POLICY;
-  #material: IdentityMaterial | null = null;
-  #trust: TrustMaterial | null = null;
-  #revoked = new Set<string>();
-  #crlNextUpdateMs = Infinity;
-  #server: tls.SecureContext | null = null;
-  #client: tls.SecureContext | null = null;
-  #leaf: X509Certificate | null = null;
-  #chain: X509Certificate[] = [];
-  #id = '';
-  #options: tls.SecureContextOptions | null = null;
+  #s: IdentityState = EMPTY;
   readonly #log: Logger;
   readonly #watchers = new Set<(identity: MeshIdentity) => void>();
 
@@ -123,48 +135,50 @@ export class MeshIdentity {
 
   /** The key and chain in use (for presenting this identity to control), or null before there is one. */
   get material(): IdentityMaterial | null {
-    return this.#material;
+    return this.#s.material;
   }
 
   /** What the contexts are built from (a tls.Server's setSecureContext takes it); null until ready. */
   get contextOptions(): tls.SecureContextOptions | null {
-    return this.#options;
+    return this.#s.options;
   }
 
   /** This proxy's SPIFFE id ('' before it has a certificate). */
   get id(): string {
-    return this.#id;
+    return this.#s.id;
   }
 
   get policy(): MtlsPolicy {
-    return this.#policy;
+    return this.#s.policy;
   }
 
   /** Ready for handshakes: a certificate and a trust bundle. */
   get ready(): boolean {
-    return this.#server !== null;
+    return this.#s.options !== null;
   }
 
   /** The leaf's validity (ms since the epoch); 0 before there is one. */
   get notBeforeMs(): number {
-    return this.#leaf === null ? 0 : Date.parse(this.#leaf.validFrom);
+    const leaf = this.#s.chain[0];
+    return leaf === undefined ? 0 : Date.parse(leaf.validFrom);
   }
   get notAfterMs(): number {
-    return this.#leaf === null ? 0 : Date.parse(this.#leaf.validTo);
+    const leaf = this.#s.chain[0];
+    return leaf === undefined ? 0 : Date.parse(leaf.validTo);
   }
 
   /** The leaf and its intermediates, for expiry warnings. */
   get chain(): readonly X509Certificate[] {
-    return this.#chain;
+    return this.#s.chain;
   }
 
   /** The roots of the trust bundle. */
-  get roots(): X509Certificate[] {
-    return this.#trust === null ? [] : pemCertificates(this.#trust.bundlePem);
+  get roots(): readonly X509Certificate[] {
+    return this.#s.roots;
   }
 
   get revokedCount(): number {
-    return this.#revoked.size;
+    return this.#s.revoked.size;
   }
 
   /** Checks and applies at once (prepare, then commit). */
@@ -173,101 +187,71 @@ export class MeshIdentity {
   }
 
   /**
-   * Checks the parts and builds the contexts without changing anything: throws when they do not fit (a key that
+   * Checks the parts and builds the context without changing anything: throws when they do not fit (a key that
    * is not the certificate's, a bundle with no root, a CRL that does not parse, an id outside the trust domain);
    * else returns the commit that swaps them in.
    */
   prepare(next: { policy?: MtlsPolicy; material?: IdentityMaterial; trust?: TrustMaterial }): () => void {
-    const policy = next.policy ?? this.#policy;
-    const material = next.material ?? this.#material;
-    const trust = next.trust ?? this.#trust;
-    let revoked = this.#revoked;
-    let crlNext = this.#crlNextUpdateMs;
+    const cur = this.#s;
+    const policy = next.policy ?? cur.policy;
+    const material = next.material ?? cur.material;
+    const trust = next.trust ?? cur.trust;
+    let { roots, revoked, crlNextUpdateMs, chain } = cur;
     if (next.trust !== undefined) {
-      if (pemCertificates(next.trust.bundlePem).length === 0) throw new Error('the trust bundle holds no certificate');
-      ({ serials: revoked, nextUpdateMs: crlNext } = revokedSerials(next.trust.crlPem));
+      roots = pemCertificates(next.trust.bundlePem);
+      if (roots.length === 0) throw new Error('the trust bundle holds no certificate');
+      ({ serials: revoked, nextUpdateMs: crlNextUpdateMs } = revokedSerials(next.trust.crlPem));
     }
-    let leaf = this.#leaf;
-    let chain = this.#chain;
     if (next.material !== undefined) {
       chain = pemCertificates(next.material.chainPem);
       if (chain.length === 0) throw new Error('the certificate file holds no certificate');
-      leaf = chain[0]!;
-      if (!leaf.checkPrivateKey(createPrivateKey(next.material.keyPem)))
+      if (!chain[0]!.checkPrivateKey(createPrivateKey(next.material.keyPem)))
         throw new Error('the private key is not the key of the certificate');
-      const id = spiffeIdOf(leaf);
-      if (id === '') throw new Error('the certificate has no SPIFFE id (URI SAN)');
+      if (spiffeIdOf(chain[0]!) === '') throw new Error('the certificate has no SPIFFE id (URI SAN)');
     }
-    let server: tls.SecureContext | null = null;
-    let client: tls.SecureContext | null = null;
-    let options: tls.SecureContextOptions | null = null;
-    if (material !== null && trust !== null) {
-      options = {
-        key: material.keyPem,
-        cert: material.chainPem,
-        ca: trust.bundlePem,
-        minVersion: policy.minVersion,
-        maxVersion: 'TLSv1.3',
-        ...cipherOptions(policy.ciphers),
-      };
-      server = tls.createSecureContext(options);
-      client = tls.createSecureContext(options);
-    }
-    if (leaf !== null && !spiffeIdOf(leaf).startsWith(`spiffe://${policy.trustDomain}/`))
-      throw new Error(`the certificate's id ${spiffeIdOf(leaf)} is not in trust domain ${policy.trustDomain}`);
-    return () =>
-      this.#commit(next, { policy, material, trust, revoked, crlNext, leaf, chain, server, client, options });
-  }
-
-  #commit(
-    next: { trust?: TrustMaterial },
-    c: {
-      policy: MtlsPolicy;
-      material: IdentityMaterial | null;
-      trust: TrustMaterial | null;
-      revoked: Set<string>;
-      crlNext: number;
-      leaf: X509Certificate | null;
-      chain: X509Certificate[];
-      server: tls.SecureContext | null;
-      client: tls.SecureContext | null;
-      options: tls.SecureContextOptions | null;
-    },
-  ): void {
-    const { policy, material, trust, revoked, crlNext, leaf, chain, server, client, options } = c;
-    this.#options = options;
-    this.#policy = policy;
-    this.#material = material;
-    this.#trust = trust;
-    this.#revoked = revoked;
-    this.#crlNextUpdateMs = crlNext;
-    this.#leaf = leaf;
-    this.#chain = chain;
-    this.#id = leaf === null ? '' : spiffeIdOf(leaf);
-    this.#server = server;
-    this.#client = client;
-    if (next.trust !== undefined && crlNext !== Infinity && crlNext < Date.now())
-      this.#log.warn('mtls: a CRL is past its next update; revocations may be missing', {
-        nextUpdate: new Date(crlNext).toISOString(),
-      });
-    for (const fn of this.#watchers) fn(this);
-  }
-
-  /** Options for a server-side TLSSocket: asks every client for a certificate, checked after (verify()). */
-  serverOptions(alpn: string[]): tls.TLSSocketOptions {
-    return {
-      isServer: true,
-      secureContext: this.#server ?? undefined,
-      requestCert: true,
-      rejectUnauthorized: false,
-      ALPNProtocols: alpn,
+    const id = chain.length === 0 ? '' : spiffeIdOf(chain[0]!);
+    if (id !== '' && !id.startsWith(`spiffe://${policy.trustDomain}/`))
+      throw new Error(`the certificate's id ${id} is not in trust domain ${policy.trustDomain}`);
+    const options: tls.SecureContextOptions | null =
+      material === null || trust === null
+        ? null
+        : {
+            key: material.keyPem,
+            cert: material.chainPem,
+            ca: trust.bundlePem,
+            minVersion: policy.minVersion,
+            maxVersion: 'TLSv1.3',
+            // Node's `ciphers` takes TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers in one list and sorts them out.
+            ciphers: policy.ciphers.join(':'),
+          };
+    // Built now, so options OpenSSL refuses (an unknown cipher) throw here, before anything is swapped.
+    const client = options === null ? null : tls.createSecureContext(options);
+    const state: IdentityState = {
+      policy,
+      material,
+      trust,
+      roots,
+      revoked,
+      crlNextUpdateMs,
+      chain,
+      id,
+      options,
+      client,
+    };
+    return () => {
+      this.#s = state;
+      if (next.trust !== undefined && crlNextUpdateMs !== Infinity && crlNextUpdateMs < Date.now())
+        this.#log.warn('mtls: a CRL is past its next update; revocations may be missing', {
+          nextUpdate: new Date(crlNextUpdateMs).toISOString(),
+        });
+      for (const fn of this.#watchers) fn(this);
     };
   }
 
   /** Options for tls.connect to a mesh peer: our certificate, the bundle; the server is checked after. */
   clientOptions(alpn: string[]): tls.ConnectionOptions {
     return {
-      secureContext: this.#client ?? undefined,
+      secureContext: this.#s.client ?? undefined,
       rejectUnauthorized: false,
       ALPNProtocols: alpn,
       // No SNI and no host name check: peers are addressed by IP and identified by their SPIFFE id (verify()).
@@ -288,10 +272,10 @@ export class MeshIdentity {
       return { ok: false, reason: reasonOf(code), detail: `${code} (serial ${normalSerial(cert.serialNumber)})` };
     }
     const serial = normalSerial(cert.serialNumber);
-    if (this.#revoked.has(serial)) return { ok: false, reason: 'revoked', detail: `serial ${serial} is on the CRL` };
+    if (this.#s.revoked.has(serial)) return { ok: false, reason: 'revoked', detail: `serial ${serial} is on the CRL` };
     const id = spiffeIdOf(cert);
     if (id === '') return { ok: false, reason: 'no-spiffe-id', detail: `serial ${serial} has no SPIFFE URI SAN` };
-    const td = this.#policy.trustDomain;
+    const td = this.#s.policy.trustDomain;
     if (!id.startsWith(`spiffe://${td}/`))
       return { ok: false, reason: 'wrong-trust-domain', detail: `${id} is not in trust domain ${td}` };
     if (expected !== null && !expected(id))
@@ -304,11 +288,6 @@ function pemCertificates(pem: string): X509Certificate[] {
   return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
     (b) => new X509Certificate(b),
   );
-}
-
-/** Node's `ciphers` takes TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers in one list and sorts them out. */
-function cipherOptions(ciphers: readonly string[]): Pick<tls.SecureContextOptions, 'ciphers'> {
-  return { ciphers: ciphers.join(':') };
 }
 
 /** The policy part of the config's `mtls` block. */

@@ -60,3 +60,19 @@ export function connectUpstream(o: ConnectOptions, onReady: () => void): net.Soc
   });
   return socket;
 }
+
+/**
+ * Refused handshakes logged at most once a second per key (a reason, or a cluster and reason): a peer refused
+ * on every connect, or a flood of bad clients, must not flood the log. Every refusal is still counted.
+ */
+export class RefusalLog {
+  readonly #last = new Map<string, number>();
+
+  /** Whether a line for `key` is due now (and, if so, the next one waits a second). */
+  due(key: string): boolean {
+    const now = performance.now();
+    if (now - (this.#last.get(key) ?? -Infinity) < 1_000) return false;
+    this.#last.set(key, now);
+    return true;
+  }
+}

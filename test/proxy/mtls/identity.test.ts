@@ -6,7 +6,8 @@ import { initCa, issueForId } from '../../../certs/ca.ts';
 import { createCrl, revoke } from '../../../certs/crl.ts';
 import { readFileSync } from 'node:fs';
 import { createLogger } from '../../../src/log.ts';
-import { DEFAULT_POLICY, idMatcher, MeshIdentity, revokedSerials } from '../../../proxy/mtls/identity.ts';
+import { DEFAULT_POLICY, MeshIdentity, revokedSerials } from '../../../proxy/mtls/identity.ts';
+import { compilePatterns } from '../../../src/identity/patterns.ts';
 import { renewAtMs } from '../../../proxy/mtls/issuer.ts';
 import { expiryWarnings } from '../../../proxy/mtls/expiry.ts';
 import { tempDir } from '../../certs/openssl.ts';
@@ -14,9 +15,9 @@ import { tempDir } from '../../certs/openssl.ts';
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 
-describe('idMatcher', () => {
+describe('server id patterns (compilePatterns, as a cluster’s serverIds use them)', () => {
   it('matches * as any run of characters, anchored, and nothing else as a pattern', () => {
-    const m = idMatcher(['spiffe://cluster.local/ns/shop/sa/*', 'spiffe://cluster.local/ns/a.b/sa/exact']);
+    const m = compilePatterns(['spiffe://cluster.local/ns/shop/sa/*', 'spiffe://cluster.local/ns/a.b/sa/exact']);
     expect(m('spiffe://cluster.local/ns/shop/sa/web')).toBe(true);
     expect(m('spiffe://cluster.local/ns/a.b/sa/exact')).toBe(true);
     expect(m('spiffe://cluster.local/ns/aXb/sa/exact')).toBe(false); // '.' is a dot, not any character
