@@ -36,6 +36,9 @@ describe('RedisStore as two control replicas', () => {
     const heardByTwo: string[] = [];
     one.watch('rules', (id) => heardByOne.push(id));
     two.watch('rules', (id) => heardByTwo.push(id));
+    // Both subscriptions are up before the first write (a store's writes wait for its own subscription only):
+    // a notification published while the other replica is still subscribing is not one it can hear.
+    await Promise.all([one.put('warm-up', { id: 'one' }), two.put('warm-up', { id: 'two' })]);
     await one.put('rules', { id: 'from-one', weight: 1 });
     await two.put('rules', { id: 'from-two', weight: 2 });
     await waitForAsync(async () => heardByOne.length === 2 && heardByTwo.length === 2, 5_000);
